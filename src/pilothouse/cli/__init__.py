@@ -1,0 +1,1 @@
+"""The `pilothouse` command line: one module per command group."""

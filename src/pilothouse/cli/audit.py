@@ -1,0 +1,90 @@
+"""`pilothouse audit`: read the hash-chained audit log and verify that no row was altered or removed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from pilothouse.audit.chain import verify_chain
+from pilothouse.cli.common import (
+    JsonOpt,
+    KeyOpt,
+    UrlOpt,
+    client,
+    console,
+    emit,
+    err_console,
+    print_json,
+    table,
+    when,
+)
+from pilothouse.store.engine import StoreError, open_store
+
+audit_app = typer.Typer(help="Audit log: list events, verify the hash chain.", no_args_is_help=True)
+
+
+@audit_app.command("list")
+def list_(
+    after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List audit events of your project, oldest first."""
+    with client(url, api_key) as ph:
+        events = ph.audit_events(after=after, limit=limit)
+    emit(
+        as_json,
+        events,
+        lambda: table(
+            "Audit events",
+            ["seq", "time (UTC)", "actor", "action", "target"],
+            [[e["seq"], when(e["ts"]), e["actor"], e["action"], e["target"]] for e in events],
+        ),
+    )
+
+
+@audit_app.command("verify")
+def verify(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Verify the database directly (no server needed), e.g. sqlite:///.pilothouse/pilothouse.db.",
+        ),
+    ] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first broken link if any row was altered or removed."""
+    if database_url:
+        try:
+            store = open_store(database_url, migrate=False)
+        except StoreError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        with store.connect() as conn:
+            checked, broken = verify_chain(conn)
+        store.dispose()
+        result: dict[str, Any] = {
+            "ok": broken is None,
+            "checked": checked,
+            "broken": None if broken is None else {"seq": broken.seq, "reason": broken.reason},
+        }
+    else:
+        with client(url, api_key) as ph:
+            result = ph.verify_audit()
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        console.print(f"[green]audit chain intact[/green]: {result['checked']} events verified")
+    else:
+        err_console.print(
+            f"[red]audit chain broken at event {result['broken']['seq']}[/red]: {result['broken']['reason']} "
+            f"({result['checked']} events before it verified)"
+        )
+    if not result["ok"]:
+        raise typer.Exit(1)

@@ -1,0 +1,35 @@
+"""Entry point of the `pilothouse` command."""
+
+from __future__ import annotations
+
+import typer
+
+from pilothouse import __version__
+from pilothouse.cli.audit import audit_app
+from pilothouse.cli.keys import keys_app, projects_app
+from pilothouse.cli.models import models_app
+from pilothouse.cli.traces import traces_app
+from pilothouse.cli.up import up
+
+app = typer.Typer(
+    name="pilothouse",
+    help="Pilothouse: an LLMOps platform. `pilothouse up` runs the server; the other commands manage it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("up")(up)
+app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
+app.add_typer(traces_app, name="traces")
+app.add_typer(audit_app, name="audit")
+app.add_typer(models_app, name="models")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The inference path: providers, pricing, token accounting and the request pipeline."""

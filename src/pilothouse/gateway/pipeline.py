@@ -1,0 +1,331 @@
+"""The inference path: validate → resolve model → check capabilities and context window → call the
+provider → meter tokens and cost → record the llm/embedding span on the request's trace.
+
+The server owns the trace's lifetime (it is written whatever happens); this module fills it in. Later stages
+(guards, caches, budgets, routing with fallbacks, prompt references) slot in around `_call`.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pilothouse.config import Deployment, ModelEntry, Settings
+from pilothouse.errors import ApiError, InvalidRequest, NotFound, RateLimited, UpstreamError, UpstreamTimeout
+from pilothouse.gateway.pricing import PriceBook, cost
+from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError, Usage
+from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.gateway.streaming import StreamAccumulator, sse
+from pilothouse.gateway.tokens import estimate_messages_tokens, estimate_text_tokens
+from pilothouse.gateway.validation import ChatBody, parse_chat_body, parse_embeddings_body
+from pilothouse.tracing.model import SpanRecord, TraceRecord
+
+_REQUEST_ATTRS = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "seed": "gen_ai.request.seed",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the API key, its project and role."""
+
+    key_id: str
+    project_id: str
+    role: str
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A validated chat call, ready to send."""
+
+    body: ChatBody
+    entry: ModelEntry
+    deployment: Deployment
+    provider: Provider
+    request: ChatRequest
+    span: SpanRecord
+    input_tokens: int | None
+
+
+def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
+    """Map an upstream failure to the status a caller should see, keeping the upstream's reason."""
+    reason = f"upstream {deployment}: {exc.message}"
+    if exc.kind == "rate_limit":
+        headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after else {}
+        return RateLimited(reason, code="upstream_rate_limited", headers=headers)
+    if exc.kind == "timeout":
+        return UpstreamTimeout(reason, code="upstream_timeout")
+    if exc.kind == "context_window":
+        return InvalidRequest(reason, code="context_length_exceeded", param="messages")
+    if exc.kind == "bad_request":
+        return InvalidRequest(reason, code="upstream_bad_request")
+    if exc.kind == "auth":
+        return UpstreamError(f"{reason} (check the deployment's API key)", code="upstream_auth_failed")
+    return UpstreamError(reason, code="upstream_unavailable" if exc.kind == "unavailable" else "upstream_error")
+
+
+class Gateway:
+    """Turns OpenAI-format requests into provider calls, recording each on the caller's trace."""
+
+    def __init__(self, settings: Settings, pool: ProviderPool, prices: PriceBook) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.prices = prices
+        self.catalog = settings.catalog()
+
+    # -- models -----------------------------------------------------------------------------------
+    def list_models(self) -> list[dict[str, Any]]:
+        return [
+            {"id": name, "object": "model", "created": 0, "owned_by": entry.deployments[0].provider}
+            for name, entry in sorted(self.catalog.items())
+        ]
+
+    def resolve(self, name: str, kind: str) -> ModelEntry:
+        entry = self.catalog.get(name)
+        if entry is None:
+            available = ", ".join(n for n, e in sorted(self.catalog.items()) if e.kind == kind)
+            raise NotFound(
+                f"The model '{name}' does not exist. Available {kind} models: {available or 'none'}",
+                code="model_not_found",
+                param="model",
+            )
+        if entry.kind != kind:
+            raise InvalidRequest(
+                f"'{name}' is an {entry.kind} model; use it with "
+                + ("/v1/embeddings" if entry.kind == "embedding" else "/v1/chat/completions"),
+                code="wrong_model_kind",
+                param="model",
+            )
+        return entry
+
+    def _deployment_index(self, entry: ModelEntry) -> int:
+        if len(entry.deployments) == 1:
+            return 0
+        weights = [d.weight for d in entry.deployments]
+        return random.choices(range(len(weights)), weights=weights)[0]
+
+    # -- chat -------------------------------------------------------------------------------------
+    def prepare_chat(self, raw: Any, trace: TraceRecord) -> Prepared:
+        body = parse_chat_body(raw)
+        entry = self.resolve(body.model, "chat")
+        deployment = entry.deployments[self._deployment_index(entry)]
+        provider = self.pool.get(deployment)
+        trace.model = entry.name
+        trace.user_id = body.user
+        if body.params.get("tools") and not provider.supports_tools:
+            raise InvalidRequest(
+                f"model '{entry.name}' ({deployment.provider}) does not support tools; "
+                "remove 'tools' or choose a model that does",
+                param="tools",
+                code="tools_not_supported",
+            )
+        if body.stream and not provider.supports_streaming:
+            raise InvalidRequest(f"model '{entry.name}' does not support streaming", param="stream")
+        counter = getattr(provider, "count_input_tokens", None)
+        input_tokens = int(counter(body.messages)) if counter is not None else None
+        window = self.prices.context_window_for(deployment)
+        if window is not None:
+            needed = (input_tokens if input_tokens is not None else estimate_messages_tokens(body.messages)) + (
+                body.max_tokens or 0
+            )
+            if needed > window:
+                exact = "" if input_tokens is not None else " (estimated)"
+                raise InvalidRequest(
+                    f"This request needs {needed} tokens{exact} "
+                    f"({needed - (body.max_tokens or 0)} in the messages + {body.max_tokens or 0} max_tokens), "
+                    f"but '{entry.name}' has a context window of {window}. Shorten the messages or lower max_tokens.",
+                    code="context_length_exceeded",
+                    param="messages",
+                )
+        span = trace.span("llm", f"chat {entry.name}")
+        span.model = entry.name
+        span.provider = deployment.provider
+        attrs = span.attributes
+        attrs["gen_ai.operation.name"] = "chat"
+        attrs["gen_ai.provider.name"] = deployment.provider
+        attrs["gen_ai.request.model"] = entry.name
+        attrs["pilothouse.deployment.model"] = deployment.model
+        attrs["gen_ai.request.stream"] = body.stream
+        if body.max_tokens is not None:
+            attrs["gen_ai.request.max_tokens"] = body.max_tokens
+        for param, attr in _REQUEST_ATTRS.items():
+            if param in body.params:
+                attrs[attr] = body.params[param]
+        if "stop" in body.params:
+            stop = body.params["stop"]
+            attrs["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else stop
+        if self.settings.capture_content:
+            span.input = {"messages": body.messages}
+            if body.params.get("tools"):
+                attrs["gen_ai.tool.definitions"] = body.params["tools"]
+        params = dict(body.params)
+        request = ChatRequest(model=deployment.model, messages=body.messages, params=params)
+        return Prepared(body, entry, deployment, provider, request, span, input_tokens)
+
+    def _meter(self, prep: Prepared, usage: Usage | None, output_text: str) -> None:
+        span = prep.span
+        if usage is None:
+            n_in = prep.input_tokens
+            usage = Usage(
+                input_tokens=n_in if n_in is not None else estimate_messages_tokens(prep.body.messages),
+                output_tokens=estimate_text_tokens(output_text),
+                estimated=True,
+            )
+        span.input_tokens = usage.input_tokens
+        span.output_tokens = usage.output_tokens
+        span.usage_estimated = usage.estimated
+        attrs = span.attributes
+        attrs["gen_ai.usage.input_tokens"] = usage.input_tokens
+        attrs["gen_ai.usage.output_tokens"] = usage.output_tokens
+        if usage.cached_input_tokens:
+            attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
+        price = self.prices.price_for(prep.deployment)
+        if price is None:
+            attrs["pilothouse.cost.unknown"] = True
+            span.cost_usd = None
+        else:
+            span.cost_usd = cost(price, usage)
+            attrs["pilothouse.cost_usd"] = str(span.cost_usd)
+
+    async def chat(self, prep: Prepared) -> dict[str, Any]:
+        """Non-streamed completion; returns the OpenAI `chat.completion` body."""
+        try:
+            result = await prep.provider.chat(prep.request)
+        except ProviderError as exc:
+            raise provider_error_to_api(exc, f"{prep.span.provider}/{prep.request.model}") from exc
+        body = result.body
+        choices = body.get("choices") or [{}]
+        message = choices[0].get("message") or {}
+        self._meter(prep, result.usage, str(message.get("content") or ""))
+        self._record_output(prep.span, message, choices[0].get("finish_reason"), body.get("id"), body.get("model"))
+        if result.usage is None or "usage" not in body:
+            span = prep.span
+            body["usage"] = {
+                "prompt_tokens": span.input_tokens,
+                "completion_tokens": span.output_tokens,
+                "total_tokens": (span.input_tokens or 0) + (span.output_tokens or 0),
+            }
+        return body
+
+    def _record_output(
+        self,
+        span: SpanRecord,
+        message: dict[str, Any],
+        finish: str | None,
+        rid: str | None,
+        rmodel: str | None,
+    ) -> None:
+        attrs = span.attributes
+        if finish:
+            attrs["gen_ai.response.finish_reasons"] = [finish]
+        if rid:
+            attrs["gen_ai.response.id"] = rid
+        if rmodel:
+            attrs["gen_ai.response.model"] = rmodel
+        if self.settings.capture_content:
+            span.output = {"message": message, "finish_reason": finish}
+
+    async def chat_stream(self, prep: Prepared) -> AsyncGenerator[bytes, None]:
+        """SSE events for a streamed completion, without the final `[DONE]` (the server sends it once the
+        trace is stored). A failure before the first event raises ApiError; after it, it becomes an SSE
+        error event (the status line is already sent)."""
+        acc = StreamAccumulator()
+        started = time.perf_counter()
+        span = prep.span
+        sent = False
+        try:
+            async for chunk in prep.provider.chat_stream(prep.request):
+                if acc.add(chunk) and span.ttft_ms is None:
+                    span.ttft_ms = round((time.perf_counter() - started) * 1000.0, 3)
+                    span.attributes["gen_ai.response.time_to_first_chunk"] = span.ttft_ms / 1000.0
+                if chunk.get("usage") and not chunk.get("choices"):
+                    continue  # re-emitted below, only if the caller asked for it
+                sent = True
+                yield sse(chunk)
+        except ProviderError as exc:
+            error = provider_error_to_api(exc, f"{span.provider}/{prep.request.model}")
+            if not sent:
+                raise error from exc  # nothing sent yet: the caller gets a proper HTTP error status
+            span.finish(status="error", error=error.message)
+            self._meter(prep, _usage_from(acc.usage), "".join(acc.text))
+            yield sse(error.body())
+            return
+        usage = _usage_from(acc.usage)
+        self._meter(prep, usage, "".join(acc.text))
+        self._record_output(span, acc.message(), acc.finish_reason, acc.response_id, acc.response_model)
+        if prep.body.include_usage:
+            yield sse(
+                {
+                    "id": acc.response_id or "chatcmpl",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": acc.response_model or prep.request.model,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": span.input_tokens,
+                        "completion_tokens": span.output_tokens,
+                        "total_tokens": (span.input_tokens or 0) + (span.output_tokens or 0),
+                    },
+                }
+            )
+        span.finish()
+
+    # -- embeddings -------------------------------------------------------------------------------
+    async def embeddings(self, raw: Any, trace: TraceRecord) -> dict[str, Any]:
+        name, inputs, fmt = parse_embeddings_body(raw)
+        entry = self.resolve(name, "embedding")
+        deployment = entry.deployments[self._deployment_index(entry)]
+        provider = self.pool.get(deployment)
+        trace.model = entry.name
+        span = trace.span("embedding", f"embeddings {entry.name}")
+        span.model, span.provider = entry.name, deployment.provider
+        span.attributes.update(
+            {
+                "gen_ai.operation.name": "embeddings",
+                "gen_ai.provider.name": deployment.provider,
+                "gen_ai.request.model": entry.name,
+                "gen_ai.request.encoding_formats": [fmt],
+            }
+        )
+        if self.settings.capture_content:
+            span.input = {"input": inputs}
+        try:
+            result = await provider.embed(deployment.model, inputs)
+        except ProviderError as exc:
+            raise provider_error_to_api(exc, f"{deployment.provider}/{deployment.model}") from exc
+        span.input_tokens, span.output_tokens = result.input_tokens, 0
+        span.attributes["gen_ai.usage.input_tokens"] = result.input_tokens
+        if result.vectors:
+            span.attributes["gen_ai.embeddings.dimension.count"] = len(result.vectors[0])
+        price = self.prices.price_for(deployment)
+        span.cost_usd = None if price is None else cost(price, Usage(result.input_tokens, 0))
+        span.finish()
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(v, fmt)}
+            for i, v in enumerate(result.vectors)
+        ]
+        usage = {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens}
+        return {"object": "list", "data": data, "model": entry.name, "usage": usage}
+
+
+def _encode_vector(vector: list[float], fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return vector
+
+
+def _usage_from(raw: dict[str, Any] | None) -> Usage | None:
+    if not raw:
+        return None
+    cached = (raw.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0), int(cached))

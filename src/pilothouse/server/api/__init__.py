@@ -1,0 +1,1 @@
+"""Management API routers, one per area, all under /api."""

@@ -1,0 +1,70 @@
+"""/api/traces: list (filter by time, model, status, user, session; cursor-paginated) and show one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from pilothouse.errors import InvalidRequest, NotFound
+from pilothouse.server.api.deps import PrincipalDep, StateDep
+from pilothouse.store.traces import BadCursor, TraceFilter, get_trace, list_traces
+
+router = APIRouter(prefix="/api/traces", tags=["traces"])
+
+
+def parse_time(value: str | None, name: str) -> float | None:
+    """Accept epoch seconds or ISO 8601 (a naive time is UTC)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"'{name}' must be epoch seconds or ISO 8601, got {value!r}", param=name) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+@router.get("")
+def list_all(
+    state: StateDep,
+    principal: PrincipalDep,
+    since: str | None = None,
+    until: str | None = None,
+    model: str | None = None,
+    status: Literal["ok", "error"] | None = None,
+    user: str | None = None,
+    session: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    flt = TraceFilter(
+        project_id=principal.project_id,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+        model=model,
+        status=status,
+        user_id=user,
+        session_id=session,
+    )
+    try:
+        with state.store.connect() as conn:
+            page, next_cursor = list_traces(conn, flt, limit=limit, cursor=cursor)
+    except BadCursor as exc:
+        raise InvalidRequest(str(exc), param="cursor") from exc
+    return {"data": page, "next_cursor": next_cursor}
+
+
+@router.get("/{trace_id}")
+def show(trace_id: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    with state.store.connect() as conn:
+        trace = get_trace(conn, principal.project_id, trace_id)
+    if trace is None:
+        raise NotFound(f"no trace {trace_id!r} in this project")
+    return trace

@@ -1,0 +1,184 @@
+"""The two hot endpoints, POST /v1/chat/completions and POST /v1/embeddings, as plain ASGI.
+
+They bypass FastAPI's routing and dependency machinery (a measurable share of CPU per request at
+gateway rates); everything else goes to the FastAPI app. Every response carries `x-pilothouse-trace-id`,
+and the request's trace is stored (committed) before the response ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from pilothouse.errors import ApiError, InvalidRequest, PayloadTooLarge
+from pilothouse.gateway.pipeline import Principal
+from pilothouse.gateway.streaming import DONE
+from pilothouse.server.auth import require_model_access
+from pilothouse.server.state import AppState
+from pilothouse.store.ids import new_trace_id
+from pilothouse.tracing.model import TraceRecord
+
+CHAT_PATH = "/v1/chat/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
+FAST_PATHS = {CHAT_PATH, EMBEDDINGS_PATH}
+_JSON = [(b"content-type", b"application/json")]
+_SSE = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = _header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes (max_body_bytes)")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes (max_body_bytes)")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        raise InvalidRequest("the request body is empty: send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON in the request body: {exc}", code="invalid_json") from exc
+
+
+async def send_json(send: Send, status: int, payload: Any, trace_id: str, extra: dict[str, str] | None = None) -> None:
+    headers = [*_JSON, (b"x-pilothouse-trace-id", trace_id.encode())]
+    for key, value in (extra or {}).items():
+        headers.append((key.encode(), value.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+
+
+def _record_failure(trace: TraceRecord, error: ApiError) -> None:
+    """Put the refusal on the trace: on its model span if one was opened, else on a request step span."""
+    open_spans = [s for s in trace.spans if s.ended_at is None]
+    span = open_spans[-1] if open_spans else trace.span("step", "request")
+    span.attributes["error.type"] = error.code or error.type
+    span.attributes["http.response.status_code"] = error.status
+    span.finish(status="error", error=error.message)
+    trace.status = "error"
+
+
+class GatewayEndpoints:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        try:
+            principal = self.state.auth.authenticate(_header(scope, b"authorization"))
+            require_model_access(principal)
+        except ApiError as exc:
+            await send_json(send, exc.status, exc.body(), new_trace_id(), exc.headers)
+            return
+        trace = TraceRecord(
+            project_id=principal.project_id,
+            name="chat" if path == CHAT_PATH else "embeddings",
+            api_key_id=principal.key_id,
+            session_id=_header(scope, b"x-pilothouse-session-id"),
+        )
+        try:
+            await self._handle(scope, receive, send, principal, trace)
+        finally:
+            # write() enqueues synchronously, so even a cancelled request's trace is stored.
+            for span in trace.spans:
+                if span.ended_at is None:
+                    span.finish(status="error", error="request ended before the call completed")
+                    trace.status = "error"
+            trace.finish()
+            await asyncio.shield(self.state.sink.write(trace))
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, principal: Principal, trace: TraceRecord
+    ) -> None:
+        gateway = self.state.gateway
+        try:
+            raw = _parse_json(await _read_body(scope, receive, self.state.settings.max_body_bytes))
+            if scope["path"] == EMBEDDINGS_PATH:
+                payload = await gateway.embeddings(raw, trace)
+            else:
+                prep = gateway.prepare_chat(raw, trace)
+                if prep.body.stream:
+                    events = gateway.chat_stream(prep)
+                    first = await anext(events, b"")  # raises ApiError before any byte is sent
+                    await self._stream(send, receive, first, events, trace)
+                    return
+                payload = await gateway.chat(prep)
+                prep.span.finish()
+        except ApiError as exc:
+            _record_failure(trace, exc)
+            await self._flush(trace)
+            await send_json(send, exc.status, exc.body(), trace.id, exc.headers)
+            return
+        await self._flush(trace)
+        await send_json(send, 200, payload, trace.id)
+
+    async def _flush(self, trace: TraceRecord) -> None:
+        """Store the trace now, so it is readable the moment the caller has the answer."""
+        trace.finish()
+        await self.state.sink.write(trace)
+        trace.spans = []  # stored; the finally-block write must not store it twice
+        trace.status = "stored"  # type: ignore[assignment]
+
+    async def _stream(
+        self,
+        send: Send,
+        receive: Receive,
+        first: bytes,
+        events: AsyncGenerator[bytes, None],
+        trace: TraceRecord,
+    ) -> None:
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            headers = [*_SSE, (b"x-pilothouse-trace-id", trace.id.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for event in events:
+                if disconnected.is_set():
+                    break
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await events.aclose()
+            if not disconnected.is_set():
+                await self._flush(trace)
+                await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher

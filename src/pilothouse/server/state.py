@@ -1,0 +1,80 @@
+"""Everything a running server holds, built at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pilothouse.config import Settings
+from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.pricing import default_price_book
+from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.server.auth import Authenticator
+from pilothouse.server.bootstrap import Bootstrap, bootstrap
+from pilothouse.store.engine import Store, open_store
+from pilothouse.tracing.sink import StoreSink, replay_spill
+
+log = logging.getLogger("pilothouse.server")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    sink: StoreSink
+    auth: Authenticator
+    gateway: Gateway
+    pool: ProviderPool
+    boot: Bootstrap
+    started_at: float = field(default_factory=time.time)
+    models_ready: bool = False
+    warm_error: str | None = None
+
+
+def build_state(settings: Settings) -> AppState:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.resolved_database_url())
+    spill = settings.data_dir / "traces-unstored.jsonl"
+    replayed = replay_spill(store, spill)
+    if replayed:
+        log.warning("replayed %d traces that an earlier run could not store", replayed)
+    boot = bootstrap(store, settings.admin_key_path)
+    pool = ProviderPool(settings)
+    gateway = Gateway(settings, pool, default_price_book())
+    return AppState(
+        settings=settings,
+        store=store,
+        sink=StoreSink(store, spill_path=spill, batch_max=settings.trace_batch_max),
+        auth=Authenticator(store, settings.key_cache_ttl_s),
+        gateway=gateway,
+        pool=pool,
+        boot=boot,
+    )
+
+
+async def warm_models(state: AppState) -> None:
+    """Load local models before declaring readiness, so the first request is not the slow one."""
+    try:
+        for entry in state.gateway.catalog.values():
+            for deployment in entry.deployments:
+                provider = state.pool.get(deployment)
+                warm = getattr(provider, "warm", None)
+                if warm is None or not state.settings.local.preload:
+                    continue
+                if inspect.iscoroutinefunction(warm):
+                    await warm()
+                else:
+                    await asyncio.to_thread(warm)
+        state.models_ready = True
+    except Exception as exc:  # surfaced on /readyz rather than crashing the server
+        state.warm_error = f"{type(exc).__name__}: {exc}"
+        log.error("could not load models: %s", state.warm_error)
+
+
+async def close_state(state: AppState) -> None:
+    await state.pool.aclose()
+    state.sink.close()
+    state.store.dispose()

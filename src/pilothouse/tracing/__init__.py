@@ -1,0 +1,1 @@
+"""Traces and spans: the record of every call, and the sinks that persist them."""
