@@ -1,0 +1,5 @@
+"""`python -m pilothouse` runs the CLI."""
+
+from pilothouse.cli.main import main
+
+main()
