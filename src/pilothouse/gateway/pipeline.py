@@ -132,7 +132,10 @@ class Gateway:
         if body.stream and not provider.supports_streaming:
             raise InvalidRequest(f"model '{entry.name}' does not support streaming", param="stream")
         counter = getattr(provider, "count_input_tokens", None)
-        input_tokens = int(counter(body.messages)) if counter is not None else None
+        try:
+            input_tokens = int(counter(body.messages)) if counter is not None else None
+        except ProviderError as exc:
+            raise provider_error_to_api(exc, f"{deployment.provider}/{deployment.model}") from exc
         window = self.prices.context_window_for(deployment)
         if window is not None:
             needed = (input_tokens if input_tokens is not None else estimate_messages_tokens(body.messages)) + (
