@@ -16,7 +16,6 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from pilothouse.errors import ApiError, InvalidRequest, PayloadTooLarge
-from pilothouse.gateway.pipeline import Principal
 from pilothouse.gateway.streaming import DONE
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.state import AppState
@@ -87,6 +86,29 @@ def _record_failure(trace: TraceRecord, error: ApiError) -> None:
     trace.status = "error"
 
 
+class _TraceOnce:
+    """Stores a request's trace exactly once: early (before the response ends) or, failing that, at the end."""
+
+    def __init__(self, state: AppState, trace: TraceRecord) -> None:
+        self.state = state
+        self.trace = trace
+        self.stored = False
+
+    async def store(self) -> None:
+        if self.stored:
+            return
+        self.stored = True  # write() enqueues synchronously, so a cancelled await still stores it
+        self.trace.finish()
+        await asyncio.shield(self.state.sink.write(self.trace))
+
+    async def store_abandoned(self) -> None:
+        for span in self.trace.spans:
+            if span.ended_at is None:
+                span.finish(status="error", error="request ended before the call completed")
+                self.trace.status = "error"
+        await self.store()
+
+
 class GatewayEndpoints:
     def __init__(self, state: AppState) -> None:
         self.state = state
@@ -105,21 +127,15 @@ class GatewayEndpoints:
             api_key_id=principal.key_id,
             session_id=_header(scope, b"x-pilothouse-session-id"),
         )
+        once = _TraceOnce(self.state, trace)
         try:
-            await self._handle(scope, receive, send, principal, trace)
+            await self._handle(scope, receive, send, once)
         finally:
-            # write() enqueues synchronously, so even a cancelled request's trace is stored.
-            for span in trace.spans:
-                if span.ended_at is None:
-                    span.finish(status="error", error="request ended before the call completed")
-                    trace.status = "error"
-            trace.finish()
-            await asyncio.shield(self.state.sink.write(trace))
+            await once.store_abandoned()
 
-    async def _handle(
-        self, scope: Scope, receive: Receive, send: Send, principal: Principal, trace: TraceRecord
-    ) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, once: _TraceOnce) -> None:
         gateway = self.state.gateway
+        trace = once.trace
         try:
             raw = _parse_json(await _read_body(scope, receive, self.state.settings.max_body_bytes))
             if scope["path"] == EMBEDDINGS_PATH:
@@ -129,24 +145,18 @@ class GatewayEndpoints:
                 if prep.body.stream:
                     events = gateway.chat_stream(prep)
                     first = await anext(events, b"")  # raises ApiError before any byte is sent
-                    await self._stream(send, receive, first, events, trace)
+                    await self._stream(send, receive, first, events, once)
                     return
                 payload = await gateway.chat(prep)
                 prep.span.finish()
         except ApiError as exc:
             _record_failure(trace, exc)
-            await self._flush(trace)
+            await once.store()
             await send_json(send, exc.status, exc.body(), trace.id, exc.headers)
             return
-        await self._flush(trace)
+        # Stored before answering, so the trace is readable the moment the caller has the answer.
+        await once.store()
         await send_json(send, 200, payload, trace.id)
-
-    async def _flush(self, trace: TraceRecord) -> None:
-        """Store the trace now, so it is readable the moment the caller has the answer."""
-        trace.finish()
-        await self.state.sink.write(trace)
-        trace.spans = []  # stored; the finally-block write must not store it twice
-        trace.status = "stored"  # type: ignore[assignment]
 
     async def _stream(
         self,
@@ -154,7 +164,7 @@ class GatewayEndpoints:
         receive: Receive,
         first: bytes,
         events: AsyncGenerator[bytes, None],
-        trace: TraceRecord,
+        once: _TraceOnce,
     ) -> None:
         disconnected = asyncio.Event()
 
@@ -167,7 +177,7 @@ class GatewayEndpoints:
 
         watcher = asyncio.create_task(watch())
         try:
-            headers = [*_SSE, (b"x-pilothouse-trace-id", trace.id.encode())]
+            headers = [*_SSE, (b"x-pilothouse-trace-id", once.trace.id.encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": first, "more_body": True})
             async for event in events:
@@ -176,7 +186,7 @@ class GatewayEndpoints:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await events.aclose()
             if not disconnected.is_set():
-                await self._flush(trace)
+                await once.store()
                 await send({"type": "http.response.body", "body": DONE, "more_body": False})
         finally:
             watcher.cancel()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from pilothouse.store.engine import Store
 from pilothouse.store.tables import spans, traces
@@ -105,8 +106,8 @@ class StoreSink:
             if stop:
                 return
 
-    def _commit(self, batch: list[Any]) -> None:
-        records: list[TraceRecord] = [b[0] for b in batch]
+    def _insert(self, records: list[TraceRecord]) -> Exception | None:
+        """One transaction for all `records`, retried with backoff; returns the last error, if any."""
         trace_rows, span_rows = _rows(records)
         error: Exception | None = None
         for attempt in range(self._retries):
@@ -116,14 +117,25 @@ class StoreSink:
                     if span_rows:
                         conn.execute(insert(spans), span_rows)
                 self.written += len(records)
-                error = None
-                break
-            except Exception as exc:  # the database is down or rejected the batch
+                return None
+            except IntegrityError as exc:  # a bad row: retrying the same rows cannot help
+                return exc
+            except Exception as exc:  # the database is down or busy
                 error = exc
                 time.sleep(0.05 * (2**attempt))
-        if error is not None:
-            log.error("could not store %d traces (%s); spilling to %s", len(records), error, self._spill)
-            self._spill_records(records)
+        return error
+
+    def _commit(self, batch: list[Any]) -> None:
+        records: list[TraceRecord] = [b[0] for b in batch]
+        error = self._insert(records)
+        if isinstance(error, IntegrityError) and len(records) > 1:
+            # One bad trace must not keep the others out: store them one by one, spill only the failures.
+            failed = [r for r in records if self._insert([r]) is not None]
+        else:
+            failed = records if error is not None else []
+        if failed:
+            log.error("could not store %d traces (%s); spilling to %s", len(failed), error, self._spill)
+            self._spill_records(failed)
         for _, loop, done in batch:
             if loop is None:
                 done.set()
