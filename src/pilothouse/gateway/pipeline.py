@@ -7,6 +7,7 @@ The server owns the trace's lifetime (it is written whatever happens); this modu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import time
@@ -255,6 +256,10 @@ class Gateway:
                     continue  # re-emitted below, only if the caller asked for it
                 sent = True
                 yield sse(chunk)
+        except (GeneratorExit, asyncio.CancelledError):
+            # The caller left mid-stream: the upstream still spent these tokens, so meter them.
+            self._meter(prep, _usage_from(acc.usage), "".join(acc.text))
+            raise
         except ProviderError as exc:
             error = provider_error_to_api(exc, f"{span.provider}/{prep.request.model}")
             if not sent:

@@ -163,7 +163,7 @@ def parse_embeddings_body(body: Any) -> tuple[str, list[str], str]:
         raise InvalidRequest("'input' must be a non-empty string or a non-empty list of strings", param="input")
     if len(inputs) > 2048:
         raise InvalidRequest(f"'input' has {len(inputs)} items; at most 2048 per request", param="input")
-    fmt = body.get("encoding_format", "float")
+    fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):
         raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
     dims = body.get("dimensions")

@@ -161,19 +161,22 @@ def replay_spill(store: Store, spill_path: Path) -> int:
     if not spill_path.exists():
         return 0
     count = 0
-    with store.begin() as conn:
-        for line in spill_path.read_bytes().splitlines():
-            if not line.strip():
-                continue
-            data = orjson.loads(line)
-            trace_row = data["trace"]
-            trace_row["cost_usd"] = Decimal(trace_row["cost_usd"])
-            for s in data["spans"]:
-                if s.get("cost_usd") is not None:
-                    s["cost_usd"] = Decimal(s["cost_usd"])
-            conn.execute(insert(traces), [trace_row])
-            if data["spans"]:
-                conn.execute(insert(spans), data["spans"])
+    for line in spill_path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        data = orjson.loads(line)
+        trace_row = data["trace"]
+        trace_row["cost_usd"] = Decimal(trace_row["cost_usd"])
+        for s in data["spans"]:
+            if s.get("cost_usd") is not None:
+                s["cost_usd"] = Decimal(s["cost_usd"])
+        try:
+            with store.begin() as conn:
+                conn.execute(insert(traces), [trace_row])
+                if data["spans"]:
+                    conn.execute(insert(spans), data["spans"])
             count += 1
+        except IntegrityError:
+            log.warning("spilled trace %s is already stored; skipped", trace_row["id"])
     spill_path.rename(spill_path.with_suffix(f".replayed-{int(time.time())}"))
     return count
