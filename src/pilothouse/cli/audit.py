@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from pilothouse.audit.chain import verify_chain
+from pilothouse.audit.chain import BrokenLink, verify_chain
 from pilothouse.cli.common import (
     JsonOpt,
     KeyOpt,
@@ -46,6 +49,36 @@ def list_(
     )
 
 
+def _verify_database(database_url: str) -> tuple[int, BrokenLink | None]:
+    """Verify the chain straight from the database; a missing or foreign database ends with one error line."""
+    try:
+        parsed = make_url(database_url)
+    except ArgumentError:
+        parsed = None
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and "uri" not in parsed.query:
+        path = parsed.database or ""
+        if path not in ("", ":memory:") and not Path(path).is_file():
+            err_console.print(f"[red]error:[/red] no database file at {path}")
+            raise typer.Exit(1)
+    try:
+        store = open_store(database_url, migrate=False)
+    except StoreError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    try:
+        with store.connect() as conn:
+            return verify_chain(conn)
+    except SQLAlchemyError as exc:
+        safe = store.engine.url.render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        err_console.print(
+            f"[red]error:[/red] cannot read the audit log at {safe} (is it a Pilothouse database?): {reason}"
+        )
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+
+
 @audit_app.command("verify")
 def verify(
     database_url: Annotated[
@@ -61,14 +94,7 @@ def verify(
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first broken link if any row was altered or removed."""
     if database_url:
-        try:
-            store = open_store(database_url, migrate=False)
-        except StoreError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
-        with store.connect() as conn:
-            checked, broken = verify_chain(conn)
-        store.dispose()
+        checked, broken = _verify_database(database_url)
         result: dict[str, Any] = {
             "ok": broken is None,
             "checked": checked,

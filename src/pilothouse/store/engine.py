@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from pilothouse.store.migrate import upgrade_to_head
 
@@ -91,7 +91,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         else:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
+    except DBAPIError as exc:  # unreachable, refused, or not a database at all
         engine.dispose()
         raise StoreError(f"cannot open the database at {safe}: {exc.orig}") from exc
     return Store(engine)

@@ -54,7 +54,7 @@ def _trace_dict(row: Any) -> dict[str, Any]:
         "model": row.model,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
-        "cost_usd": str(row.cost_usd),
+        "cost_usd": format(row.cost_usd, "f"),
     }
 
 
@@ -76,7 +76,7 @@ def span_dict(row: Any) -> dict[str, Any]:
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "usage_estimated": row.usage_estimated,
-        "cost_usd": None if row.cost_usd is None else str(row.cost_usd),
+        "cost_usd": None if row.cost_usd is None else format(row.cost_usd, "f"),
         "attributes": row.attributes or {},
         "input": row.input,
         "output": row.output,

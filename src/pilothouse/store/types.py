@@ -21,7 +21,11 @@ def to_pico(value: Decimal) -> int:
 
 
 def from_pico(value: int) -> Decimal:
-    return (Decimal(value) / _SCALE).normalize() if value else Decimal(0)
+    if not value:
+        return Decimal(0)
+    amount = (Decimal(value) / _SCALE).normalize()
+    # normalize() writes whole amounts with a positive exponent (10 -> 1E+1); keep them plain.
+    return amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount
 
 
 class Money(TypeDecorator[Decimal]):

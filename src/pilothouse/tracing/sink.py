@@ -9,6 +9,7 @@ are appended to a spill file in the data directory and replayed into the store a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -75,6 +76,8 @@ class StoreSink:
 
     def write_sync(self, trace: TraceRecord) -> None:
         """For callers without an event loop (CLI tools, tests): blocks until committed."""
+        if self._closed:
+            raise RuntimeError("trace sink is closed")
         event = threading.Event()
         self._queue.put((trace, None, event))
         event.wait()
@@ -127,20 +130,25 @@ class StoreSink:
 
     def _commit(self, batch: list[Any]) -> None:
         records: list[TraceRecord] = [b[0] for b in batch]
-        error = self._insert(records)
-        if isinstance(error, IntegrityError) and len(records) > 1:
-            # One bad trace must not keep the others out: store them one by one, spill only the failures.
-            failed = [r for r in records if self._insert([r]) is not None]
-        else:
-            failed = records if error is not None else []
-        if failed:
-            log.error("could not store %d traces (%s); spilling to %s", len(failed), error, self._spill)
-            self._spill_records(failed)
-        for _, loop, done in batch:
-            if loop is None:
-                done.set()
+        try:
+            error = self._insert(records)
+            if isinstance(error, IntegrityError) and len(records) > 1:
+                # One bad trace must not keep the others out: store them one by one, spill only the failures.
+                failed = [r for r in records if self._insert([r]) is not None]
             else:
-                loop.call_soon_threadsafe(_resolve, done)
+                failed = records if error is not None else []
+            if failed:
+                log.error("could not store %d traces (%s); spilling to %s", len(failed), error, self._spill)
+                self._spill_records(failed)
+        except Exception:  # e.g. the spill file is not writable: the writer thread and the waiters must go on
+            log.exception("could not store or spill %d traces; they are lost", len(records))
+        finally:
+            for _, loop, done in batch:
+                if loop is None:
+                    done.set()
+                else:
+                    with contextlib.suppress(RuntimeError):  # that request's event loop is already closed
+                        loop.call_soon_threadsafe(_resolve, done)
 
     def _spill_records(self, records: list[TraceRecord]) -> None:
         self._spill.parent.mkdir(parents=True, exist_ok=True)

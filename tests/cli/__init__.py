@@ -1,0 +1,1 @@
+"""Tests of the `pilothouse` command line and the Python SDK."""

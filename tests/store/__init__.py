@@ -1,0 +1,1 @@
+"""Tests of the store: migrations, repositories and the trace sink."""
