@@ -2,8 +2,8 @@
 
 Each event's hash is SHA-256 over the previous hash and a canonical JSON of its own fields, so altering,
 removing or reordering any row breaks the chain from that row on. Appends are serialised (PostgreSQL:
-a transaction-scoped advisory lock; SQLite: the database write lock taken by BEGIN IMMEDIATE semantics of
-the insert) so two replicas can never fork the chain.
+a transaction-scoped advisory lock; SQLite: the write lock `Store.begin()` takes with BEGIN IMMEDIATE), so
+two replicas can never fork the chain.
 """
 
 from __future__ import annotations
@@ -93,9 +93,6 @@ def append_event(
     """Append one event inside the caller's transaction (so the action and its record commit together)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-    elif conn.dialect.name == "sqlite":
-        # Take SQLite's write lock now, before reading the head, so concurrent appenders queue here.
-        conn.execute(text("UPDATE audit_events SET seq = seq WHERE 0"))
     head = conn.execute(
         select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
     ).first()

@@ -44,9 +44,6 @@ def bootstrap(store: Store, key_path: Path) -> Bootstrap:
     with store.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        elif conn.dialect.name == "sqlite":
-            # Take the write lock before looking, so processes starting together on one file queue here.
-            conn.execute(text("UPDATE projects SET id = id WHERE 0"))
         project = get_project(conn, DEFAULT_PROJECT)
         if project is None:
             project = create_project(conn, DEFAULT_PROJECT)

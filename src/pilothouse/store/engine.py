@@ -31,8 +31,12 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection inside one transaction, committed on success and rolled back on error."""
-        with self.engine.begin() as conn:
-            yield conn
+        with self.engine.connect() as conn:
+            # On SQLite this makes the transaction BEGIN IMMEDIATE: the write lock is taken up front, so
+            # read-then-write code (bootstrap, audit appends, revocations) cannot race or deadlock.
+            conn.execution_options(pilothouse_write=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -53,12 +57,19 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Start every transaction explicitly; write transactions (Store.begin) take the write lock at once."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("pilothouse_write") else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -73,6 +84,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
