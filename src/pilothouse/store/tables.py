@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from pilothouse.store.types import JSONType, Money
@@ -69,7 +70,10 @@ traces = Table(
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cost_usd", Money, nullable=False, default=0),
+    Column("prompt_name", String(200), nullable=True),
+    Column("prompt_version", Integer, nullable=True),
     Index("ix_traces_project_started", "project_id", "started_at"),
+    Index("ix_traces_project_prompt", "project_id", "prompt_name", "prompt_version"),
 )
 
 spans = Table(
@@ -127,4 +131,61 @@ audit_events = Table(
     Column("details", JSONType, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "name", name="uq_prompts_project_name"),
+)
+
+# A version is immutable. `template` is the canonical content the hash covers: {"type": "chat"|"text",
+# "messages" or "text", "variables" (schema), "config" (model, temperature, max_tokens, tools, ...)}.
+# `source_text`/`source_format` keep the file as pushed, so `prompt pull` reproduces it byte for byte.
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("prompt_id", String(40), ForeignKey("prompts.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("template", JSONType, nullable=False),
+    Column("source_text", Text, nullable=True),
+    Column("source_format", String(10), nullable=True),
+    Column("message", Text, nullable=True),
+    Column("author", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("prompt_id", "version", name="uq_prompt_versions_prompt_version"),
+    Index("ix_prompt_versions_prompt_hash", "prompt_id", "content_hash"),
+)
+
+# A label points at one version, or splits traffic across versions by weight (canary):
+# splits = [{"version": 3, "weight": 90}, {"version": 4, "weight": 10}].
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("prompt_id", String(40), ForeignKey("prompts.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("splits", JSONType, nullable=False),
+    Column("protected", Boolean, nullable=False, default=False),
+    Column("rollback_rule", JSONType, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(40), nullable=True),
+    UniqueConstraint("prompt_id", "name", name="uq_prompt_labels_prompt_name"),
+)
+
+# The scenario tests of a prompt (the test file pushed beside it); used by `prompt test` and promotion.
+prompt_test_suites = Table(
+    "prompt_test_suites",
+    metadata,
+    Column("prompt_id", String(40), ForeignKey("prompts.id"), primary_key=True),
+    Column("cases", JSONType, nullable=False),
+    Column("source_text", Text, nullable=True),
+    Column("updated_at", Float, nullable=False),
 )

@@ -52,6 +52,8 @@ def _trace_dict(row: Any) -> dict[str, Any]:
         "ended_at": row.ended_at,
         "latency_ms": None if row.ended_at is None else round((row.ended_at - row.started_at) * 1000, 3),
         "model": row.model,
+        "prompt_name": row.prompt_name,
+        "prompt_version": row.prompt_version,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "cost_usd": format(row.cost_usd, "f"),

@@ -86,6 +86,8 @@ class TraceRecord:
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     model: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
     spans: list[SpanRecord] = field(default_factory=list)
 
     def span(self, kind: SpanKind, name: str, *, parent_id: str | None = None) -> SpanRecord:
@@ -123,6 +125,8 @@ class TraceRecord:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "model": self.model,
+            "prompt_name": self.prompt_name,
+            "prompt_version": self.prompt_version,
             "input_tokens": tin,
             "output_tokens": tout,
             "cost_usd": cost,
