@@ -36,9 +36,7 @@ async def server() -> AsyncIterator[AnthropicServer]:
 
 
 @pytest.fixture
-async def provider(
-    server: AnthropicServer, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[AnthropicProvider]:
+async def provider(server: AnthropicServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AnthropicProvider]:
     monkeypatch.setenv("PH_TEST_ANTHROPIC_KEY", API_KEY)
     deployment = Deployment(
         provider="anthropic",
@@ -167,9 +165,7 @@ def test_translate_tool_choice(choice: Any, parallel: Any, expected: Any) -> Non
         params["tool_choice"] = choice
     if parallel is not None:
         params["parallel_tool_calls"] = parallel
-    assert (
-        translate_request(_req([{"role": "user", "content": "x"}], **params)).get("tool_choice") == expected
-    )
+    assert translate_request(_req([{"role": "user", "content": "x"}], **params)).get("tool_choice") == expected
 
 
 def test_translate_request_refusals() -> None:
@@ -221,18 +217,14 @@ def test_translate_response_tool_use() -> None:
         "prompt_tokens_details": {"cached_tokens": 4},
     }
     for reason, expected in [("end_turn", "stop"), ("max_tokens", "length"), ("stop_sequence", "stop")]:
-        assert (
-            translate_response({**message, "stop_reason": reason})["choices"][0]["finish_reason"] == expected
-        )
+        assert translate_response({**message, "stop_reason": reason})["choices"][0]["finish_reason"] == expected
 
 
 # --- against the local Messages API server ------------------------------------------------------
 
 
 async def test_chat_text(provider: AnthropicProvider, server: AnthropicServer) -> None:
-    result = await provider.chat(
-        _req([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}])
-    )
+    result = await provider.chat(_req([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]))
     assert server.problems == []
     sent, headers = server.requests[0], server.headers[0]
     assert headers["x-api-key"] == API_KEY and headers["anthropic-version"] == "2023-06-01"
@@ -270,9 +262,7 @@ async def test_stream_text(provider: AnthropicProvider, server: AnthropicServer)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "".join(TEXT_PIECES)
-    finishes = [
-        c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]
-    ]
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert finishes == ["stop"]
     last = chunks[-1]
     assert last["choices"] == []

@@ -137,9 +137,7 @@ async def test_stream(llama: OpenAICompatProvider) -> None:
 @pytest.mark.slow
 async def test_response_format_passthrough(llama: OpenAICompatProvider) -> None:
     params = {"max_tokens": 24, "temperature": 0, "response_format": {"type": "json_object"}}
-    result = await llama.chat(
-        ChatRequest("smollm2", [{"role": "user", "content": "A JSON object, please."}], params)
-    )
+    result = await llama.chat(ChatRequest("smollm2", [{"role": "user", "content": "A JSON object, please."}], params))
     assert result.body["choices"][0]["message"]["content"].lstrip().startswith("{")  # grammar-constrained
 
 
@@ -205,9 +203,7 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(body), headers=headers, content_type="application/json"
-    )
+    return web.Response(status=status, body=orjson.dumps(body), headers=headers, content_type="application/json")
 
 
 def _err(message: str, code: str | None = None) -> dict[str, Any]:
@@ -377,9 +373,7 @@ async def test_stream_error_event(serve: Callable[[Handler], Awaitable[str]]) ->
     async def handler(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        await resp.write(
-            b"data: " + orjson.dumps({"error": {"message": "model crashed", "type": "server_error"}})
-        )
+        await resp.write(b"data: " + orjson.dumps({"error": {"message": "model crashed", "type": "server_error"}}))
         await resp.write(b"\n\n")
         return resp
 
@@ -443,9 +437,7 @@ async def test_bearer_key_and_cached_tokens(
         return _json(200, {"id": "x", "choices": [], "usage": usage})
 
     monkeypatch.setenv("PH_TEST_OAI_KEY", "sk-test")
-    deployment = Deployment(
-        provider="openai", model="m", base_url=await serve(handler), api_key_env="PH_TEST_OAI_KEY"
-    )
+    deployment = Deployment(provider="openai", model="m", base_url=await serve(handler), api_key_env="PH_TEST_OAI_KEY")
     prov = OpenAICompatProvider(deployment)
     try:
         result = await prov.chat(ChatRequest("m", HI))

@@ -213,9 +213,7 @@ def test_unknown_prices_are_none(book: PriceBook) -> None:
 
 def test_openai_compatible_endpoints_are_priced_by_model_id(book: PriceBook) -> None:
     direct = book.price_for(deployment("anthropic", "claude-sonnet-4-20250514"))
-    proxied = book.price_for(
-        deployment("openai", "claude-sonnet-4-20250514", base_url="http://127.0.0.1:4000/v1")
-    )
+    proxied = book.price_for(deployment("openai", "claude-sonnet-4-20250514", base_url="http://127.0.0.1:4000/v1"))
     prefixed = book.price_for(
         deployment("openai", "anthropic/claude-sonnet-4-20250514", base_url="https://openrouter.example/api")
     )
@@ -229,9 +227,7 @@ def test_openai_compatible_endpoints_are_priced_by_model_id(book: PriceBook) -> 
     )
     assert gemini == book.catalog_price("google", "gemini-2.0-flash")
     # on api.openai.com only OpenAI prices apply
-    assert (
-        book.price_for(deployment("openai", "gemini-2.0-flash", base_url="https://api.openai.com/v1")) is None
-    )
+    assert book.price_for(deployment("openai", "gemini-2.0-flash", base_url="https://api.openai.com/v1")) is None
 
 
 def test_dated_snapshot_exact_first_then_undated_alias(book: PriceBook) -> None:

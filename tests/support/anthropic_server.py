@@ -26,9 +26,7 @@ USAGE = {
 }
 FINAL_OUTPUT_TOKENS = 12
 
-Scenario = Literal[
-    "text", "tool", "overloaded", "rate_limited", "too_long", "stream_error", "truncated", "garbled"
-]
+Scenario = Literal["text", "tool", "overloaded", "rate_limited", "too_long", "stream_error", "truncated", "garbled"]
 
 
 def _error(status: int, err_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -90,12 +88,8 @@ def validate(headers: Any, body: Any) -> list[str]:
                 problems.append(f"messages.{i}: unknown block type {kind!r}")
             seen_other = seen_other or kind != "tool_result"
         if role == "user" and pending_tool_ids != result_ids:
-            problems.append(
-                f"messages.{i}: tool_use ids {sorted(pending_tool_ids)} need matching tool_result"
-            )
-        pending_tool_ids = (
-            {b["id"] for b in blocks if b.get("type") == "tool_use"} if role == "assistant" else set()
-        )
+            problems.append(f"messages.{i}: tool_use ids {sorted(pending_tool_ids)} need matching tool_result")
+        pending_tool_ids = {b["id"] for b in blocks if b.get("type") == "tool_use"} if role == "assistant" else set()
     return problems
 
 
@@ -188,9 +182,7 @@ class AnthropicServer:
         await send("ping", {"type": "ping"})
         await resp.write(b": keepalive comment\n\n")
         if self.scenario == "stream_error":
-            await send(
-                "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-            )
+            await send("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
             return resp
         for index, block in enumerate(message["content"]):
             if block["type"] == "text":
