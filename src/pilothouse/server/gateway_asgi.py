@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -21,6 +22,8 @@ from pilothouse.server.auth import require_model_access
 from pilothouse.server.state import AppState
 from pilothouse.store.ids import new_trace_id
 from pilothouse.tracing.model import TraceRecord
+
+log = logging.getLogger("pilothouse.gateway")
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -153,6 +156,18 @@ class GatewayEndpoints:
             _record_failure(trace, exc)
             await once.store()
             await send_json(send, exc.status, exc.body(), trace.id, exc.headers)
+            return
+        except Exception as exc:  # a bug of ours: answer in the API's error shape and keep the trace
+            log.exception("unexpected error in %s (trace %s)", scope["path"], trace.id)
+            error = ApiError(
+                f"internal error ({type(exc).__name__}); quote trace id {trace.id} when reporting it",
+                status=500,
+                code="internal_error",
+            )
+            error.type = "api_error"
+            _record_failure(trace, error)
+            await once.store()
+            await send_json(send, 500, error.body(), trace.id)
             return
         # Stored before answering, so the trace is readable the moment the caller has the answer.
         await once.store()
