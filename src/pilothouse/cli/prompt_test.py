@@ -1,0 +1,206 @@
+"""`pilothouse prompt test` (run a prompt's scenario tests through the gateway) and `pilothouse prompt promote`
+(gated promotion on the server). Registered on the `prompt` command group.
+
+Exit codes of `prompt test`: 0 every case passed, 1 a case failed (or the server refused), 2 the reference or
+the tests file is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, print_json, table
+from pilothouse.cli.prompt import prompt_app
+from pilothouse.client import Pilothouse, PilothouseError
+from pilothouse.prompts.http_executor import HttpExecutor
+from pilothouse.prompts.junit import to_junit_xml
+from pilothouse.prompts.refs import PromptRef, parse_ref
+from pilothouse.prompts.runner import CaseResult, SuiteResult, run_suite
+from pilothouse.prompts.scenarios import Case, ScenarioFileError, load_cases_file, parse_cases
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def _invalid(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_INVALID)
+
+
+def _load_cases(ph: Pilothouse, name: str, file: Path | None) -> list[Case]:
+    try:
+        if file is not None:
+            return load_cases_file(file)
+        return parse_cases(ph.prompt_tests(name), source=f"the stored tests of '{name}'")
+    except ScenarioFileError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def _resolve_version(ph: Pilothouse, ref: PromptRef) -> int:
+    """The version number a reference names now (a label with a canary split: its baseline); a version that
+    does not exist ends the command here rather than failing every case."""
+    version: dict[str, Any] = ph.get_prompt_version(ref.name, ref.selector)
+    return int(version["version"])
+
+
+async def _run(ph: Pilothouse, target: str, version: int, cases: list[Case], show_progress: bool) -> SuiteResult:
+    executor = HttpExecutor(ph.url, ph.api_key, target)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show_progress,
+    )
+    task = progress.add_task(f"testing {target}", total=len(cases))
+
+    def advance(result: CaseResult) -> None:
+        if show_progress:
+            mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
+            progress.console.print(f"{mark} {result.name}")
+        progress.advance(task)
+
+    try:
+        with progress:
+            return await run_suite(cases, executor, target=target, version=version, progress=advance)
+    finally:
+        await executor.aclose()
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def render_suite(suite: SuiteResult) -> None:
+    """One row per assertion: case, verdict, assertion, detail, latency and output tokens."""
+    rows: list[list[Any]] = []
+    for case in suite.cases:
+        execution = case.execution
+        latency = _ms(execution.latency_ms if execution else None)
+        tokens = execution.output_tokens if execution else None
+        verdict = "[green]PASS[/green]" if case.passed else "[red]FAIL[/red]"
+        if case.error is not None:
+            checks = [("(call)", False, case.error)]
+        elif not case.outcomes:
+            checks = [("(call succeeded)", True, "no assertions")]
+        else:
+            checks = [(o.assertion, o.passed, o.detail) for o in case.outcomes]
+        for i, (assertion, passed, detail) in enumerate(checks):
+            mark = "[green]ok[/green]" if passed else "[red]failed[/red]"
+            first = i == 0
+            rows.append(
+                [
+                    case.name if first else "",
+                    verdict if first else "",
+                    f"{mark} {assertion}",
+                    detail,
+                    latency if first else "",
+                    tokens if first else "",
+                ]
+            )
+    table(f"Scenario tests of {suite.target}", ["case", "result", "assertion", "detail", "latency", "tokens"], rows)
+    style = "green" if suite.ok else "red"
+    console.print(f"[{style}]{suite.passed}/{suite.total} cases passed[/{style}] ({suite.target})")
+
+
+@prompt_app.command("test")
+def test(
+    ref: Annotated[str, typer.Argument(help="NAME (its production label), NAME@VERSION, NAME@LABEL or NAME@sha:HASH.")],
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="A tests file (NAME.tests.yaml) (default: the suite stored on the server)."),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also write the results as JUnit XML here.")] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a prompt version's scenario tests through the gateway; exit code 1 if any case fails."""
+    try:
+        parsed = parse_ref(ref)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from None
+    with client(url, api_key) as ph:
+        cases = _load_cases(ph, parsed.name, file)
+        version = _resolve_version(ph, parsed)
+        target = f"{parsed.name}@{version}"
+        suite = asyncio.run(_run(ph, target, version, cases, show_progress=not as_json))
+    if junit is not None:
+        junit.write_text(to_junit_xml(suite), encoding="utf-8")
+    emit(as_json, suite.to_dict(), lambda: render_suite(suite))
+    if not suite.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def render_comparison(comparison: dict[str, Any]) -> None:
+    """Candidate and current version side by side, case by case, then the totals and the verdict."""
+    cand, cur = comparison["candidate"], comparison["current"]
+    if not comparison["gated"]:
+        console.print(f"[yellow]{comparison['summary']}[/yellow]")
+        return
+
+    def verdict(result: dict[str, Any] | None) -> str:
+        if result is None:
+            return "-"
+        if result["passed"]:
+            return "[green]pass[/green]"
+        return f"[red]FAIL[/red] {result['reason']}"
+
+    columns = ["case", f"candidate v{cand['version']}", f"current v{cur['version']}" if cur else "current (none)"]
+    rows: list[list[Any]] = [
+        [row["case"], verdict(row["candidate"]), verdict(row["current"])] for row in comparison["cases"]
+    ]
+    rows.append(["passed", f"{cand['passed']}/{cand['total']}", f"{cur['passed']}/{cur['total']}" if cur else "-"])
+    rows.append(["mean latency", _ms(cand["mean_latency_ms"]), _ms(cur["mean_latency_ms"]) if cur else "-"])
+    rows.append(["total cost (USD)", cand["total_cost_usd"], cur["total_cost_usd"] if cur else "-"])
+    table(f"Promotion of {comparison['prompt']} to '{comparison['label']}'", columns, rows)
+    console.print(f"rule: {comparison['rule']}")
+    for reason in comparison["reasons"]:
+        console.print(f"[red]✗[/red] {reason}")
+    if comparison["regressions"]:
+        regressed = ", ".join(comparison["regressions"])
+        console.print(f"[red]regressions[/red] (pass on the current version, fail on the candidate): {regressed}")
+
+
+@prompt_app.command("promote")
+def promote(
+    name: Annotated[str, typer.Argument(help="Prompt name.")],
+    version: Annotated[int, typer.Argument(min=1, help="The candidate version.")],
+    to: Annotated[str, typer.Option("--to", help="The label to move.")] = "production",
+    force: Annotated[
+        bool, typer.Option("--force", help="Move the label even if the tests fail (recorded in the audit log).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a label to VERSION if it passes the prompt's scenario tests and is no worse than the current one."""
+    with client(url, api_key) as ph:
+        try:
+            with err_console.status(f"running the scenario tests of {name} on the server…", spinner="dots"):
+                result = ph.promote_prompt(name, version, to=to, force=force, reason=reason)
+        except PilothouseError as exc:
+            refused = exc.body.get("comparison") if exc.status == 409 else None
+            if refused is None:
+                raise
+            if as_json:
+                print_json(exc.body)
+            else:
+                render_comparison(refused)
+                err_console.print(f"[red]refused:[/red] {exc.body['error']['message']}")
+            raise typer.Exit(EXIT_FAILED) from None
+    if as_json:
+        print_json(result)
+        return
+    if result["comparison"] is not None:
+        render_comparison(result["comparison"])
+    style = "yellow" if result["forced"] else "green"
+    console.print(f"[{style}]{result['message']}[/{style}]")

@@ -1,0 +1,185 @@
+"""Per-version performance of a prompt over time: calls, error rate, latency, tokens, cost and scores by day.
+
+Computed in Python from the window's trace rows (one query for traces, one for their numeric scores), so the
+percentiles are exact and identical on SQLite and PostgreSQL. That reads every trace of the prompt in the
+window: fine for hundreds of thousands of calls; beyond that, pre-aggregate per day (roadmap).
+Latency percentiles cover successful calls (failures are counted by the error rate and are often fast);
+scores are averaged per trace first, so a trace scored twice counts once, and `n` is the number of traces
+with that score.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from pilothouse.store.tables import scores, traces
+
+_PICO = Decimal("1e-12")
+_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, *, now: float | None = None) -> float:
+    """`7d`, `24h`, `30m`, `2w`, `90s` before now, or epoch seconds, or ISO 8601 (a naive time is UTC)."""
+    now = time.time() if now is None else now
+    match = _WINDOW_RE.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(
+            f"expected a duration before now like 7d, 24h or 30m, epoch seconds or ISO 8601, got {text!r}"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def money(value: Decimal) -> str:
+    """USD to the pico-dollar, without trailing zeros."""
+    if value == 0:
+        return "0"
+    return format(value.quantize(_PICO).normalize(), "f")
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (linear interpolation between closest ranks), None for no values."""
+    if not values:
+        return None
+    return round(float(np.percentile(np.asarray(values, dtype=float), q)), 3)
+
+
+@dataclass(slots=True)
+class Bucket:
+    """The calls of one version in one period."""
+
+    calls: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = field(default_factory=Decimal)
+    scores: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        calls = self.calls
+        return {
+            "calls": calls,
+            "errors": self.errors,
+            "error_rate": round(self.errors / calls, 6) if calls else None,
+            "latency_ms": {
+                "p50": percentile(self.latencies_ms, 50),
+                "p95": percentile(self.latencies_ms, 95),
+                "mean": round(math.fsum(self.latencies_ms) / len(self.latencies_ms), 3) if self.latencies_ms else None,
+            },
+            "input_tokens_mean": round(self.input_tokens / calls, 3) if calls else None,
+            "output_tokens_mean": round(self.output_tokens / calls, 3) if calls else None,
+            "cost_total_usd": money(self.cost),
+            "cost_per_call_usd": money(self.cost / calls) if calls else None,
+            "scores": {
+                name: {"mean": round(math.fsum(values) / len(values), 6), "n": len(values)}
+                for name, values in sorted(self.scores.items())
+            },
+        }
+
+
+def _day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+def prompt_performance(
+    conn: Connection,
+    project_id: str,
+    prompt_name: str,
+    *,
+    since: float,
+    until: float | None = None,
+    versions: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Per version (newest first): totals over the window and one entry per UTC day with calls (oldest first)."""
+    scope = [traces.c.project_id == project_id, traces.c.prompt_name == prompt_name, traces.c.started_at >= since]
+    if until is not None:
+        scope.append(traces.c.started_at < until)
+    if versions is not None:
+        scope.append(traces.c.prompt_version.in_(list(versions)))
+    totals: dict[int, Bucket] = {}
+    days: dict[int, dict[str, Bucket]] = {}
+    trace_key: dict[str, tuple[int, str]] = {}
+    rows = conn.execute(
+        select(
+            traces.c.id,
+            traces.c.prompt_version,
+            traces.c.status,
+            traces.c.started_at,
+            traces.c.ended_at,
+            traces.c.input_tokens,
+            traces.c.output_tokens,
+            traces.c.cost_usd,
+        ).where(*scope, traces.c.prompt_version.is_not(None))
+    )
+    for row in rows:
+        version, day = int(row.prompt_version), _day(row.started_at)
+        trace_key[row.id] = (version, day)
+        for bucket in (totals.setdefault(version, Bucket()), days.setdefault(version, {}).setdefault(day, Bucket())):
+            bucket.calls += 1
+            bucket.input_tokens += row.input_tokens or 0
+            bucket.output_tokens += row.output_tokens or 0
+            bucket.cost += row.cost_usd or 0
+            if row.status == "error":
+                bucket.errors += 1
+            elif row.ended_at is not None:
+                bucket.latencies_ms.append((row.ended_at - row.started_at) * 1000.0)
+    _add_scores(conn, project_id, scope, trace_key, totals, days)
+    return {
+        "prompt": prompt_name,
+        "since": since,
+        "until": until,
+        "versions": [
+            {
+                "version": version,
+                "total": totals[version].to_dict(),
+                "days": [{"day": day, **bucket.to_dict()} for day, bucket in sorted(days[version].items())],
+            }
+            for version in sorted(totals, reverse=True)
+        ],
+    }
+
+
+def _add_scores(
+    conn: Connection,
+    project_id: str,
+    scope: list[Any],
+    trace_key: dict[str, tuple[int, str]],
+    totals: dict[int, Bucket],
+    days: dict[int, dict[str, Bucket]],
+) -> None:
+    """Each trace's mean numeric score per name, added to its version's total and day buckets."""
+    per_trace: dict[tuple[str, str], list[float]] = {}
+    query = (
+        select(scores.c.trace_id, scores.c.name, scores.c.value)
+        .join(traces, traces.c.id == scores.c.trace_id)
+        .where(*scope, scores.c.project_id == project_id, scores.c.value.is_not(None))
+    )
+    for row in conn.execute(query):
+        if row.trace_id in trace_key:
+            per_trace.setdefault((row.trace_id, row.name), []).append(float(row.value))
+    for (trace_id, name), values in per_trace.items():
+        version, day = trace_key[trace_id]
+        mean = math.fsum(values) / len(values)
+        totals[version].scores.setdefault(name, []).append(mean)
+        days[version][day].scores.setdefault(name, []).append(mean)

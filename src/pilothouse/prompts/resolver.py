@@ -1,0 +1,161 @@
+"""Gateway-side prompt references: `model: "prompt:NAME@LABEL"` plus `variables` → a plain chat body.
+
+Resolution is cached per process: a label's splits for at most `ttl_s` (1 s; other replicas see a label move
+within that), versions for good (they are immutable). A label change made by this process (a push, a label
+move, a promotion, a canary rollback) drops the cached splits at once, so the next call uses the new version.
+Requests with a plain model name never reach this module.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pilothouse.errors import InvalidRequest, NotFound, Unprocessable
+from pilothouse.prompts import registry
+from pilothouse.prompts.canary import choose_version
+from pilothouse.prompts.refs import PromptRef, parse_model_ref
+from pilothouse.prompts.registry import PromptVersion
+from pilothouse.prompts.templates import TemplateRenderError, VariableError, render_with, validate_variables
+from pilothouse.store.engine import Store
+from pilothouse.tracing.model import SpanRecord, TraceRecord
+
+# Request fields a prompt's configuration fills in when the caller did not set them.
+_CONFIG_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tools", "tool_choice", "response_format")
+_MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ExpandedPrompt:
+    """A resolved and rendered prompt reference: what the call uses, for the span."""
+
+    ref: PromptRef
+    version: PromptVersion
+    variables: dict[str, Any]
+    rendered: list[dict[str, Any]]
+
+    def annotate(self, span: SpanRecord, *, capture_content: bool) -> None:
+        attrs = span.attributes
+        attrs["gen_ai.prompt.name"] = self.version.name
+        attrs["pilothouse.prompt.version"] = self.version.version
+        attrs["pilothouse.prompt.content_hash"] = self.version.content_hash
+        if self.ref.label is not None:
+            attrs["pilothouse.prompt.label"] = self.ref.label
+        if capture_content and isinstance(span.input, dict):
+            span.input["variables"] = self.variables
+
+
+class PromptResolver:
+    def __init__(self, store: Store, *, ttl_s: float = 1.0) -> None:
+        self.store = store
+        self.ttl_s = min(ttl_s, 1.0)
+        self._lock = threading.Lock()
+        self._splits: dict[tuple[str, str, str], tuple[float, list[dict[str, Any]]]] = {}
+        self._versions: dict[tuple[str, str, int], PromptVersion] = {}
+        registry.add_label_listener(self.invalidate)
+
+    def close(self) -> None:
+        registry.remove_label_listener(self.invalidate)
+
+    def invalidate(self, project_id: str, prompt_name: str) -> None:
+        """Forget the cached labels of one prompt (its label moved in this process)."""
+        with self._lock:
+            for key in [k for k in self._splits if k[0] == project_id and k[1] == prompt_name]:
+                del self._splits[key]
+
+    def _version(self, project_id: str, ref: PromptRef) -> PromptVersion:
+        if ref.version is not None:
+            key = (project_id, ref.name, ref.version)
+            cached = self._versions.get(key)
+            if cached is not None:
+                return cached
+        with self.store.connect() as conn:
+            version = registry.get_version(conn, project_id, ref)
+        with self._lock:
+            if len(self._versions) >= _MAX_ENTRIES:
+                self._versions.clear()
+            self._versions[(project_id, version.name, version.version)] = version
+        return version
+
+    def _label_splits(self, project_id: str, name: str, label: str) -> list[dict[str, Any]]:
+        key = (project_id, name, label)
+        now = time.monotonic()
+        hit = self._splits.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.store.connect() as conn:
+            found = registry.get_label(conn, project_id, name, label)
+            if found is None:
+                registry.get_version(conn, project_id, PromptRef(name, label=label))  # raises the NotFound
+                raise AssertionError("unreachable")
+        with self._lock:
+            if len(self._splits) >= _MAX_ENTRIES:
+                self._splits.clear()
+            self._splits[key] = (now + self.ttl_s, found.splits)
+        return found.splits
+
+    def resolve(self, project_id: str, ref: PromptRef, sticky_key: str) -> PromptVersion:
+        """The version one call uses (a label's canary splits applied, sticky per `sticky_key`)."""
+        if ref.label is None:
+            return self._version(project_id, ref)
+        chosen = choose_version(self._label_splits(project_id, ref.name, ref.label), sticky_key)
+        return self._version(project_id, PromptRef(ref.name, version=chosen))
+
+    def expand(self, raw: dict[str, Any], trace: TraceRecord) -> tuple[dict[str, Any], ExpandedPrompt]:
+        """The chat body to send for a prompt reference: rendered messages + the caller's, the version's
+        configuration under the caller's explicit parameters. Records the version on the trace."""
+        try:
+            ref = parse_model_ref(str(raw["model"]))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="model", code="invalid_prompt_ref") from None
+        assert ref is not None
+        user = raw.get("user")
+        sticky = user if isinstance(user, str) and user else secrets.token_hex(8)
+        try:
+            version = self.resolve(trace.project_id, ref, sticky)
+        except NotFound as exc:
+            exc.param = "model"
+            raise
+        trace.prompt_name, trace.prompt_version = version.name, version.version
+        template = version.template
+        try:
+            values = validate_variables(template.get("variables") or {}, raw.get("variables"))
+            rendered = render_with(template, values)
+        except VariableError as exc:
+            raise Unprocessable(
+                f"prompt {version.name}@{version.version}: {exc.message}", param=exc.name, code="invalid_variable"
+            ) from None
+        except TemplateRenderError as exc:
+            raise Unprocessable(
+                f"prompt {version.name}@{version.version} could not be rendered: {exc.message}",
+                param="model",
+                code="prompt_render_error",
+            ) from None
+        extra = raw.get("messages")
+        if extra is not None and not isinstance(extra, list):
+            raise InvalidRequest(
+                "'messages' must be a list of {role, content} objects (sent after the prompt's messages)",
+                param="messages",
+            )
+        config = template.get("config") or {}
+        model = config.get("model")
+        if not model:
+            raise InvalidRequest(
+                f"prompt {version.name}@{version.version} has no model in its configuration: add `model: ...` "
+                "to the prompt file and push it",
+                param="model",
+                code="prompt_without_model",
+            )
+        body = {k: v for k, v in raw.items() if k not in ("model", "variables", "messages")}
+        body["model"] = model
+        body["messages"] = [*rendered, *(extra or [])]
+        for field in _CONFIG_FIELDS:
+            if field not in config or body.get(field) is not None:
+                continue
+            if field == "max_tokens" and body.get("max_completion_tokens") is not None:
+                continue
+            body[field] = config[field]
+        return body, ExpandedPrompt(ref, version, values, rendered)

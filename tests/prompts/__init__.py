@@ -1,0 +1,1 @@
+"""Tests of prompts: registry, files, templates, scenario tests, promotion, canary and statistics."""
