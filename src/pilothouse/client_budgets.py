@@ -1,0 +1,67 @@
+"""The budget and rate-limit methods of the `Pilothouse` client (a mixin, so client.py stays small).
+
+ph = Pilothouse()
+ph.set_budget("key", "key_3f9c...", usd=10, period="day")            # hard by default
+ph.set_budget("user", "alice", usd="2.50", period="month", mode="soft")
+ph.set_limits("key", "key_3f9c...", rpm=60, tpm=20_000, max_tokens=1024)
+for b in ph.list_budgets():
+    print(b["subject"], b["spent_usd"], "of", b["limit_usd"], "resets", b["resets_at"])
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+
+class BudgetsMixin:
+    if TYPE_CHECKING:
+
+        def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+    def set_budget(
+        self,
+        scope: str,
+        subject: str,
+        *,
+        usd: Decimal | float | int | str,
+        period: str = "month",
+        mode: str = "hard",
+    ) -> dict[str, Any]:
+        """Create or change the budget of a key (id), project (id or name), user or prompt (name) for a
+        period (day, month, total; UTC calendar). Hard budgets refuse with 429; soft ones alert."""
+        body = {"scope": scope, "subject": subject, "usd": str(usd), "period": period, "mode": mode}
+        result: dict[str, Any] = self.request("POST", "/api/budgets", json=body)
+        return result
+
+    def list_budgets(self) -> list[dict[str, Any]]:
+        """Budgets with `spent_usd`, `reserved_usd` (in flight), `remaining_usd` and `resets_at` (epoch s)."""
+        result: list[dict[str, Any]] = self.request("GET", "/api/budgets")["data"]
+        return result
+
+    def delete_budget(self, budget_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/budgets/{budget_id}")
+        return result
+
+    def set_limits(
+        self,
+        scope: str,
+        subject: str,
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_tokens: int | None = None,
+    ) -> dict[str, Any]:
+        """Set the requests/tokens per minute and the max_tokens cap of a key, project or model (replacing
+        the previous ones of that subject; the ones left None are not limited)."""
+        body = {"scope": scope, "subject": subject, "rpm": rpm, "tpm": tpm, "max_tokens": max_tokens}
+        result: dict[str, Any] = self.request("POST", "/api/limits", json=body)
+        return result
+
+    def list_limits(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/limits")["data"]
+        return result
+
+    def delete_limits(self, limit_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/limits/{limit_id}")
+        return result

@@ -1,0 +1,105 @@
+"""The most a chat request can use: its input tokens plus its output bound, priced at the dearest
+deployment it may be routed to (its model's deployments and fallback models).
+
+The output bound is the request's `max_tokens`, else the deployment's `max_output_tokens` (config or price
+catalog), else the room its context window leaves; None when none of these is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from pilothouse.config import Deployment, ModelEntry
+from pilothouse.gateway.pricing import Price, PriceBook, worst_case_cost
+
+PICO = Decimal(10**12)
+
+
+def pico_ceil(usd: Decimal) -> int:
+    """USD as pico-dollars, rounded up (a reservation must never be smaller than the cost)."""
+    return int((usd * PICO).to_integral_value(rounding=ROUND_CEILING))
+
+
+@dataclass(frozen=True, slots=True)
+class WorstCase:
+    input_tokens: int
+    output_tokens: int | None
+    """Bound on the output of the chosen deployment; None when unknown."""
+    cost_pico: int | None
+    """Worst cost over the deployments the request may use; None when the chosen one's price or output bound
+    is unknown."""
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + (self.output_tokens or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    price: Price | None
+    max_output: int | None
+    window: int | None
+
+
+class WorstCaseCalculator:
+    def __init__(self, prices: PriceBook, catalog: dict[str, ModelEntry]) -> None:
+        self.prices = prices
+        self.catalog = catalog
+        self._limits: dict[int, _Limits] = {}  # by id(deployment): deployments live as long as the catalog
+        self._reach: dict[str, list[Deployment]] = {}
+
+    def _of(self, deployment: Deployment) -> _Limits:
+        found = self._limits.get(id(deployment))
+        if found is None:
+            found = _Limits(
+                self.prices.price_for(deployment),
+                self.prices.max_output_tokens_for(deployment),
+                self.prices.context_window_for(deployment),
+            )
+            self._limits[id(deployment)] = found
+        return found
+
+    def reachable(self, entry: ModelEntry) -> list[Deployment]:
+        """The deployments of `entry` and of every fallback model it can reach."""
+        found = self._reach.get(entry.name)
+        if found is None:
+            found, seen, todo = [], {entry.name}, [entry]
+            while todo:
+                current = todo.pop(0)
+                found.extend(current.deployments)
+                for name in [*current.fallbacks, *(current.context_window_fallbacks or [])]:
+                    target = self.catalog.get(name)
+                    if target is not None and name not in seen:
+                        seen.add(name)
+                        todo.append(target)
+            self._reach[entry.name] = found
+        return found
+
+    def output_bound(self, deployment: Deployment, input_tokens: int, max_tokens: int | None) -> int | None:
+        if max_tokens is not None:
+            return max_tokens
+        limits = self._of(deployment)
+        if limits.max_output is not None:
+            return limits.max_output
+        if limits.window is not None:
+            return max(limits.window - input_tokens, 0)
+        return None
+
+    def compute(
+        self, entry: ModelEntry, chosen: Deployment, input_tokens: int, max_tokens: int | None, *, priced: bool
+    ) -> WorstCase:
+        """`priced=False` skips the cost (no budget or cost cap applies)."""
+        output = self.output_bound(chosen, input_tokens, max_tokens)
+        if not priced:
+            return WorstCase(input_tokens, output, None)
+        if output is None or self._of(chosen).price is None:
+            return WorstCase(input_tokens, output, None)
+        worst = 0
+        for deployment in self.reachable(entry):
+            price = self._of(deployment).price
+            bound = self.output_bound(deployment, input_tokens, max_tokens)
+            if price is None or bound is None:
+                continue  # its cost cannot be known even afterwards
+            worst = max(worst, pico_ceil(worst_case_cost(price, input_tokens, bound)))
+        return WorstCase(input_tokens, output, worst)

@@ -1,0 +1,238 @@
+"""/api/budgets and /api/limits: budgets, rate limits and max_tokens caps (admin role to change them).
+
+Every change is an audit event and takes effect on this replica at once (others within
+`limits.definitions_ttl_s`). A new budget starts with what its subject already spent this period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from pilothouse.audit.chain import append_event
+from pilothouse.errors import Conflict, InvalidRequest, NotFound
+from pilothouse.gateway.limits.budgets import budget_status, seed_budget
+from pilothouse.gateway.pipeline import Principal
+from pilothouse.server.api.deps import PrincipalDep, StateDep
+from pilothouse.server.auth import require_role
+from pilothouse.server.state import AppState
+from pilothouse.store import budgets as repo
+from pilothouse.store.keys import get_key
+from pilothouse.store.projects import get_project
+
+router = APIRouter(prefix="/api", tags=["limits"])
+
+
+class BudgetSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["key", "project", "user", "prompt"]
+    subject: str = Field(min_length=1, max_length=200, description="Key id, project id or name, user, prompt name.")
+    usd: Decimal = Field(ge=0, le=Decimal(9_000_000), description="The limit in USD per period.")
+    period: Literal["day", "month", "total"] = "month"
+    mode: Literal["hard", "soft"] = "hard"
+
+
+class LimitSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["key", "project", "model"]
+    subject: str = Field(min_length=1, max_length=200, description="Key id, project id or name, model name.")
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute (sliding window).")
+    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute: input + max_tokens, then actual.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Largest max_tokens a request may ask for.")
+
+
+def _resolve(conn: Connection, principal: Principal, scope: str, subject: str) -> tuple[str, str]:
+    """(project id the definition belongs to, normalised subject)."""
+    if scope == "key":
+        key = get_key(conn, subject)
+        if key is None:
+            raise NotFound(f"no API key {subject!r} (list them with `pilothouse keys list`)", param="subject")
+        return key.project_id, key.id
+    if scope == "project":
+        project = get_project(conn, subject)
+        if project is None:
+            raise NotFound(f"no project {subject!r} (list them with `pilothouse projects list`)", param="subject")
+        return project.id, project.id
+    return principal.project_id, subject  # users, prompts and models are named within the caller's project
+
+
+async def _reload(state: AppState) -> None:
+    await asyncio.to_thread(state.admission.definitions.reload)
+
+
+@router.post("/budgets")
+async def set_budget(body: BudgetSet, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Create or change the budget of (scope, subject, period)."""
+    require_role(principal, "admin")
+
+    def write() -> tuple[repo.Budget, bool]:
+        with state.store.begin() as conn:
+            project_id, subject = _resolve(conn, principal, body.scope, body.subject)
+            budget, created = repo.set_budget(
+                conn,
+                project_id=project_id,
+                scope=body.scope,
+                subject=subject,
+                period=body.period,
+                limit_usd=body.usd,
+                mode=body.mode,
+                actor=principal.key_id,
+            )
+            append_event(
+                conn,
+                actor=principal.key_id,
+                action="budget.set",
+                target=budget.id,
+                project_id=project_id,
+                details={
+                    "scope": budget.scope,
+                    "subject": budget.subject,
+                    "period": budget.period,
+                    "limit_usd": str(budget.limit_usd),
+                    "mode": budget.mode,
+                    "created": created,
+                },
+            )
+        return budget, created
+
+    try:
+        budget, created = await asyncio.to_thread(write)
+    except IntegrityError as exc:  # set concurrently by another call: the caller may simply retry
+        raise Conflict("this budget was changed concurrently; retry") from exc
+    admission = state.admission
+    if created:
+        await seed_budget(admission.store, state.store, admission.prefix, budget, time.time(), new=True)
+    await _reload(state)
+    [row] = await budget_status(admission.store, admission.prefix, [budget], time.time())
+    return {**row, "created": created}
+
+
+@router.get("/budgets")
+async def list_budgets(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Budgets with their spend this period, what remains and when they reset (admins see every project's)."""
+    require_role(principal, "viewer")
+    project = None if principal.role == "admin" else principal.project_id
+
+    def read() -> list[repo.Budget]:
+        with state.store.connect() as conn:
+            return repo.list_budgets(conn, project_id=project)
+
+    budgets = await asyncio.to_thread(read)
+    admission = state.admission
+    return {"data": await budget_status(admission.store, admission.prefix, budgets, time.time())}
+
+
+@router.delete("/budgets/{budget_id}")
+async def delete_budget(budget_id: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    require_role(principal, "admin")
+
+    def remove() -> repo.Budget:
+        with state.store.begin() as conn:
+            budget = repo.get_budget(conn, budget_id)
+            if budget is None or not repo.delete_budget(conn, budget_id):
+                raise NotFound(f"no budget {budget_id!r} (list them with `pilothouse budgets list`)")
+            append_event(
+                conn,
+                actor=principal.key_id,
+                action="budget.delete",
+                target=budget_id,
+                project_id=budget.project_id,
+                details={"scope": budget.scope, "subject": budget.subject, "period": budget.period},
+            )
+        return budget
+
+    budget = await asyncio.to_thread(remove)
+    await _reload(state)
+    return {**budget.to_dict(), "deleted": True}
+
+
+@router.post("/limits")
+async def set_limits(body: LimitSet, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Set the rate limits and max_tokens cap of (scope, subject), replacing the previous ones."""
+    require_role(principal, "admin")
+    if body.rpm is None and body.tpm is None and body.max_tokens is None:
+        raise InvalidRequest("give at least one of rpm, tpm, max_tokens", param="rpm")
+    if body.scope == "model" and body.subject not in state.gateway.catalog:
+        raise NotFound(f"no model {body.subject!r} (list them with `pilothouse models list`)", param="subject")
+
+    def write() -> tuple[repo.RateLimit, bool]:
+        with state.store.begin() as conn:
+            project_id, subject = _resolve(conn, principal, body.scope, body.subject)
+            limit, created = repo.set_rate_limit(
+                conn,
+                project_id=project_id,
+                scope=body.scope,
+                subject=subject,
+                rpm=body.rpm,
+                tpm=body.tpm,
+                max_tokens=body.max_tokens,
+                actor=principal.key_id,
+            )
+            append_event(
+                conn,
+                actor=principal.key_id,
+                action="limits.set",
+                target=limit.id,
+                project_id=project_id,
+                details={
+                    "scope": limit.scope,
+                    "subject": limit.subject,
+                    "rpm": limit.rpm,
+                    "tpm": limit.tpm,
+                    "max_tokens": limit.max_tokens,
+                    "created": created,
+                },
+            )
+        return limit, created
+
+    try:
+        limit, created = await asyncio.to_thread(write)
+    except IntegrityError as exc:
+        raise Conflict("these limits were changed concurrently; retry") from exc
+    await _reload(state)
+    return {**limit.to_dict(), "created": created}
+
+
+@router.get("/limits")
+async def list_limits(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    require_role(principal, "viewer")
+    project = None if principal.role == "admin" else principal.project_id
+
+    def read() -> list[repo.RateLimit]:
+        with state.store.connect() as conn:
+            return repo.list_rate_limits(conn, project_id=project)
+
+    return {"data": [lim.to_dict() for lim in await asyncio.to_thread(read)]}
+
+
+@router.delete("/limits/{limit_id}")
+async def delete_limits(limit_id: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    require_role(principal, "admin")
+
+    def remove() -> repo.RateLimit:
+        with state.store.begin() as conn:
+            limit = repo.get_rate_limit(conn, limit_id)
+            if limit is None or not repo.delete_rate_limit(conn, limit_id):
+                raise NotFound(f"no limits {limit_id!r} (list them with `pilothouse limits list`)")
+            append_event(
+                conn,
+                actor=principal.key_id,
+                action="limits.delete",
+                target=limit_id,
+                project_id=limit.project_id,
+                details={"scope": limit.scope, "subject": limit.subject},
+            )
+        return limit
+
+    limit = await asyncio.to_thread(remove)
+    await _reload(state)
+    return {**limit.to_dict(), "deleted": True}
