@@ -1,0 +1,214 @@
+"""Lookup latency at scale: the cache lookup stage (`ResponseCache.lookup_request`) timed per request, on a
+store holding N entries, for the memory and the Redis backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pilothouse.config import CacheSettings, Deployment, ModelEntry, SemanticCacheSettings, Settings
+from pilothouse.gateway.cache import ResponseCache
+from pilothouse.gateway.cache.keys import context_hash, exact_key
+from pilothouse.gateway.cache.store import CacheStore, VectorRecord
+from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.pricing import default_price_book
+from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.tracing.model import TraceRecord
+
+from . import corpus
+
+NAMESPACE = "bench"
+PARAMS = {"temperature": 0, "max_tokens": 64}
+
+
+@dataclass
+class Latency:
+    name: str
+    backend: str
+    entries: int
+    samples: list[float] = field(default_factory=list)  # ms
+    hits: int = 0
+    notes: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        ms = np.asarray(self.samples)
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "entries": self.entries,
+            "lookups": int(ms.size),
+            "hits": self.hits,
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()),
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
+            "notes": self.notes,
+        }
+
+
+def bench_settings(semantic: SemanticCacheSettings | None = None) -> Settings:
+    model = ModelEntry(name=corpus.MODEL, deployments=[Deployment(provider="fake", model="fake")])
+    cache = CacheSettings(enabled=True, semantic=semantic or SemanticCacheSettings())
+    return Settings(include_default_models=False, models=[model], cache=cache)
+
+
+def exact_body(i: int) -> dict[str, Any]:
+    content = f"Question {i}: how do I configure the setting number {i} of the billing service?"
+    return {"model": corpus.MODEL, "messages": [{"role": "user", "content": content}], **PARAMS}
+
+
+def semantic_body(system: str, question: str) -> dict[str, Any]:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return {"model": corpus.MODEL, "messages": messages, **PARAMS}
+
+
+async def bulk(calls: list[Callable[[], Awaitable[Any]]], width: int = 64) -> None:
+    for start in range(0, len(calls), width):
+        await asyncio.gather(*(c() for c in calls[start : start + width]))
+
+
+async def timed_lookups(cache: ResponseCache, gw: Gateway, bodies: list[dict[str, Any]], result: Latency) -> None:
+    for raw in bodies:
+        trace = TraceRecord(project_id=NAMESPACE, name="chat", api_key_id="k")
+        prep = gw.prepare_chat(raw, trace)
+        started = time.perf_counter()
+        _, hit = await cache.lookup_request(prep, trace, ())
+        result.samples.append((time.perf_counter() - started) * 1000.0)
+        result.hits += hit is not None
+
+
+async def exact(store: CacheStore, backend: str, entries: int, lookups: int) -> list[Latency]:
+    settings = bench_settings()
+    gw = Gateway(settings, ProviderPool(settings), default_price_book())
+    cache = ResponseCache(settings, store)
+
+    def put(i: int) -> Callable[[], Awaitable[None]]:
+        raw = exact_body(i)
+        key = exact_key(corpus.MODEL, raw["messages"], PARAMS)
+        return lambda: store.set(NAMESPACE, key, corpus.answer(i), 3600)
+
+    await bulk([put(i) for i in range(entries)])
+    rng = random.Random(1)
+    hits = Latency("exact hit", backend, entries)
+    misses = Latency("exact miss", backend, entries)
+    warm = Latency("warm-up", backend, entries)
+    await timed_lookups(cache, gw, [exact_body(rng.randrange(entries)) for _ in range(200)], warm)
+    await timed_lookups(cache, gw, [exact_body(rng.randrange(entries)) for _ in range(lookups)], hits)
+    await timed_lookups(cache, gw, [exact_body(entries + i) for i in range(lookups)], misses)
+    return [hits, misses]
+
+
+@dataclass
+class SemanticCorpus:
+    texts: list[str]  # base questions
+    bases: np.ndarray  # their embeddings
+    vectors: np.ndarray  # all indexed vectors
+    owner: np.ndarray  # base of each vector
+
+
+def build_semantic_corpus(entries: int, n_bases: int, cache_dir: Path) -> SemanticCorpus:
+    texts = corpus.questions(n_bases)
+    bases = corpus.embed_cached(texts, cache_dir)
+    vectors, owner = corpus.variants(bases, entries)
+    return SemanticCorpus(texts, bases, vectors, owner)
+
+
+def system_prompt(partition: int) -> str:
+    return f"You are the support assistant of product line {partition}. Answer briefly."
+
+
+def partition_name(partition: int) -> str:
+    raw = semantic_body(system_prompt(partition), "x")
+    return f"{NAMESPACE}:{context_hash(corpus.MODEL, raw['messages'], PARAMS)}"
+
+
+async def load_semantic(store: CacheStore, data: SemanticCorpus, partitions: int) -> None:
+    expires = time.time() + 3600
+
+    def put(j: int) -> Callable[[], Awaitable[Any]]:
+        base = int(data.owner[j])
+        record = VectorRecord(f"sem-{j}", data.texts[base], data.vectors[j], expires)
+        part = partition_name(base % partitions)
+        return lambda: asyncio.gather(
+            store.add_vector(part, record), store.set(NAMESPACE, f"sem-{j}", corpus.answer(j), 3600)
+        )
+
+    await bulk([put(j) for j in range(len(data.vectors))])
+
+
+async def semantic(
+    store: CacheStore,
+    backend: str,
+    data: SemanticCorpus,
+    partitions: int,
+    lookups: int,
+    label: str,
+    *,
+    embedding: bool = True,
+) -> list[Latency]:
+    """Timed semantic lookups. `embedding=False`: the question vectors are computed beforehand and handed
+    over by the embedder hook, so what is timed is everything but the model (thread hop, sync, search,
+    guards, answer read)."""
+    settings = bench_settings(SemanticCacheSettings(enabled=True))
+    gw = Gateway(settings, ProviderPool(settings), default_price_book())
+    cache = ResponseCache(settings, store)
+    rng = random.Random(5)
+    n_bases = len(data.texts)
+
+    def hit_body() -> dict[str, Any]:
+        base = rng.randrange(n_bases)
+        return semantic_body(system_prompt(base % partitions), corpus.reworded(data.texts[base]))
+
+    entries = len(data.vectors)
+    suffix = "" if embedding else ", without the embedding"
+    warm_bodies = [hit_body() for _ in range(50)]
+    hit_bodies = [hit_body() for _ in range(lookups)]
+    miss_bodies = [semantic_body(system_prompt(rng.randrange(partitions)), q) for q in corpus.unrelated(lookups)]
+    if not embedding:
+        model = cache.semantic.embed
+        vectors = {
+            b["messages"][-1]["content"]: model(b["messages"][-1]["content"])
+            for b in (*warm_bodies, *hit_bodies, *miss_bodies)
+        }
+        cache.semantic.embed = vectors.__getitem__
+    hits = Latency(f"semantic, {label}, reworded question{suffix}", backend, entries)
+    misses = Latency(f"semantic, {label}, unrelated question{suffix}", backend, entries)
+    await timed_lookups(cache, gw, warm_bodies, Latency("warm-up", backend, entries))
+    await timed_lookups(cache, gw, hit_bodies, hits)
+    await timed_lookups(cache, gw, miss_bodies, misses)
+    return [hits, misses]
+
+
+def components(data: SemanticCorpus, lookups: int) -> list[Latency]:
+    """Where a semantic lookup's time goes: the embedding alone, and the search alone at N rows."""
+    from pilothouse.gateway.cache.semantic import minilm_embedder
+    from pilothouse.gateway.cache.vectors import VectorPartition
+
+    embed = minilm_embedder()
+    texts = [corpus.reworded(t) for t in data.texts[:lookups]]
+    embed(texts[0])
+    embedding = Latency("MiniLM embedding of the question (alone)", "-", 0)
+    for text in texts:
+        started = time.perf_counter()
+        embed(text)
+        embedding.samples.append((time.perf_counter() - started) * 1000.0)
+    part = VectorPartition(data.vectors.shape[1], len(data.vectors))
+    expires = time.time() + 3600
+    part.add(VectorRecord(f"k{j}", "", data.vectors[j], expires) for j in range(len(data.vectors)))
+    search = Latency("vector search (alone), one partition", "memory", len(data.vectors))
+    now = time.time()
+    for base in range(min(lookups, len(data.texts))):
+        started = time.perf_counter()
+        found = part.search(data.bases[base], limit=4, min_score=0.91, now=now)
+        search.samples.append((time.perf_counter() - started) * 1000.0)
+        search.hits += bool(found)
+    return [embedding, search]

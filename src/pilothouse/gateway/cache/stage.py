@@ -1,0 +1,282 @@
+"""The cache stages of the chat pipeline: lookup (after admission, before routing) and store (after it).
+
+`ResponseCache.plan` reads the request's cache headers and decides; `lookup` tries the exact cache, then the
+semantic one, and on a hit replaces the request's `llm` span with a `cache` span that records the cost the
+original call had (`pilothouse.cache_saved_usd`); `store` / `record` keep a plain answer / the chunks of a
+streamed one. A failing cache backend never fails a request: the lookup counts as a miss, the store is
+skipped, both are logged and marked on the span (`pilothouse.cache.lookup_error` / `store_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.config import ConfigError, Settings
+from pilothouse.gateway.cache.entry import CachedAnswer, chunks_from_events
+from pilothouse.gateway.cache.keys import context_hash, exact_key, is_sampled, last_user_text
+from pilothouse.gateway.cache.memory import MemoryCacheStore
+from pilothouse.gateway.cache.policy import CACHE_HEADER, Decision, decide, parse_directives
+from pilothouse.gateway.cache.redis_store import RedisCacheStore
+from pilothouse.gateway.cache.semantic import Embed, SemanticCache
+from pilothouse.gateway.cache.sqlite_store import SQLiteCacheStore
+from pilothouse.gateway.cache.store import CacheStore, FloatArray, VectorMatch
+from pilothouse.tracing.model import TraceRecord
+
+if TYPE_CHECKING:
+    from pilothouse.gateway.pipeline import Prepared
+
+log = logging.getLogger("pilothouse.cache")
+
+_NOT_COPIED = frozenset({"gen_ai.provider.name", "pilothouse.deployment.model"})
+
+
+@dataclass(slots=True)
+class CachePlan:
+    """What this request does with the cache, and what happened."""
+
+    decision: Decision
+    namespace: str
+    key: str
+    text: str | None = None  # the last user message, when the semantic cache applies
+    partition: str | None = None
+    vector: FloatArray | None = None
+    status: str = "miss"  # hit | miss | bypass
+    kind: str | None = None  # exact | semantic, on a hit
+
+    def headers(self) -> dict[str, str]:
+        found = {CACHE_HEADER: self.status}
+        if self.kind:
+            found[CACHE_HEADER + "-kind"] = self.kind
+        return found
+
+
+def _request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None]:
+    cache_control = directives = ttl = None
+    for name, value in headers:
+        if name == b"cache-control":
+            cache_control = value.decode("latin-1")
+        elif name == b"x-pilothouse-cache":
+            directives = value.decode("latin-1")
+        elif name == b"x-pilothouse-cache-ttl":
+            ttl = value.decode("latin-1")
+    return cache_control, directives, ttl
+
+
+def _llm_cost(trace: TraceRecord) -> Decimal | None:
+    """What the request's upstream calls cost (None when no price was known for any)."""
+    costs = [s.cost_usd for s in trace.spans if s.kind == "llm"]
+    known = [c for c in costs if c is not None]
+    return sum(known, Decimal(0)) if known else None
+
+
+class ResponseCache:
+    def __init__(self, settings: Settings, store: CacheStore, embed: Embed | None = None) -> None:
+        self.settings = settings
+        self.config = settings.cache
+        self.store = store
+        self.semantic = SemanticCache(settings.cache.semantic, store, embed)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResponseCache | None:
+        """The configured cache, or None when `cache.enabled` is off."""
+        config = settings.cache
+        if not config.enabled:
+            return None
+        backend = config.backend
+        if backend == "auto":
+            backend = "redis" if settings.redis_url else "memory"
+        store: CacheStore
+        if backend == "redis":
+            if not settings.redis_url:
+                raise ConfigError("cache.backend = 'redis' needs redis_url (PILOTHOUSE_REDIS_URL)")
+            store = RedisCacheStore.from_url(
+                settings.redis_url,
+                prefix=config.redis_prefix,
+                retention_s=config.ttl_s,
+                max_vectors_per_partition=config.semantic.max_entries_per_partition,
+                max_vectors=config.semantic.max_entries,
+                sync_batch=config.semantic.sync_batch,
+            )
+        elif backend == "sqlite":
+            store = SQLiteCacheStore(
+                settings.data_dir / "cache.db",
+                max_entries=config.max_entries,
+                max_vectors_per_partition=config.semantic.max_entries_per_partition,
+                max_vectors=config.semantic.max_entries,
+                sync_batch=config.semantic.sync_batch,
+            )
+        else:
+            store = MemoryCacheStore(
+                max_entries=config.max_entries,
+                max_bytes=config.max_bytes,
+                max_vectors_per_partition=config.semantic.max_entries_per_partition,
+            )
+        return cls(settings, store)
+
+    async def warm(self) -> None:
+        """Load the embedding model at start when the semantic cache is on for every request."""
+        if self.config.semantic.enabled:
+            await self.semantic.vector("warm up")
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+    # -- decide -----------------------------------------------------------------------------------
+    def plan(self, prep: Prepared, trace: TraceRecord, headers: Iterable[tuple[bytes, bytes]]) -> CachePlan:
+        """Read the cache headers (a malformed one is a 400) and decide what this request does."""
+        directives = parse_directives(*_request_headers(headers))
+        body = prep.body
+        decision = decide(self.config, directives, key_id=trace.api_key_id, sampled=is_sampled(body.params))
+        namespace = trace.project_id
+        if not (decision.read or decision.write):
+            prep.span.attributes["pilothouse.cache.status"] = "bypass"
+            prep.span.attributes["pilothouse.cache.bypass_reason"] = decision.reason
+            return CachePlan(decision, namespace, "", status="bypass")
+        model = body.model  # the public name asked for (a context-window fallback is the same question)
+        plan = CachePlan(decision, namespace, exact_key(model, body.messages, body.params))
+        plan.status = "miss" if decision.read else "bypass"
+        if decision.semantic:
+            text = last_user_text(body.messages)
+            if text is not None and text.strip():
+                plan.text = text
+                plan.partition = f"{namespace}:{context_hash(model, body.messages, body.params)}"
+        prep.span.attributes["pilothouse.cache.status"] = plan.status
+        if not decision.read:
+            prep.span.attributes["pilothouse.cache.bypass_reason"] = "no-cache"
+        return plan
+
+    # -- lookup -----------------------------------------------------------------------------------
+    async def lookup_request(
+        self, prep: Prepared, trace: TraceRecord, headers: Iterable[tuple[bytes, bytes]]
+    ) -> tuple[CachePlan, CachedAnswer | None]:
+        """The cache lookup stage: plan, then look up (see `plan` and `lookup`)."""
+        plan = self.plan(prep, trace, headers)
+        return plan, await self.lookup(plan, prep, trace)
+
+    async def lookup(self, plan: CachePlan, prep: Prepared, trace: TraceRecord) -> CachedAnswer | None:
+        """The cached answer, recorded on the trace as a `cache` span; None on a miss."""
+        if not plan.decision.read:
+            return None
+        started = time.time()
+        match: VectorMatch | None = None
+        try:
+            raw = await self.store.get(plan.namespace, plan.key)
+            if raw is None and plan.partition is not None and plan.text is not None:
+                found = await self.semantic.lookup(plan.namespace, plan.partition, plan.text)
+                plan.vector = found.vector
+                raw, match = found.value, found.match
+                if found.refused:
+                    prep.span.attributes["pilothouse.cache.semantic_refused"] = found.refused
+        except Exception as exc:  # the cache is an optimisation: a failing backend is a miss
+            log.warning("cache lookup failed (%s): %s", self.store.name, exc)
+            prep.span.attributes["pilothouse.cache.lookup_error"] = f"{type(exc).__name__}: {exc}"
+            return None
+        answer = CachedAnswer.loads(raw) if raw is not None else None
+        if answer is None:
+            return None
+        plan.status, plan.kind = "hit", "semantic" if match is not None else "exact"
+        self._record_hit(plan, prep, trace, answer, match, started)
+        return answer
+
+    def _record_hit(
+        self,
+        plan: CachePlan,
+        prep: Prepared,
+        trace: TraceRecord,
+        answer: CachedAnswer,
+        match: VectorMatch | None,
+        started: float,
+    ) -> None:
+        llm = prep.span
+        if llm in trace.spans:
+            trace.spans.remove(llm)  # no provider call was made
+        span = trace.span("cache", f"cache hit {prep.entry.name}")
+        span.started_at = started
+        span.model = prep.entry.name
+        span.cost_usd = Decimal(0)
+        attrs = span.attributes
+        attrs.update({k: v for k, v in llm.attributes.items() if k not in _NOT_COPIED})
+        attrs["pilothouse.cache.status"] = "hit"
+        attrs["pilothouse.cache.kind"] = plan.kind
+        attrs["pilothouse.cache.backend"] = self.store.name
+        attrs["pilothouse.cache.key"] = plan.key
+        attrs["pilothouse.cache.source_trace_id"] = answer.trace_id
+        attrs["pilothouse.cache.age_s"] = round(max(0.0, started - answer.created_at), 3)
+        if answer.cost_usd is not None:
+            attrs["pilothouse.cache_saved_usd"] = str(answer.cost_usd)
+        else:
+            attrs["pilothouse.cost.unknown"] = True
+        usage = answer.usage
+        attrs["pilothouse.cache.saved_input_tokens"] = usage.get("prompt_tokens")
+        attrs["pilothouse.cache.saved_output_tokens"] = usage.get("completion_tokens")
+        if match is not None:
+            attrs["pilothouse.cache.similarity"] = round(match.score, 6)
+            attrs["pilothouse.cache.matched_key"] = match.key
+            if self.settings.capture_content:
+                attrs["pilothouse.cache.matched_text"] = match.text
+        if self.settings.capture_content:
+            span.input = llm.input
+            span.output = {"message": answer.message()}
+        span.finish()
+
+    # -- store ------------------------------------------------------------------------------------
+    async def store_completion(self, plan: CachePlan, prep: Prepared, trace: TraceRecord, body: dict[str, Any]) -> None:
+        """Keep a plain call's answer."""
+        if not plan.decision.write:
+            return
+        answer = CachedAnswer(
+            model=prep.entry.name, usage=dict(body.get("usage") or {}), cost_usd=_llm_cost(trace), trace_id=trace.id
+        )
+        answer.body = body
+        await self._put(plan, prep, answer)
+
+    async def record_stream(
+        self, plan: CachePlan, prep: Prepared, trace: TraceRecord, events: AsyncGenerator[bytes, None]
+    ) -> AsyncGenerator[bytes, None]:
+        """Relay a stream's events; once it ended well, keep its chunks."""
+        recorded: list[bytes] = []
+        try:
+            async for event in events:
+                recorded.append(event)
+                yield event
+        finally:
+            await events.aclose()
+        span = prep.span
+        chunks = chunks_from_events(recorded) if span.status == "ok" and span.ended_at is not None else None
+        if not chunks:
+            return
+        usage = {
+            "prompt_tokens": span.input_tokens,
+            "completion_tokens": span.output_tokens,
+            "total_tokens": (span.input_tokens or 0) + (span.output_tokens or 0),
+        }
+        answer = CachedAnswer(model=prep.entry.name, usage=usage, cost_usd=_llm_cost(trace), trace_id=trace.id)
+        answer.chunks = chunks
+        await self._put(plan, prep, answer)
+
+    async def _put(self, plan: CachePlan, prep: Prepared, answer: CachedAnswer) -> None:
+        raw = answer.dumps()
+        attrs = prep.span.attributes
+        if len(raw) > self.config.max_entry_bytes:
+            attrs["pilothouse.cache.stored"] = False
+            attrs["pilothouse.cache.skipped"] = f"entry of {len(raw)} bytes > max_entry_bytes"
+            return
+        ttl = plan.decision.ttl_s
+        try:
+            writes = [self.store.set(plan.namespace, plan.key, raw, ttl)]
+            if plan.partition is not None and plan.text is not None:
+                vector = plan.vector if plan.vector is not None else await self.semantic.vector(plan.text)
+                if vector is not None:
+                    writes.append(self.semantic.add(plan.partition, plan.key, plan.text, vector, time.time() + ttl))
+            await asyncio.gather(*writes)
+        except Exception as exc:
+            log.warning("cache store failed (%s): %s", self.store.name, exc)
+            attrs["pilothouse.cache.store_error"] = f"{type(exc).__name__}: {exc}"
+            return
+        attrs["pilothouse.cache.stored"] = True
