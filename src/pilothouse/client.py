@@ -15,6 +15,10 @@ from typing import Any
 
 import httpx
 
+from pilothouse.client_budgets import BudgetsMixin
+from pilothouse.client_costs import CostsMixin
+from pilothouse.client_prompts import PromptsMixin
+
 DEFAULT_URL = "http://127.0.0.1:7300"
 
 
@@ -41,7 +45,7 @@ def default_api_key(data_dir: Path | None = None) -> str | None:
         return None
 
 
-class Pilothouse:
+class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or default_api_key()
@@ -114,6 +118,81 @@ class Pilothouse:
 
     def get_trace(self, trace_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/api/traces/{trace_id}")
+        return result
+
+    # scores (feedback, evaluations)
+    def score(
+        self,
+        trace_id: str,
+        name: str,
+        value: float | str,
+        *,
+        comment: str | None = None,
+        source: str = "human",
+        span_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach a score to a trace: a number (`value=1.0`) or a category (`value="spam"`)."""
+        body: dict[str, Any] = {"trace_id": trace_id, "name": name, "source": source, "comment": comment}
+        body["string_value" if isinstance(value, str) else "value"] = value
+        if span_id is not None:
+            body["span_id"] = span_id
+        result: dict[str, Any] = self.request("POST", "/api/scores", json=body)
+        return result
+
+    def list_scores(self, **filters: Any) -> dict[str, Any]:
+        """Filters: trace_id, name, source, limit, cursor. Returns {"data": [...], "next_cursor": ...}."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        result: dict[str, Any] = self.request("GET", "/api/scores", params=params)
+        return result
+
+    # prompt canaries and per-version statistics
+    def set_canary(
+        self,
+        name: str,
+        label: str,
+        *,
+        baseline: int,
+        candidate: int,
+        weight: float,
+        rollback_rule: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Split `label` between `baseline` and `candidate` (`weight` percent), with an optional rollback rule
+        {"metric": "score:NAME" | "error_rate" | "cost_per_request" | "latency_ms", "min_samples", "alpha"}."""
+        body = {"baseline": baseline, "candidate": candidate, "weight": weight, "rollback_rule": rollback_rule}
+        result: dict[str, Any] = self.request("PUT", f"/api/prompts/{name}/labels/{label}/canary", json=body)
+        return result
+
+    def get_canary(self, name: str, label: str) -> dict[str, Any]:
+        """The label's split, rollback rule and the live comparison of candidate against baseline."""
+        result: dict[str, Any] = self.request("GET", f"/api/prompts/{name}/labels/{label}/canary")
+        return result
+
+    def check_canary(self, name: str, label: str) -> dict[str, Any]:
+        """Run the rollback rule now; the answer says whether the label was rolled back, and why."""
+        result: dict[str, Any] = self.request("POST", f"/api/prompts/{name}/labels/{label}/canary/check")
+        return result
+
+    def prompt_stats(self, name: str, *, since: str | None = None, label: str | None = None) -> dict[str, Any]:
+        """Per version and per day: calls, error rate, latency p50/p95, tokens, cost per call, scores."""
+        params = {k: v for k, v in {"since": since, "label": label}.items() if v is not None}
+        result: dict[str, Any] = self.request("GET", f"/api/prompts/{name}/stats", params=params)
+        return result
+
+    # prompt scenario tests and gated promotion
+    def prompt_tests(self, name: str) -> list[dict[str, Any]]:
+        """The scenario test cases stored for a prompt (as pushed from its `NAME.tests.yaml`)."""
+        result: list[dict[str, Any]] = self.request("GET", f"/api/prompts/{name}/tests")["cases"]
+        return result
+
+    def promote_prompt(
+        self, name: str, version: int, *, to: str = "production", force: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Move label `to` to `version` if it passes the prompt's scenario tests and is no worse than the
+        current version; a refusal raises PilothouseError (status 409) whose `body["comparison"]` says why.
+        `force=True` moves it anyway and records `prompt.promote.forced` in the audit log."""
+        body = {"version": version, "to": to, "force": force, "reason": reason}
+        # The server runs the suite for both versions before answering: allow it time.
+        result: dict[str, Any] = self.request("POST", f"/api/prompts/{name}/promote", json=body, timeout=900.0)
         return result
 
     # models

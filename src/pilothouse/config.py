@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PORT = 7300
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +39,9 @@ class Deployment(BaseModel):
     output_price_per_mtok: Decimal | None = Field(default=None, ge=0)
     cached_input_price_per_mtok: Decimal | None = Field(default=None, ge=0)
     weight: float = Field(default=1.0, gt=0)
+    name: str | None = Field(
+        default=None, description="Label in traces and logs (default: provider/model, #index when repeated)."
+    )
     timeout_s: float = Field(default=600.0, gt=0, description="Read timeout for one upstream call.")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific options.")
@@ -55,6 +58,12 @@ class ModelEntry(BaseModel):
     name: str = Field(min_length=1)
     kind: Literal["chat", "embedding"] = "chat"
     deployments: list[Deployment] = Field(min_length=1)
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Other public model names tried in order when every deployment fails."
+    )
+    context_window_fallbacks: list[str] | None = Field(
+        default=None, description="Models tried on context-window overflow (default: `fallbacks`)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -88,6 +97,81 @@ class LocalModelSettings(BaseModel):
     preload: bool = Field(default=True, description="Load the local models at start, before /readyz is ready.")
 
 
+class LimitSettings(BaseModel):
+    """Budgets, rate limits and loop guards (docs/cost-control.md). Definitions live in the store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definitions_ttl_s: float = Field(default=2.0, gt=0, description="How often budget/limit definitions reload.")
+    reservation_ttl_s: float = Field(
+        default=900.0, gt=0, description="A reservation a crashed replica never settled is released after this."
+    )
+    redis_prefix: str = Field(default="pilothouse:", description="Prefix of the Redis keys of limits and budgets.")
+    run_max_calls: int | None = Field(default=200, ge=1, description="Calls per run (x-pilothouse-run-id).")
+    run_max_tokens: int | None = Field(default=2_000_000, ge=1, description="Input + output tokens per run.")
+    run_max_cost_usd: Decimal | None = Field(default=None, ge=0, description="Cost per run; None: no cap.")
+    run_max_repeats: int | None = Field(
+        default=5, ge=1, description="Identical calls (same request hash) allowed per run; None: no check."
+    )
+    run_ttl_s: float = Field(default=86_400.0, gt=0, description="Run counters expire this long after last use.")
+
+
+class RoutingSettings(BaseModel):
+    """Retries, backoff and circuit breaking across deployments and fallbacks (docs/cost-control.md#routing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int = Field(default=0, ge=0, le=20, description="Extra calls per model after each deployment had one.")
+    max_attempts: int = Field(default=10, ge=1, description="Upstream calls per request, fallbacks included.")
+    backoff_base_s: float = Field(default=0.25, ge=0, description="First retry waits up to this (full jitter).")
+    backoff_max_s: float = Field(default=8.0, ge=0, description="Cap of one backoff wait.")
+    max_retry_after_s: float = Field(
+        default=10.0, ge=0, description="Longest upstream Retry-After waited for; longer moves to another deployment."
+    )
+    breaker_failures: int = Field(default=5, ge=0, description="Consecutive failures that open a circuit; 0: off.")
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, description="How long an open circuit skips a deployment.")
+    latency_alpha: float = Field(default=0.2, gt=0, le=1, description="Weight of the newest latency in the EWMA.")
+    latency_sensitivity: float = Field(default=1.0, ge=0, description="0: weights only; 1: share ~ 1/latency.")
+
+
+class SemanticCacheSettings(BaseModel):
+    """The semantic cache: the last user message compared by meaning (docs/caching.md#semantic-cache)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Semantic lookups for every cacheable request (else per header).")
+    threshold: float = Field(
+        default=0.91, gt=0, le=1, description="Least cosine similarity of a hit (tuned: docs/caching.md)."
+    )
+    guards: bool = Field(default=True, description="Refuse hits that differ in negation, numbers, dates, names, units.")
+    candidates: int = Field(default=4, ge=1, le=32, description="Best matches checked against the guards.")
+    max_entries: int = Field(default=200_000, ge=1, description="Vectors held per process; LRU partitions dropped.")
+    max_entries_per_partition: int = Field(default=100_000, ge=1, description="Oldest entries dropped beyond this.")
+    sync_batch: int = Field(default=512, ge=1, description="Redis, SQLite: new vectors read per lookup.")
+
+
+class CacheSettings(BaseModel):
+    """Exact and semantic response caching (docs/caching.md). Off by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    backend: Literal["auto", "memory", "sqlite", "redis"] = Field(
+        default="auto",
+        description="auto: Redis when redis_url is set (shared by replicas), else memory; sqlite: data_dir/cache.db.",
+    )
+    ttl_s: float = Field(default=3600.0, gt=0, description="Entry lifetime; x-pilothouse-cache-ttl may lower it.")
+    cache_sampled: bool = Field(
+        default=False, description="Cache requests with temperature > 0 (or none) without x-pilothouse-cache: force."
+    )
+    bypass_key_ids: list[str] = Field(default_factory=list, description="API key ids whose calls are never cached.")
+    redis_prefix: str = Field(default="pilothouse:cache:", description="Prefix of the cache's Redis keys.")
+    max_entries: int = Field(default=50_000, ge=1, description="Memory/SQLite: entries kept (LRU / soonest expiry).")
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1, description="Memory backend: total size of entries.")
+    max_entry_bytes: int = Field(default=1024 * 1024, ge=1, description="Larger responses are not cached.")
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+
+
 class Settings(BaseModel):
     """Everything a Pilothouse process needs. Build with `load_settings()`."""
 
@@ -102,9 +186,24 @@ class Settings(BaseModel):
     capture_content: bool = Field(default=True, description="Store prompts and completions on spans.")
     key_cache_ttl_s: float = Field(default=2.0, ge=0)
     trace_batch_max: int = Field(default=256, gt=0)
+    canary_check_interval_s: float = Field(default=30.0, ge=0, description="Canary rollback checks; 0: off.")
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     models: list[ModelEntry] = Field(default_factory=list)
     include_default_models: bool = True
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Settings:
+        catalog = self.catalog()
+        for entry in catalog.values():
+            for name in [*entry.fallbacks, *(entry.context_window_fallbacks or [])]:
+                target = catalog.get(name)
+                if target is None or target.kind != entry.kind or name == entry.name:
+                    why = "is not in the catalog" if target is None else "is the model itself or of another kind"
+                    raise ValueError(f"model {entry.name!r} lists fallback {name!r}, which {why}")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

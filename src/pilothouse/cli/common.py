@@ -20,14 +20,14 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 UrlOpt = Annotated[
     str | None,
-    typer.Option("--url", envvar="PILOTHOUSE_URL", help="Server URL [default: http://127.0.0.1:7300]."),
+    typer.Option("--url", envvar="PILOTHOUSE_URL", help="Server URL (default: http://127.0.0.1:7300)."),
 ]
 KeyOpt = Annotated[
     str | None,
     typer.Option(
         "--api-key",
         envvar="PILOTHOUSE_API_KEY",
-        help="API key [default: the bootstrap key saved by `pilothouse up` in the data directory].",
+        help="API key (default: the bootstrap key saved by `pilothouse up` in the data directory).",
         show_default=False,
     ),
 ]

@@ -16,7 +16,7 @@ projects_app = typer.Typer(help="Create and list projects (the tenant boundary).
 def create(
     name: Annotated[str, typer.Argument(help="A label for the key, e.g. 'checkout-service'.")],
     role: Annotated[str, typer.Option(help="admin, developer, viewer or service.")] = "service",
-    project: Annotated[str | None, typer.Option(help="Project id or name [default: the caller's].")] = None,
+    project: Annotated[str | None, typer.Option(help="Project id or name (default: the caller's).")] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,

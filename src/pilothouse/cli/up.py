@@ -18,14 +18,14 @@ from pilothouse.store.engine import StoreError
 
 
 def up(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 7300].")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: 7300).")] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
             "--data-dir",
             envvar="PILOTHOUSE_DATA_DIR",
-            help="Where SQLite and the admin key live [default: ./.pilothouse].",
+            help="Where SQLite and the admin key live (default: ./.pilothouse).",
         ),
     ] = None,
     database_url: Annotated[

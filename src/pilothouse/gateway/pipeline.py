@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -22,9 +21,12 @@ from pilothouse.errors import ApiError, InvalidRequest, NotFound, RateLimited, U
 from pilothouse.gateway.pricing import PriceBook, cost
 from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError, Usage
 from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.gateway.routing import Router
 from pilothouse.gateway.streaming import StreamAccumulator, sse
 from pilothouse.gateway.tokens import estimate_messages_tokens, estimate_text_tokens
 from pilothouse.gateway.validation import ChatBody, parse_chat_body, parse_embeddings_body
+from pilothouse.prompts.refs import MODEL_PREFIX
+from pilothouse.prompts.resolver import ExpandedPrompt, PromptResolver
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 
 _REQUEST_ATTRS = {
@@ -56,6 +58,8 @@ class Prepared:
     request: ChatRequest
     span: SpanRecord
     input_tokens: int | None
+    trace: TraceRecord | None = None
+    route: SpanRecord | None = None  # the `route` step span, once a call needed a second attempt
 
 
 def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
@@ -78,11 +82,15 @@ def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
 class Gateway:
     """Turns OpenAI-format requests into provider calls, recording each on the caller's trace."""
 
-    def __init__(self, settings: Settings, pool: ProviderPool, prices: PriceBook) -> None:
+    def __init__(
+        self, settings: Settings, pool: ProviderPool, prices: PriceBook, prompts: PromptResolver | None = None
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.prices = prices
         self.catalog = settings.catalog()
+        self.router = Router(settings, pool, prices, self.catalog)
+        self.prompts = prompts  # resolves `model: "prompt:NAME@LABEL"`; None: prompt references are refused
 
     # -- models -----------------------------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:
@@ -109,17 +117,19 @@ class Gateway:
             )
         return entry
 
-    def _deployment_index(self, entry: ModelEntry) -> int:
-        if len(entry.deployments) == 1:
-            return 0
-        weights = [d.weight for d in entry.deployments]
-        return random.choices(range(len(weights)), weights=weights)[0]
-
     # -- chat -------------------------------------------------------------------------------------
+    def _expand_prompt(self, raw: dict[str, Any], trace: TraceRecord) -> tuple[dict[str, Any], ExpandedPrompt]:
+        if self.prompts is None:
+            raise InvalidRequest("prompt references need the prompt registry (a server with a store)", param="model")
+        return self.prompts.expand(raw, trace)
+
     def prepare_chat(self, raw: Any, trace: TraceRecord) -> Prepared:
+        prompt = None
+        if isinstance(raw, dict) and isinstance(raw.get("model"), str) and raw["model"].startswith(MODEL_PREFIX):
+            raw, prompt = self._expand_prompt(raw, trace)  # rendered messages, the version's model and config
         body = parse_chat_body(raw)
         entry = self.resolve(body.model, "chat")
-        deployment = entry.deployments[self._deployment_index(entry)]
+        deployment = self.router.pick(entry, stream=body.stream)
         provider = self.pool.get(deployment)
         trace.model = entry.name
         trace.user_id = body.user
@@ -143,14 +153,21 @@ class Gateway:
                 body.max_tokens or 0
             )
             if needed > window:
-                exact = "" if input_tokens is not None else " (estimated)"
-                raise InvalidRequest(
-                    f"This request needs {needed} tokens{exact} "
-                    f"({needed - (body.max_tokens or 0)} in the messages + {body.max_tokens or 0} max_tokens), "
-                    f"but '{entry.name}' has a context window of {window}. Shorten the messages or lower max_tokens.",
-                    code="context_length_exceeded",
-                    param="messages",
+                routed = self.router.fit_context(
+                    entry, needed, tools=bool(body.params.get("tools")), stream=body.stream
                 )
+                if routed is None:
+                    exact = "" if input_tokens is not None else " (estimated)"
+                    raise InvalidRequest(
+                        f"This request needs {needed} tokens{exact} "
+                        f"({needed - (body.max_tokens or 0)} in the messages + {body.max_tokens or 0} max_tokens), "
+                        f"but '{entry.name}' has a context window of {window}. "
+                        "Shorten the messages or lower max_tokens.",
+                        code="context_length_exceeded",
+                        param="messages",
+                    )
+                entry, deployment = routed  # a larger-context fallback model
+                provider = self.pool.get(deployment)
         span = trace.span("llm", f"chat {entry.name}")
         span.model = entry.name
         span.provider = deployment.provider
@@ -172,9 +189,11 @@ class Gateway:
             span.input = {"messages": body.messages}
             if body.params.get("tools"):
                 attrs["gen_ai.tool.definitions"] = body.params["tools"]
+        if prompt is not None:
+            prompt.annotate(span, capture_content=self.settings.capture_content)
         params = dict(body.params)
         request = ChatRequest(model=deployment.model, messages=body.messages, params=params)
-        return Prepared(body, entry, deployment, provider, request, span, input_tokens)
+        return Prepared(body, entry, deployment, provider, request, span, input_tokens, trace)
 
     def _meter(self, prep: Prepared, usage: Usage | None, output_text: str) -> None:
         span = prep.span
@@ -203,10 +222,7 @@ class Gateway:
 
     async def chat(self, prep: Prepared) -> dict[str, Any]:
         """Non-streamed completion; returns the OpenAI `chat.completion` body."""
-        try:
-            result = await prep.provider.chat(prep.request)
-        except ProviderError as exc:
-            raise provider_error_to_api(exc, f"{prep.span.provider}/{prep.request.model}") from exc
+        result = await self.router.chat(prep)  # route: deployments, retries, fallbacks (gateway/routing)
         body = result.body
         choices = body.get("choices") or [{}]
         message = choices[0].get("message") or {}
@@ -244,11 +260,11 @@ class Gateway:
         trace is stored). A failure before the first event raises ApiError; after it, it becomes an SSE
         error event (the status line is already sent)."""
         acc = StreamAccumulator()
-        started = time.perf_counter()
+        started, chunks = await self.router.open_stream(prep)  # route: retried until a first chunk arrives
         span = prep.span
         sent = False
         try:
-            async for chunk in prep.provider.chat_stream(prep.request):
+            async for chunk in chunks:
                 if acc.add(chunk) and span.ttft_ms is None:
                     span.ttft_ms = round((time.perf_counter() - started) * 1000.0, 3)
                     span.attributes["gen_ai.response.time_to_first_chunk"] = span.ttft_ms / 1000.0
@@ -265,6 +281,7 @@ class Gateway:
             if not sent:
                 raise error from exc  # nothing sent yet: the caller gets a proper HTTP error status
             span.finish(status="error", error=error.message)
+            self.router.end_stream(prep, exc)
             self._meter(prep, _usage_from(acc.usage), "".join(acc.text))
             yield sse(error.body())
             return
@@ -287,12 +304,13 @@ class Gateway:
                 }
             )
         span.finish()
+        self.router.end_stream(prep, None)
 
     # -- embeddings -------------------------------------------------------------------------------
     async def embeddings(self, raw: Any, trace: TraceRecord) -> dict[str, Any]:
         name, inputs, fmt = parse_embeddings_body(raw)
         entry = self.resolve(name, "embedding")
-        deployment = entry.deployments[self._deployment_index(entry)]
+        deployment = self.router.pick(entry)
         provider = self.pool.get(deployment)
         trace.model = entry.name
         span = trace.span("embedding", f"embeddings {entry.name}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,11 +22,25 @@ from starlette.types import Receive, Scope, Send
 from pilothouse import __version__
 from pilothouse.config import Settings
 from pilothouse.errors import ApiError
-from pilothouse.server.api import audit, keys, traces
+from pilothouse.prompts.monitor import start_canary_monitor
+from pilothouse.server.api import (
+    audit,
+    budgets,
+    costs,
+    keys,
+    prompt_canary,
+    prompt_promotion,
+    prompt_stats,
+    prompts,
+    scores,
+    traces,
+)
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.gateway_asgi import FAST_PATHS, GatewayEndpoints
 from pilothouse.server.state import AppState, build_state, close_state, warm_models
+
+log = logging.getLogger("pilothouse.server")
 
 OnReady = Callable[[AppState], None]
 
@@ -58,15 +73,18 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await asyncio.to_thread(build_state, settings)
         app.state.pilothouse = state
+        await state.admission.start()  # limits and budgets: check Redis, load definitions, seed budgets
         await warm_models(state)
         # Objects alive after start-up never die; keep the collector from rescanning them under load.
         gc.collect()
         gc.freeze()
+        monitor = start_canary_monitor(state)
         if on_ready is not None:
             on_ready(state)
         try:
             yield
         finally:
+            await monitor.stop()
             await close_state(state)
 
     api = FastAPI(
@@ -75,7 +93,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, behind a key like every non-health endpoint
     )
 
     @api.exception_handler(ApiError)
@@ -85,6 +103,13 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
     @api.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_response(exc)
+
+    @api.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+        body = {"error": {"message": message, "type": "api_error", "param": None, "code": "internal_error"}}
+        return JSONResponse(body, status_code=500)
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -121,9 +146,20 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         state.gateway.resolve(model_id, kind)  # raises the not-found error with the list of models
         raise AssertionError("unreachable")
 
+    @api.get("/api/openapi.json", include_in_schema=False)
+    def openapi(principal: PrincipalDep) -> dict[str, Any]:
+        return api.openapi()
+
     api.include_router(keys.router)
     api.include_router(traces.router)
     api.include_router(audit.router)
+    api.include_router(budgets.router)
+    api.include_router(prompts.router)
+    api.include_router(prompt_promotion.router)
+    api.include_router(prompt_canary.router)
+    api.include_router(prompt_stats.router)
+    api.include_router(scores.router)
+    api.include_router(costs.router)
     return api
 
 

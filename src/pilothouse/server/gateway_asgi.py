@@ -17,6 +17,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from pilothouse.errors import ApiError, InvalidRequest, PayloadTooLarge
+from pilothouse.gateway.admission import Ticket
 from pilothouse.gateway.streaming import DONE
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.state import AppState
@@ -96,11 +97,14 @@ class _TraceOnce:
         self.state = state
         self.trace = trace
         self.stored = False
+        self.ticket: Ticket | None = None  # what the admission stage reserved; settled as the trace is stored
 
     async def store(self) -> None:
         if self.stored:
             return
         self.stored = True  # write() enqueues synchronously, so a cancelled await still stores it
+        if self.ticket is not None:  # settle: the actual tokens and cost replace the reservations
+            await asyncio.shield(self.ticket.settle())
         self.trace.finish()
         await asyncio.shield(self.state.sink.write(self.trace))
 
@@ -139,19 +143,27 @@ class GatewayEndpoints:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, once: _TraceOnce) -> None:
         gateway = self.state.gateway
         trace = once.trace
+        cache, plan, hit = self.state.cache, None, None
         try:
             raw = _parse_json(await _read_body(scope, receive, self.state.settings.max_body_bytes))
             if scope["path"] == EMBEDDINGS_PATH:
                 payload = await gateway.embeddings(raw, trace)
             else:
                 prep = gateway.prepare_chat(raw, trace)
+                once.ticket = await self.state.admission.admit(prep, trace, scope["headers"])  # admission
+                if cache is not None:  # cache lookup: a hit skips routing (gateway/cache)
+                    plan, hit = await cache.lookup_request(prep, trace, scope["headers"])
                 if prep.body.stream:
-                    events = gateway.chat_stream(prep)
+                    events = hit.events(prep.body.include_usage) if hit is not None else gateway.chat_stream(prep)
+                    if cache is not None and plan is not None and hit is None:  # cache store, once it ended well
+                        events = cache.record_stream(plan, prep, trace, events)
                     first = await anext(events, b"")  # raises ApiError before any byte is sent
-                    await self._stream(send, receive, first, events, once)
+                    await self._stream(send, receive, first, events, once, plan.headers() if plan else None)
                     return
-                payload = await gateway.chat(prep)
+                payload = hit.completion() if hit is not None else await gateway.chat(prep)
                 prep.span.finish()
+                if cache is not None and plan is not None and hit is None:  # cache store
+                    await cache.store_completion(plan, prep, trace, payload)
         except ApiError as exc:
             _record_failure(trace, exc)
             await once.store()
@@ -171,7 +183,7 @@ class GatewayEndpoints:
             return
         # Stored before answering, so the trace is readable the moment the caller has the answer.
         await once.store()
-        await send_json(send, 200, payload, trace.id)
+        await send_json(send, 200, payload, trace.id, plan.headers() if plan else None)
 
     async def _stream(
         self,
@@ -180,6 +192,7 @@ class GatewayEndpoints:
         first: bytes,
         events: AsyncGenerator[bytes, None],
         once: _TraceOnce,
+        extra: dict[str, str] | None = None,
     ) -> None:
         disconnected = asyncio.Event()
 
@@ -193,6 +206,7 @@ class GatewayEndpoints:
         watcher = asyncio.create_task(watch())
         try:
             headers = [*_SSE, (b"x-pilothouse-trace-id", once.trace.id.encode())]
+            headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": first, "more_body": True})
             async for event in events:
@@ -204,6 +218,7 @@ class GatewayEndpoints:
                 await once.store()
                 await send({"type": "http.response.body", "body": DONE, "more_body": False})
         finally:
+            await events.aclose()  # meters what an abandoned stream used before its trace is stored
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

@@ -9,9 +9,12 @@ import time
 from dataclasses import dataclass, field
 
 from pilothouse.config import Settings
+from pilothouse.gateway.admission import Admission, build_admission
+from pilothouse.gateway.cache import ResponseCache
 from pilothouse.gateway.pipeline import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.prompts.resolver import PromptResolver
 from pilothouse.server.auth import Authenticator
 from pilothouse.server.bootstrap import Bootstrap, bootstrap
 from pilothouse.store.engine import Store, open_store
@@ -29,9 +32,11 @@ class AppState:
     gateway: Gateway
     pool: ProviderPool
     boot: Bootstrap
+    admission: Admission
     started_at: float = field(default_factory=time.time)
     models_ready: bool = False
     warm_error: str | None = None
+    cache: ResponseCache | None = None  # None: caching is off (cache.enabled)
 
 
 def build_state(settings: Settings) -> AppState:
@@ -43,7 +48,7 @@ def build_state(settings: Settings) -> AppState:
         log.warning("replayed %d traces that an earlier run could not store", replayed)
     boot = bootstrap(store, settings.admin_key_path)
     pool = ProviderPool(settings)
-    gateway = Gateway(settings, pool, default_price_book())
+    gateway = Gateway(settings, pool, default_price_book(), PromptResolver(store))
     return AppState(
         settings=settings,
         store=store,
@@ -52,6 +57,8 @@ def build_state(settings: Settings) -> AppState:
         gateway=gateway,
         pool=pool,
         boot=boot,
+        admission=build_admission(settings, store, gateway.prices, gateway.catalog),
+        cache=ResponseCache.from_settings(settings),
     )
 
 
@@ -68,6 +75,8 @@ async def warm_models(state: AppState) -> None:
                     await warm()
                 else:
                     await asyncio.to_thread(warm)
+        if state.cache is not None:
+            await state.cache.warm()  # the embedding model, when the semantic cache is on
         state.models_ready = True
     except Exception as exc:  # surfaced on /readyz rather than crashing the server
         state.warm_error = f"{type(exc).__name__}: {exc}"
@@ -75,6 +84,11 @@ async def warm_models(state: AppState) -> None:
 
 
 async def close_state(state: AppState) -> None:
+    if state.gateway.prompts is not None:
+        state.gateway.prompts.close()
+    await state.admission.aclose()
+    if state.cache is not None:
+        await state.cache.aclose()
     await state.pool.aclose()
     state.sink.close()
     state.store.dispose()

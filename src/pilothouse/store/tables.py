@@ -189,3 +189,40 @@ prompt_test_suites = Table(
     Column("source_text", Text, nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+# Budgets (docs/cost-control.md): a spending limit on one subject per period. scope/subject: key/<key id>,
+# project/<project id>, user/<the request's `user`>, prompt/<prompt name>. The spend itself lives in the
+# LimitStore (Redis with replicas), not here.
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("period", String(10), nullable=False),
+    Column("limit_usd", Money, nullable=False),
+    Column("mode", String(10), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project_id", "scope", "subject", "period", name="uq_budgets_project_scope_subject_period"),
+)
+
+# Rate limits and the max_tokens cap of one subject: key/<key id>, project/<project id>, model/<model name>
+# (a model's limit counts that project's calls of it). NULL: no limit of that kind.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("max_tokens", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project_id", "scope", "subject", name="uq_rate_limits_project_scope_subject"),
+)
