@@ -26,13 +26,12 @@ REFERENCE = REPO_ROOT.parent / "shared" / "data" / "pricing" / "model_prices.jso
 DATA_FILE = REPO_ROOT / "src" / "pilothouse" / "gateway" / "pricing_data.json"
 SCRIPT = REPO_ROOT / "scripts" / "build_pricing.py"
 
-needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason="shared pricing reference not present")
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
     if not REFERENCE.exists():
-        pytest.skip("shared pricing reference not present")
+        pytest.fail(f"the shared pricing reference is missing: expected {REFERENCE} (../shared beside the repository)")
     data: dict[str, Any] = json.loads(REFERENCE.read_text(encoding="utf-8"))
     return data
 
@@ -66,7 +65,6 @@ KNOWN = [
 ]
 
 
-@needs_reference
 @pytest.mark.parametrize(("provider", "model", "key"), KNOWN)
 def test_catalog_prices_match_the_reference(
     book: PriceBook, reference: dict[str, Any], provider: str, model: str, key: str
@@ -270,7 +268,6 @@ def test_malformed_data_is_rejected() -> None:
         PriceBook(bad)
 
 
-@needs_reference
 def test_script_regenerates_the_data_file_identically(tmp_path: Path) -> None:
     output = tmp_path / "pricing_data.json"
     subprocess.run(
