@@ -1,8 +1,8 @@
-"""The inference path: validate → resolve model → check capabilities and context window → call the
-provider → meter tokens and cost → record the llm/embedding span on the request's trace.
+"""The inference path: validate (expanding prompt references) → resolve the model → check capabilities and
+the context window → call through the router → meter tokens and cost → record the llm/embedding span.
 
-The server owns the trace's lifetime (it is written whatever happens); this module fills it in. Later stages
-(guards, caches, budgets, routing with fallbacks, prompt references) slot in around `_call`.
+The server owns the trace's lifetime (it is written whatever happens) and runs the stages around this module
+(admission, cache lookup and store, settlement; see docs/architecture.md); this module fills the trace in.
 """
 
 from __future__ import annotations
