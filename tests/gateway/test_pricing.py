@@ -27,7 +27,6 @@ DATA_FILE = REPO_ROOT / "src" / "pilothouse" / "gateway" / "pricing_data.json"
 SCRIPT = REPO_ROOT / "scripts" / "build_pricing.py"
 
 
-
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
     if not REFERENCE.exists():

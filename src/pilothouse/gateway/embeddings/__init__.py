@@ -1,4 +1,4 @@
-"""Local text embedding models (pure NumPy)."""
+"""Local text embedding models: all-MiniLM-L6-v2 on ONNX Runtime, or in pure NumPy."""
 
 from pilothouse.gateway.embeddings.minilm import (
     EMBEDDING_DIM,
