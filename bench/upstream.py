@@ -4,6 +4,8 @@ It answers `POST /v1/chat/completions` after a fixed delay (default 20 ms) with 
 `chat.completion` body including `usage`; with `"stream": true` it sends a minimal SSE stream (a role
 chunk, a content chunk, a finish chunk, a usage chunk when `stream_options.include_usage` is set) that
 ends in `data: [DONE]`. `GET /v1/models` and `GET /health` answer at once. It does not check keys.
+`GET /stats` answers `{"chat_completions": N}`: how many chat completion requests it has received, so a
+benchmark can tell how many requests a gateway answered from its cache.
 
 It is a raw asyncio HTTP/1.1 server (keep-alive, Content-Length or chunked request bodies, uvloop when
 installed) in one process and one thread, so that it costs far less CPU than the gateways it sits
@@ -50,6 +52,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 _ids = itertools.count(1)
+_chat_completions = 0  # chat completion requests received (GET /stats)
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Too Large"}
 
@@ -287,12 +290,14 @@ class UpstreamProtocol(asyncio.Protocol):
             self._handle(request)
 
     def _handle(self, request: _Request) -> None:
+        global _chat_completions
         path = request.path.rstrip(b"/")
         keep_alive = request.keep_alive
         if path in (b"/v1/chat/completions", b"/chat/completions"):
             if request.method != b"POST":
                 self._send(_error(405, "use POST", keep_alive), keep_alive)
                 return
+            _chat_completions += 1
             try:
                 payload = _loads(request.body)
                 if not isinstance(payload, dict):
@@ -312,6 +317,9 @@ class UpstreamProtocol(asyncio.Protocol):
                 self._loop.call_soon(self._reply_later, reply, keep_alive)
         elif path in (b"/v1/models", b"/models"):
             self._send(_response(200, _MODELS_BODY, keep_alive=keep_alive), keep_alive)
+        elif path == b"/stats":
+            body = _dumps({"chat_completions": _chat_completions})
+            self._send(_response(200, body, keep_alive=keep_alive), keep_alive)
         elif path in (b"/health", b"/healthz", b"/readyz"):
             self._send(_response(200, b'{"status":"ok"}', keep_alive=keep_alive), keep_alive)
         else:

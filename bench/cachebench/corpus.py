@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -168,15 +169,16 @@ def unrelated(count: int, seed: int = 11) -> list[str]:
 def answer(i: int) -> bytes:
     """A cached answer of realistic size (~0.7 KB)."""
     text = f"Answer number {i}: " + "Open Settings, choose the section, then follow the steps shown there. " * 4
+    usage: dict[str, Any] = {"prompt_tokens": 21, "completion_tokens": 60, "total_tokens": 81}
     body = {
         "id": f"chatcmpl-{i}",
         "object": "chat.completion",
         "created": 1_760_000_000,
         "model": MODEL,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 21, "completion_tokens": 60, "total_tokens": 81},
+        "usage": usage,
     }
-    return CachedAnswer(model=MODEL, usage=body["usage"], cost_usd=None, trace_id=f"t{i}", body=body).dumps()
+    return CachedAnswer(model=MODEL, usage=usage, cost_usd=None, trace_id=f"t{i}", body=body).dumps()
 
 
 def embed_cached(texts: list[str], cache_dir: Path) -> FloatArray:

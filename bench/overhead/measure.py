@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,11 @@ class TargetResult:
     log_error_sample: str | None = None
     other_load_before_pct: float | None = None
     other_load_during_pct: float | None = None
+    upstream_calls: int | None = None  # chat completions the upstream received during the measured run
+
+
+# Reads a counter that only grows (the upstream's chat completions), or None when it cannot.
+Counter = Callable[[], int | None]
 
 
 def measure(
@@ -39,18 +45,20 @@ def measure(
     startup_s: float | None,
     wrk_cpus: set[int] | None,
     procs: Processes,
+    upstream_counter: Counter | None = None,
 ) -> tuple[TargetResult, str]:
     """Warm up and measure one target; again (up to --retries) while other work skews the run.
 
     `server` is the process that answers `url`: its CPU time per request is the target's (for the direct
     run, the upstream's). Of several attempts, the one with the least other load counts; every attempt's
-    numbers are logged.
+    numbers are logged. `upstream_counter`, when given, is read before and after the measured run: how
+    many calls reached the upstream (the rest a gateway answered from its cache).
     """
     best: tuple[TargetResult, str] | None = None
     for attempt in range(args.retries + 1):
         if attempt:
             log(f"{name}: measuring again ({attempt}/{args.retries}), other work skewed the last run")
-        outcome = _measure_once(name, url, lua, args, server, startup_s, wrk_cpus, procs)
+        outcome = _measure_once(name, url, lua, args, server, startup_s, wrk_cpus, procs, upstream_counter)
         busy = outcome[0].other_load_during_pct
         if best is None or (busy or 0.0) < (best[0].other_load_during_pct or 0.0):
             best = outcome
@@ -69,6 +77,7 @@ def _measure_once(
     startup_s: float | None,
     wrk_cpus: set[int] | None,
     procs: Processes,
+    upstream_counter: Counter | None,
 ) -> tuple[TargetResult, str]:
     busy_before = wait_until_quiet(procs.pgids(), args.wait_quiet, BUSY_THRESHOLD_PCT)
     log(f"{name}: warm-up {args.warmup:g} s")
@@ -79,8 +88,11 @@ def _measure_once(
     log(f"{name}: measuring {args.duration:g} s at {args.connections} connections")
     machine_before = cpu_snapshot(procs.pgids())
     cpu_before = group_cpu_seconds(server.proc.pid)
+    calls_before = upstream_counter() if upstream_counter else None
     result, raw = run_wrk(url, lua, args.duration, args.connections, args.threads, wrk_cpus)
     cpu_after = group_cpu_seconds(server.proc.pid)
+    calls_after = upstream_counter() if upstream_counter else None
+    upstream_calls = None if calls_before is None or calls_after is None else calls_after - calls_before
     busy_during = other_load_pct(machine_before, cpu_snapshot(procs.pgids()))
     if busy_during is not None and busy_during > BUSY_THRESHOLD_PCT:
         log(f"warning: other processes used {busy_during:.0f}% of the CPUs during the {name} run")
@@ -89,6 +101,8 @@ def _measure_once(
     if cpu_before is not None and cpu_after is not None and result.requests:
         cpu_ms = (cpu_after - cpu_before) * 1000.0 / result.requests
     log(f"{name}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")
+    if upstream_calls is not None and result.requests:
+        log(f"{name}: {upstream_calls} of {result.requests} requests reached the upstream")
     if result.errors:
         log(f"{name}: {result.errors} errors ({result.non_2xx} non-2xx, sockets {result.socket_errors})")
     log_errors, log_sample = server.log_errors()
@@ -110,6 +124,7 @@ def _measure_once(
             log_error_sample=log_sample,
             other_load_before_pct=busy_before,
             other_load_during_pct=busy_during,
+            upstream_calls=upstream_calls,
         ),
         raw,
     )

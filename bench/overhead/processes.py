@@ -23,6 +23,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
     base_url: str
+    log_mark: int = 0  # log_errors() counts the lines after this one
 
     @property
     def port(self) -> int:
@@ -45,12 +46,17 @@ class Server:
         return f"last lines of its output ({self.log_path}):\n{self.log_tail()}"
 
     def log_errors(self) -> tuple[int, str | None]:
-        """How many error lines (ERROR, CRITICAL, Traceback) the server logged, and the first one."""
+        """How many error lines (ERROR, CRITICAL, Traceback) the server logged after the mark, and the first."""
         text = self._read_log()
         if text is None:
             return 0, None
-        hits = [line for line in text.splitlines() if _LOG_ERROR.search(line)]
+        hits = [line for line in text.splitlines()[self.log_mark :] if _LOG_ERROR.search(line)]
         return len(hits), (hits[0][:300] if hits else None)
+
+    def mark_log(self) -> None:
+        """From now on log_errors() counts only new lines (say, after calls that were meant to fail)."""
+        text = self._read_log()
+        self.log_mark = len(text.splitlines()) if text is not None else 0
 
     def ensure_alive(self, target: str, stage: str) -> None:
         if self.proc.poll() is not None:

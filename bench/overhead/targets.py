@@ -41,12 +41,20 @@ def start_upstream(procs: Processes, delay_ms: float, work: Path, cpus: set[int]
 
 
 def start_litellm(
-    procs: Processes, args: argparse.Namespace, work: Path, upstream_port: int, cpus: set[int] | None
+    procs: Processes,
+    args: argparse.Namespace,
+    work: Path,
+    upstream_port: int,
+    cpus: set[int] | None,
+    template: str = "litellm_config.yaml",
+    values: dict[str, str] | None = None,
 ) -> tuple[Server, float]:
-    """The LiteLLM proxy, one worker, no database, in front of the upstream; ready, and how long it took."""
-    config = _render_config(
-        "litellm_config.yaml", work, {"UPSTREAM_PORT": str(upstream_port), "MASTER_KEY": LITELLM_MASTER_KEY}
-    )
+    """The LiteLLM proxy, one worker, no database, in front of the upstream; ready, and how long it took.
+
+    Its configuration is `bench/<template>` with UPSTREAM_PORT, MASTER_KEY and `values` filled in.
+    """
+    placeholders = {"UPSTREAM_PORT": str(upstream_port), "MASTER_KEY": LITELLM_MASTER_KEY, **(values or {})}
+    config = _render_config(template, work, placeholders)
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -65,18 +73,29 @@ def start_litellm(
 
 
 def start_pilothouse(
-    procs: Processes, args: argparse.Namespace, work: Path, upstream_port: int, cpus: set[int] | None
+    procs: Processes,
+    args: argparse.Namespace,
+    work: Path,
+    upstream_port: int,
+    cpus: set[int] | None,
+    template: str = "pilothouse.bench.toml",
+    values: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Server, float]:
-    """`pilothouse up` with a fresh data directory in front of the upstream; ready, and how long it took."""
+    """`pilothouse up` with a fresh data directory in front of the upstream; ready, and how long it took.
+
+    Its configuration is `bench/<template>` with UPSTREAM_PORT and `values` filled in. The caller's
+    PILOTHOUSE_* variables are not passed on; `extra_env` (PILOTHOUSE_REDIS_URL, say) is.
+    """
     binary = Path(args.pilothouse_bin)
     if not binary.exists():
         raise BenchError(f"{binary} does not exist; install the project (pip install -e .) or --skip-pilothouse")
-    config = _render_config("pilothouse.bench.toml", work, {"UPSTREAM_PORT": str(upstream_port)})
+    config = _render_config(template, work, {"UPSTREAM_PORT": str(upstream_port), **(values or {})})
     data_dir = work / "pilothouse-data"
     data_dir.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
-    env.update({"PILOTHOUSE_ADMIN_KEY": PILOTHOUSE_ADMIN_KEY, **_LOOPBACK_ENV})
+    env.update({"PILOTHOUSE_ADMIN_KEY": PILOTHOUSE_ADMIN_KEY, **_LOOPBACK_ENV, **(extra_env or {})})
     argv = [str(binary), "up", "--config", str(config), "--port", str(port), "--data-dir", str(data_dir)]
     argv += args.pilothouse_arg
     return _start_gateway(procs, "pilothouse", argv, port, "/readyz", args, work, env, work, cpus)
