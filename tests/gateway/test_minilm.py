@@ -56,7 +56,7 @@ def _has_onnxruntime() -> bool:
 @pytest.fixture(scope="module", params=BACKENDS)
 def embedder(request: pytest.FixtureRequest) -> MiniLMEmbedder:
     if request.param == "onnxruntime" and not _has_onnxruntime():
-        pytest.skip("onnxruntime is not installed")
+        pytest.fail("onnxruntime is not installed (a required dependency): run scripts/install.sh --dev")
     return load_minilm(backend=request.param)
 
 
@@ -156,7 +156,7 @@ def test_empty_id_lists_embed_to_zeros(embedder: MiniLMEmbedder) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_small_batch_size_keeps_order(backend: Backend) -> None:
     if backend == "onnxruntime" and not _has_onnxruntime():
-        pytest.skip("onnxruntime is not installed")
+        pytest.fail("onnxruntime is not installed (a required dependency): run scripts/install.sh --dev")
     small = MiniLMEmbedder(batch_size=2, backend=backend)
     texts = ["alpha", "a much longer sentence than the others here", "b", "medium length text", "z"]
     np.testing.assert_allclose(small.embed(texts), load_minilm(backend="numpy").embed(texts), atol=1e-5)
