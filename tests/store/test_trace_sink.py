@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, text
 
 from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
 from pilothouse.store.tables import spans, traces
 from pilothouse.store.traces import get_trace
 from pilothouse.tracing.model import TraceRecord
+from pilothouse.tracing.repair import describe_error
 from pilothouse.tracing.sink import StoreSink, replay_spill
 
 
@@ -216,3 +218,146 @@ async def test_writer_survives_an_unwritable_spill_file(
         sink.close()
     assert sink.written == 0 and sink.spilled == 0
     assert "they are lost" in caplog.text
+
+
+# -- poison traces: one bad trace may only affect itself ---------------------------------------------------------
+
+
+def nested(depth: int, leaf: Any = "leaf") -> Any:
+    value = leaf
+    for i in range(depth):
+        value = {"k": value} if i % 2 else [value]
+    return value
+
+
+class Opaque:
+    """A value no JSON encoder knows."""
+
+    def __repr__(self) -> str:
+        return "Opaque()"
+
+
+def poison_traces(project_id: str) -> dict[str, TraceRecord]:
+    """Traces that break a backend or orjson in different ways (as an upstream or a bug could produce them)."""
+
+    def trace(name: str) -> TraceRecord:
+        t = make_trace(project_id)
+        t.name = f"poison-{name}"
+        return t
+
+    poisons = {name: trace(name) for name in ("deep-input", "deep-attributes", "opaque", "numbers", "text", "tokens")}
+    poisons["deep-input"].spans[1].input = {"messages": [{"role": "user", "content": nested(1000)}]}
+    poisons["deep-attributes"].spans[0].attributes["deep"] = nested(300)
+    poisons["opaque"].spans[1].output = {"obj": Opaque(), "set": {1, 2}, (1, 2): "tuple key", "blob": b"\x00\xff"}
+    poisons["numbers"].spans[1].attributes.update({"big": 2**70, "nan": float("nan"), "inf": float("-inf")})
+    text = poisons["text"]
+    text.user_id, text.session_id = "u\x00" + "x" * 300, "s" * 500  # NUL, and longer than the 200-char columns
+    text.spans[1].input = {"text": "nul \x00 and a lone surrogate \ud800"}
+    text.spans[1].error = "err\x00"
+    poisons["tokens"].spans[1].input_tokens = 2**40  # past a 32-bit column
+    return poisons
+
+
+@contextmanager
+def writer_held(store: Store) -> Iterator[None]:
+    """Hold the trace tables' write lock, so the sink's writer waits and the queue fills into one big batch."""
+    with store.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(text("LOCK TABLE traces IN EXCLUSIVE MODE"))
+        yield
+
+
+async def test_poison_traces_never_lose_the_good_ones(
+    store: Store, spill: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Poison traces amid good ones of three projects, all in one batch: every good trace is stored, and each
+    poison trace is stored (with its odd content capped) or spilled: none is lost, and nothing hangs."""
+    with store.begin() as conn:
+        projects = [create_project(conn, name).id for name in ("alpha", "beta", "gamma")]
+    good = [make_trace(projects[i % 3]) for i in range(45)]
+    poisons = poison_traces(projects[0])
+    mixed: list[TraceRecord] = []
+    for i, poison in enumerate(poisons.values()):
+        mixed += [*good[i * 7 : (i + 1) * 7], poison]
+    mixed += good[len(poisons) * 7 :]
+
+    sink = StoreSink(store, spill_path=spill)
+    batches: list[int] = []  # traces per insert into the traces table
+
+    def on_execute(_conn: Any, statement: Any, multiparams: Any, *_: Any) -> None:
+        if getattr(statement, "table", None) is traces:
+            batches.append(len(multiparams))
+
+    event.listen(store.engine, "before_execute", on_execute)
+    try:
+        first = asyncio.create_task(sink.write(make_trace(projects[1])))
+        with writer_held(store):
+            await asyncio.sleep(0.3)  # the writer took `first` and waits on the lock
+            tasks = [asyncio.create_task(sink.write(t)) for t in mixed]
+            await asyncio.sleep(0.1)  # every trace is queued behind it
+        await asyncio.wait_for(asyncio.gather(first, *tasks), timeout=60)
+    finally:
+        sink.close()
+
+    with store.connect() as conn:
+        for t in good:
+            got = get_trace(conn, t.project_id, t.id)
+            assert got is not None, f"good trace {t.id} of project {t.project_id} was lost"
+            assert [s["id"] for s in got["spans"]] == [s.id for s in t.spans]
+            assert all("pilothouse.trace.repaired" not in s["attributes"] for s in got["spans"])
+        stored = {name: get_trace(conn, projects[0], p.id) for name, p in poisons.items()}
+    spilled = set(spilled_ids(spill))
+    for name, poison in poisons.items():
+        got = stored[name]
+        assert got is not None or poison.id in spilled, f"poison trace {name} was neither stored nor spilled"
+        if got is not None:
+            orjson.dumps(got)  # what the API would send back
+            assert got["name"] == f"poison-{name}"
+    assert stored["deep-input"] is not None, "a deep trace is stored with its content capped, not dropped"
+    deep_span = stored["deep-input"]["spans"][1]
+    assert "nested deeper than" in orjson.dumps(deep_span["input"]).decode()
+    assert deep_span["attributes"]["pilothouse.trace.repaired"].startswith("input:")
+    assert deep_span["attributes"]["i"] == 1, "a repaired span keeps its other attributes"
+    assert sink.lost == 0 and "lost" not in caplog.text
+    assert sink.written + sink.spilled == len(mixed) + 1
+    assert max(batches) == len(mixed), f"the traces were not written in one batch: {batches}"
+
+
+async def test_poison_traces_spill_and_replay_when_the_database_is_down(
+    store: Store, down_store: Store, spill: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the database down every trace is spilled, poison ones too (orjson cannot write them as they are);
+    the replay stores them all, and keeps aside, without failing, a line it cannot read."""
+    with store.begin() as conn:
+        project_id = create_project(conn, "acme").id
+    poisons = poison_traces(project_id)
+    good = [make_trace(project_id) for _ in range(4)]
+    down = StoreSink(down_store, spill_path=spill, retries=1)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(down.write(t) for t in [*good, *poisons.values()])), timeout=30)
+    finally:
+        down.close()
+    assert down.lost == 0 and down.spilled == len(good) + len(poisons)
+    assert sorted(spilled_ids(spill)) == sorted(t.id for t in [*good, *poisons.values()])
+
+    with spill.open("ab") as fh:
+        fh.write(b'{"trace": {"id": "torn-by-a-crash", "proj')  # an unfinished last line
+    assert replay_spill(store, spill) == len(good) + len(poisons)
+    with store.connect() as conn:
+        for t in [*good, *poisons.values()]:
+            got = get_trace(conn, project_id, t.id)
+            assert got is not None, f"spilled trace {t.name} was not replayed"
+            orjson.dumps(got)
+    rejected = list(spill.parent.glob("traces-unstored.rejected-*"))
+    assert len(rejected) == 1 and b"torn-by-a-crash" in rejected[0].read_bytes()
+    assert "kept aside" in caplog.text
+
+
+def test_describe_error_never_raises() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    assert describe_error(Unprintable()) == "Unprintable"
+    assert describe_error(ValueError("x" * 1000)).endswith("...")
+    assert len(describe_error(ValueError("x" * 1000))) < 320

@@ -4,6 +4,13 @@ A request awaits `write()` until its trace (with all its spans) is committed, so
 has its trace, and a trace is never half-written (trace and spans go in one transaction). Batching many
 requests into one commit keeps that durability cheap under load. If the database stays unavailable, traces
 are appended to a spill file in the data directory and replayed into the store at the next start.
+
+One trace must only ever affect itself. A trace whose content no store would take as is (JSON nested too
+deep, values JSON cannot hold) is written with that content capped (`repair`). When a batch fails for any
+reason but a database outage, its traces are stored one by one; one the store still refuses (NUL characters
+in PostgreSQL, over-long strings, ...) is stored again capped, and only a trace that fails even then is
+spilled. A request is answered only after its trace is stored or spilled; logging an error never formats
+the failed rows (`describe_error`).
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from pilothouse.store.engine import Store
+from pilothouse.store.private_files import append_private
 from pilothouse.store.tables import spans, traces
 from pilothouse.tracing.model import TraceRecord
+from pilothouse.tracing.repair import describe_error, repair_rows, unfit_reason
 
 log = logging.getLogger("pilothouse.tracing")
 
@@ -41,14 +50,26 @@ class TraceSink(Protocol):
         ...
 
 
-def _rows(batch: list[TraceRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    trace_rows = [t.row() for t in batch]
-    span_rows = [s.row() for t in batch for s in t.spans]
-    return trace_rows, span_rows
+class _Rows:
+    """The rows of a batch of traces; a trace whose content no store would take as is (`unfit_reason`) is
+    already repaired here, so it never fails the batch it travels in."""
+
+    def __init__(self, batch: list[TraceRecord]) -> None:
+        self.traces: list[dict[str, Any]] = []
+        self.spans: list[dict[str, Any]] = []
+        self.repaired: list[tuple[str, str]] = []  # (trace id, why)
+        for t in batch:
+            trace_row, span_rows = t.row(), [s.row() for s in t.spans]
+            reason = unfit_reason(span_rows)
+            if reason is not None:
+                trace_row, span_rows = repair_rows(trace_row, span_rows, reason)
+                self.repaired.append((t.id, reason))
+            self.traces.append(trace_row)
+            self.spans += span_rows
 
 
 def _jsonable(value: Any) -> Any:
-    return str(value)
+    return str(value)  # Decimal as text (any other odd object too; one whose str() fails makes the line repaired)
 
 
 class StoreSink:
@@ -62,8 +83,10 @@ class StoreSink:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pilothouse-trace-writer", daemon=True)
         self._closed = False
-        self.written = 0
-        self.spilled = 0
+        self.written = 0  # traces committed, `repaired` ones included
+        self.repaired = 0  # traces stored only after capping their content (tracing/repair.py)
+        self.spilled = 0  # traces appended to the spill file, replayed at the next start
+        self.lost = 0  # traces neither stored nor spilled (the spill file was unwritable); each one is logged
         self._thread.start()
 
     async def write(self, trace: TraceRecord) -> None:
@@ -109,39 +132,56 @@ class StoreSink:
             if stop:
                 return
 
-    def _insert(self, records: list[TraceRecord]) -> Exception | None:
-        """One transaction for all `records`, retried with backoff; returns the last error, if any."""
-        trace_rows, span_rows = _rows(records)
+    def _insert(self, records: list[TraceRecord], *, retries: int) -> Exception | None:
+        """One transaction for all `records`, transient failures retried with backoff; returns the error, if any."""
+        try:
+            rows = _Rows(records)
+        except Exception as exc:  # RecursionError and friends included: one trace must not stop the writer
+            return exc
         error: Exception | None = None
-        for attempt in range(self._retries):
+        for attempt in range(retries):
             try:
-                with self._store.begin() as conn:
-                    conn.execute(insert(traces), trace_rows)
-                    if span_rows:
-                        conn.execute(insert(spans), span_rows)
-                self.written += len(records)
-                return None
-            except IntegrityError as exc:  # a bad row: retrying the same rows cannot help
-                return exc
-            except Exception as exc:  # the database is down or busy
+                _insert_rows(self._store, rows.traces, rows.spans)
+            except Exception as exc:
                 error = exc
-                time.sleep(0.05 * (2**attempt))
+                if not _transient(exc):  # a bad row: retrying the same rows cannot help
+                    return exc
+                if attempt + 1 < retries:
+                    time.sleep(0.05 * (2**attempt))
+                continue
+            self.written += len(records)
+            for trace_id, reason in rows.repaired:
+                self._stored_repaired(trace_id, reason)
+            return None
         return error
+
+    def _insert_repaired(self, record: TraceRecord, error: Exception) -> Exception | None:
+        """Store a copy of `record` with its odd content capped (see `repair`); returns the error, if any."""
+        reason = describe_error(error)
+        try:
+            trace_row, span_rows = repair_rows(record.row(), [s.row() for s in record.spans], reason)
+            _insert_rows(self._store, [trace_row], span_rows)
+        except Exception as exc:
+            return exc
+        self.written += 1
+        self._stored_repaired(record.id, reason)
+        return None
+
+    def _stored_repaired(self, trace_id: str, reason: str) -> None:
+        self.repaired += 1
+        log.warning("trace %s could not be stored as sent (%s); stored with its content capped", trace_id, reason)
+
+    def _unavailable(self, error: Exception) -> bool:
+        """The database itself is down (not one bad row): nothing would be stored one by one either."""
+        return _transient(error) and not self._store.ping()
 
     def _commit(self, batch: list[Any]) -> None:
         records: list[TraceRecord] = [b[0] for b in batch]
         try:
-            error = self._insert(records)
-            if isinstance(error, IntegrityError) and len(records) > 1:
-                # One bad trace must not keep the others out: store them one by one, spill only the failures.
-                failed = [r for r in records if self._insert([r]) is not None]
-            else:
-                failed = records if error is not None else []
-            if failed:
-                log.error("could not store %d traces (%s); spilling to %s", len(failed), error, self._spill)
-                self._spill_records(failed)
-        except Exception:  # e.g. the spill file is not writable: the writer thread and the waiters must go on
-            log.exception("could not store or spill %d traces; they are lost", len(records))
+            self._store_all(records)
+        except Exception as exc:  # a bug here must not stop the writer thread or leave a request waiting
+            log.error("could not store or spill %d traces (%s); they are lost", len(records), describe_error(exc))
+            self.lost += len(records)
         finally:
             for _, loop, done in batch:
                 if loop is None:
@@ -150,13 +190,76 @@ class StoreSink:
                     with contextlib.suppress(RuntimeError):  # that request's event loop is already closed
                         loop.call_soon_threadsafe(_resolve, done)
 
-    def _spill_records(self, records: list[TraceRecord]) -> None:
-        self._spill.parent.mkdir(parents=True, exist_ok=True)
-        with self._spill.open("ab") as fh:
-            for t in records:
-                trace_row, span_rows = _rows([t])
-                fh.write(orjson.dumps({"trace": trace_row[0], "spans": span_rows}, default=_jsonable) + b"\n")
-        self.spilled += len(records)
+    def _store_all(self, records: list[TraceRecord]) -> None:
+        """The batch in one transaction; failing that, trace by trace, so one bad trace only affects itself.
+
+        A trace the store refuses is stored again with its content capped; only what still fails (or everything,
+        while the database is down) goes to the spill file."""
+        error = self._insert(records, retries=self._retries)
+        if error is None:
+            return
+        for i, record in enumerate(records):
+            if error is not None and self._unavailable(error):
+                self._spill_records(records[i:], error)
+                return
+            if len(records) > 1:
+                error = self._insert([record], retries=1)
+                if error is None:
+                    continue
+            assert error is not None
+            if not isinstance(error, IntegrityError):  # a clash of ids cannot be repaired; anything else may be
+                repair_error = self._insert_repaired(record, error)
+                if repair_error is None:
+                    error = None
+                    continue
+                error = repair_error
+            self._spill_records([record], error)
+
+    def _spill_records(self, records: list[TraceRecord], error: Exception) -> None:
+        log.error("could not store %d traces (%s); spilling to %s", len(records), describe_error(error), self._spill)
+        lines: list[bytes] = []
+        for t in records:
+            try:
+                lines.append(_spill_line(t))
+            except Exception as exc:
+                log.error("could not spill trace %s (%s); it is lost", t.id, describe_error(exc))
+                self.lost += 1
+        if not lines:
+            return
+        try:
+            append_private(self._spill, b"".join(lines))
+        except Exception as exc:
+            log.error(
+                "could not spill %d traces to %s (%s); they are lost", len(lines), self._spill, describe_error(exc)
+            )
+            self.lost += len(lines)
+            return
+        self.spilled += len(lines)
+
+
+def _insert_rows(store: Store, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]]) -> None:
+    """Traces and their spans in one transaction: a trace is never half-written."""
+    with store.begin() as conn:
+        conn.execute(insert(traces), trace_rows)
+        if span_rows:
+            conn.execute(insert(spans), span_rows)
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth retrying: the database failed (connection, lock, timeout), not the rows we sent."""
+    if not isinstance(error, DBAPIError):
+        return False  # a Python error while preparing the rows (RecursionError, TypeError, ...)
+    return error.connection_invalidated or not isinstance(error, IntegrityError | DataError | ProgrammingError)
+
+
+def _spill_line(record: TraceRecord) -> bytes:
+    """One JSON line; a trace orjson cannot write as is (odd keys, numbers or text) is written repaired."""
+    rows = _Rows([record])
+    try:
+        return orjson.dumps({"trace": rows.traces[0], "spans": rows.spans}, default=_jsonable) + b"\n"
+    except TypeError as exc:  # orjson.JSONEncodeError
+        trace_row, span_rows = repair_rows(rows.traces[0], rows.spans, describe_error(exc))
+        return orjson.dumps({"trace": trace_row, "spans": span_rows}, default=_jsonable) + b"\n"
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -165,26 +268,65 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 
 
 def replay_spill(store: Store, spill_path: Path) -> int:
-    """Load traces spilled by an earlier process into the store; returns how many were replayed."""
+    """Load traces spilled by an earlier process into the store; returns how many were replayed.
+
+    A trace the store refuses as spilled is stored repaired. A line that cannot be read or stored even then
+    (a torn last line after a crash, an edited file) is kept in `<spill>.rejected-<time>` and logged: start-up
+    goes on, and nothing is deleted."""
     if not spill_path.exists():
         return 0
     count = 0
-    for line in spill_path.read_bytes().splitlines():
+    rejected: list[bytes] = []
+    for number, line in enumerate(spill_path.read_bytes().splitlines(), start=1):
         if not line.strip():
             continue
-        data = orjson.loads(line)
-        trace_row = data["trace"]
-        trace_row["cost_usd"] = Decimal(trace_row["cost_usd"])
-        for s in data["spans"]:
-            if s.get("cost_usd") is not None:
-                s["cost_usd"] = Decimal(s["cost_usd"])
         try:
-            with store.begin() as conn:
-                conn.execute(insert(traces), [trace_row])
-                if data["spans"]:
-                    conn.execute(insert(spans), data["spans"])
+            trace_row, span_rows = _spilled_rows(line)
+        except Exception as exc:
+            log.error("line %d of %s is not a spilled trace (%s); kept aside", number, spill_path, describe_error(exc))
+            rejected.append(line)
+            continue
+        error = _replay_one(store, trace_row, span_rows)
+        if error is None:
             count += 1
-        except IntegrityError:
-            log.warning("spilled trace %s is already stored; skipped", trace_row["id"])
-    spill_path.rename(spill_path.with_suffix(f".replayed-{int(time.time())}"))
+        elif isinstance(error, IntegrityError):
+            log.warning("spilled trace %s is already stored; skipped", trace_row.get("id"))
+        else:
+            log.error(
+                "spilled trace %s could not be stored (%s); kept aside", trace_row.get("id"), describe_error(error)
+            )
+            rejected.append(line)
+    stamp = int(time.time())
+    if rejected:
+        kept = spill_path.with_suffix(f".rejected-{stamp}")
+        kept.write_bytes(b"\n".join(rejected) + b"\n")
+        log.error("%d spilled traces could not be replayed; they are kept in %s", len(rejected), kept)
+    spill_path.rename(spill_path.with_suffix(f".replayed-{stamp}"))
     return count
+
+
+def _spilled_rows(line: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    data = orjson.loads(line)
+    trace_row = dict(data["trace"])
+    trace_row["cost_usd"] = Decimal(trace_row["cost_usd"])
+    span_rows = [dict(s) for s in data["spans"]]
+    for s in span_rows:
+        if s.get("cost_usd") is not None:
+            s["cost_usd"] = Decimal(s["cost_usd"])
+    return trace_row, span_rows
+
+
+def _replay_one(store: Store, trace_row: dict[str, Any], span_rows: list[dict[str, Any]]) -> Exception | None:
+    try:
+        _insert_rows(store, [trace_row], span_rows)
+        return None
+    except IntegrityError as exc:
+        return exc
+    except Exception as exc:
+        error = exc
+    try:
+        fixed_trace, fixed_spans = repair_rows(trace_row, span_rows, describe_error(error))
+        _insert_rows(store, [fixed_trace], fixed_spans)
+    except Exception as exc:
+        return exc
+    return None
