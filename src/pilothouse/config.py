@@ -183,6 +183,12 @@ class Settings(BaseModel):
     database_url: str | None = None
     redis_url: str | None = None
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_json_depth: int = Field(
+        default=64, ge=8, le=128, description="Nesting of objects and arrays allowed in a JSON request body (400)."
+    )
+    body_read_timeout_s: float = Field(
+        default=30.0, gt=0, description="Time a client has to send its whole request body (408 after)."
+    )
     capture_content: bool = Field(default=True, description="Store prompts and completions on spans.")
     key_cache_ttl_s: float = Field(default=2.0, ge=0)
     trace_batch_max: int = Field(default=256, gt=0)
@@ -230,6 +236,8 @@ _ENV_FIELDS: dict[str, str] = {
     "PILOTHOUSE_DATABASE_URL": "database_url",
     "PILOTHOUSE_REDIS_URL": "redis_url",
     "PILOTHOUSE_MAX_BODY_BYTES": "max_body_bytes",
+    "PILOTHOUSE_MAX_JSON_DEPTH": "max_json_depth",
+    "PILOTHOUSE_BODY_READ_TIMEOUT_S": "body_read_timeout_s",
     "PILOTHOUSE_CAPTURE_CONTENT": "capture_content",
 }
 

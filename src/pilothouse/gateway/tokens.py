@@ -24,11 +24,13 @@ def message_text(message: dict[str, Any]) -> str:
         parts = [str(p.get("text", "")) for p in content if isinstance(p, dict)]
     else:
         parts = []
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        parts.append(str(fn.get("name", "")) + str(fn.get("arguments", "")))
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():  # shapes are checked in validation; estimates never fail
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
     return " ".join(parts)
 
 
 def estimate_messages_tokens(messages: list[dict[str, Any]]) -> int:
-    return sum(estimate_text_tokens(message_text(m)) + MESSAGE_OVERHEAD for m in messages) + 2
+    return sum(estimate_text_tokens(message_text(m)) + MESSAGE_OVERHEAD for m in messages if isinstance(m, dict)) + 2

@@ -27,6 +27,15 @@ class ChatBody:
     max_tokens: int | None
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A short, safe rendering of a caller's value for an error message."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an integer too long to print
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> None:
     value = body.get(name)
     if value is None:
@@ -34,16 +43,28 @@ def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(f"'{name}' must be a number, got {type(value).__name__}", param=name)
     if not lo <= value <= hi:
-        raise InvalidRequest(f"'{name}' must be between {lo:g} and {hi:g}, got {value}", param=name)
+        raise InvalidRequest(f"'{name}' must be between {lo:g} and {hi:g}, got {_shown(value)}", param=name)
+
+
+def _integer(value: Any) -> int | None:
+    """`value` as an int if JSON counts it as an integer (`8` or `8.0`, as JSON Schema does), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return None
 
 
 def _positive_int(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequest(f"'{name}' must be a positive integer, got {value!r}", param=name)
-    return value
+    number = _integer(value)
+    if number is None or number < 1:
+        raise InvalidRequest(f"'{name}' must be a positive integer, got {_shown(value)}", param=name)
+    return number
 
 
 def _check_messages(messages: Any) -> list[dict[str, Any]]:
@@ -56,9 +77,9 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(msg, dict):
             raise InvalidRequest(f"'{where}' must be an object with 'role' and 'content'", param=where)
         role = msg.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(
-                f"'{where}.role' must be one of {', '.join(sorted(ROLES))}, got {role!r}",
+                f"'{where}.role' must be one of {', '.join(sorted(ROLES))}, got {_shown(role)}",
                 param=f"{where}.role",
             )
         content = msg.get("content")
@@ -78,7 +99,39 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
             )
         if role == "tool" and not msg.get("tool_call_id"):
             raise InvalidRequest(f"'{where}.tool_call_id' is required for role 'tool'", param=f"{where}.tool_call_id")
+        if role == "tool" and not isinstance(msg["tool_call_id"], str):
+            raise InvalidRequest(f"'{where}.tool_call_id' must be a string", param=f"{where}.tool_call_id")
+        _check_tool_calls(msg, where)
     return messages
+
+
+def _check_tool_calls(msg: dict[str, Any], where: str) -> None:
+    """`tool_calls`: a list of {id, type: 'function', function: {name, arguments}}; `function_call` likewise."""
+    calls = msg.get("tool_calls")
+    if calls is not None:
+        shape = "a list of {'id': ..., 'type': 'function', 'function': {'name': ..., 'arguments': '<JSON text>'}}"
+        if not isinstance(calls, list):
+            raise InvalidRequest(f"'{where}.tool_calls' must be {shape}", param=f"{where}.tool_calls")
+        for k, call in enumerate(calls):
+            if not isinstance(call, dict):
+                raise InvalidRequest(
+                    f"'{where}.tool_calls[{k}]' must be an object: {where}.tool_calls is {shape}",
+                    param=f"{where}.tool_calls",
+                )
+            _check_function(call.get("function"), f"{where}.tool_calls[{k}].function", f"{where}.tool_calls")
+    _check_function(msg.get("function_call"), f"{where}.function_call", f"{where}.function_call")
+
+
+def _check_function(fn: Any, where: str, param: str) -> None:
+    if fn is None:
+        return
+    if not isinstance(fn, dict):
+        raise InvalidRequest(f"'{where}' must be an object {{'name': ..., 'arguments': ...}}", param=param)
+    if fn.get("name") is not None and not isinstance(fn["name"], str):
+        raise InvalidRequest(f"'{where}.name' must be a string", param=param)
+    arguments = fn.get("arguments")
+    if arguments is not None and not isinstance(arguments, str | dict):
+        raise InvalidRequest(f"'{where}.arguments' must be a string of JSON text", param=param)
 
 
 def parse_chat_body(body: Any, *, messages_optional: bool = False) -> ChatBody:
@@ -93,9 +146,17 @@ def parse_chat_body(body: Any, *, messages_optional: bool = False) -> ChatBody:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be true or false", param="stream")
-    stream_options = body.get("stream_options") or {}
-    if not isinstance(stream_options, dict):
+    stream_options = body.get("stream_options")
+    if stream_options is None:
+        stream_options = {}
+    elif not isinstance(stream_options, dict):
         raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    include_usage = stream_options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise InvalidRequest(
+            f"'stream_options.include_usage' must be true or false, got {_shown(include_usage)}",
+            param="stream_options.include_usage",
+        )
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _number(body, "presence_penalty", -2, 2)
@@ -106,7 +167,7 @@ def parse_chat_body(body: Any, *, messages_optional: bool = False) -> ChatBody:
     if n is not None and n != 1:
         raise InvalidRequest("'n' other than 1 is not supported: send separate requests", param="n")
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if seed is not None and _integer(seed) is None:
         raise InvalidRequest("'seed' must be an integer", param="seed")
     stop = body.get("stop")
     if stop is not None and not (
@@ -125,7 +186,7 @@ def parse_chat_body(body: Any, *, messages_optional: bool = False) -> ChatBody:
                     param=f"tools[{i}]",
                 )
     fmt = body.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in {"text", "json_object", "json_schema"}):
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema")):
         raise InvalidRequest(
             "'response_format' must be {'type': 'text' | 'json_object' | 'json_schema', ...}",
             param="response_format",
@@ -138,7 +199,7 @@ def parse_chat_body(body: Any, *, messages_optional: bool = False) -> ChatBody:
         model=model,
         messages=messages,
         stream=stream,
-        include_usage=bool(stream_options.get("include_usage")),
+        include_usage=bool(include_usage),
         params=params,
         user=user,
         max_tokens=max_completion or max_tokens,
@@ -161,6 +222,10 @@ def parse_embeddings_body(body: Any) -> tuple[str, list[str], str]:
         raise InvalidRequest("token-id input is not supported: send the text itself", param="input")
     else:
         raise InvalidRequest("'input' must be a non-empty string or a non-empty list of strings", param="input")
+    for i, text in enumerate(inputs):
+        if not text:
+            where = "input" if isinstance(raw, str) else f"input[{i}]"
+            raise InvalidRequest(f"'{where}' is an empty string: every input must have some text", param="input")
     if len(inputs) > 2048:
         raise InvalidRequest(f"'input' has {len(inputs)} items; at most 2048 per request", param="input")
     fmt = body.get("encoding_format") or "float"

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from pilothouse.errors import ApiError, InvalidRequest, PayloadTooLarge
+from pilothouse.errors import ApiError
 from pilothouse.gateway.admission import Ticket
 from pilothouse.gateway.streaming import DONE
 from pilothouse.server.auth import require_model_access
+from pilothouse.server.body_guard import parse_json, read_body
 from pilothouse.server.state import AppState
 from pilothouse.store.ids import new_trace_id
 from pilothouse.tracing.model import TraceRecord
@@ -42,34 +43,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    declared = _header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes (max_body_bytes)")
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes (max_body_bytes)")
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-def _parse_json(raw: bytes) -> Any:
-    if not raw:
-        raise InvalidRequest("the request body is empty: send a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"malformed JSON in the request body: {exc}", code="invalid_json") from exc
 
 
 async def send_json(send: Send, status: int, payload: Any, trace_id: str, extra: dict[str, str] | None = None) -> None:
@@ -145,11 +118,15 @@ class GatewayEndpoints:
         trace = once.trace
         cache, plan, hit = self.state.cache, None, None
         try:
-            raw = _parse_json(await _read_body(scope, receive, self.state.settings.max_body_bytes))
+            settings = self.state.settings
+            body = await read_body(
+                scope, receive, max_bytes=settings.max_body_bytes, timeout_s=settings.body_read_timeout_s
+            )
+            raw = parse_json(body, settings.max_json_depth)  # size, read deadline and nesting: server/body_guard.py
             if scope["path"] == EMBEDDINGS_PATH:
                 payload = await gateway.embeddings(raw, trace)
             else:
-                prep = gateway.prepare_chat(raw, trace)
+                prep = await gateway.prepare_chat_async(raw, trace)  # prompt rendering off the event loop
                 once.ticket = await self.state.admission.admit(prep, trace, scope["headers"])  # admission
                 if cache is not None:  # cache lookup: a hit skips routing (gateway/cache)
                     plan, hit = await cache.lookup_request(prep, trace, scope["headers"])

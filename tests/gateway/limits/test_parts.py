@@ -12,7 +12,7 @@ from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.limits.loop_guard import request_hash, run_caps
 from pilothouse.gateway.limits.money import usd
 from pilothouse.gateway.limits.periods import format_reset, period_window
-from pilothouse.gateway.validation import parse_chat_body
+from pilothouse.gateway.validation import ChatBody, parse_chat_body
 
 
 def ts(*args: int) -> float:
@@ -78,3 +78,19 @@ def test_request_hash_ignores_key_order_user_and_streaming_only() -> None:
     )
     c = parse_chat_body({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.5})
     assert request_hash(a) == request_hash(b) != request_hash(c)
+
+
+def test_request_hash_of_values_orjson_refuses_is_stable_or_a_400() -> None:
+    """Integers past 64 bits hash through the standard library; nesting past every encoder is a 400, not a 500."""
+
+    def body(**extra: object) -> ChatBody:
+        return parse_chat_body({"model": "m", "messages": [{"role": "user", "content": "x"}], **extra})
+
+    big = body(metadata={"n": 2**70})
+    assert request_hash(big) == request_hash(body(metadata={"n": 2**70})) != request_hash(body(metadata={"n": 2**71}))
+    deep: object = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InvalidRequest) as err:
+        request_hash(body(metadata=deep))
+    assert err.value.code == "invalid_run_request"

@@ -37,9 +37,10 @@ NOT_IN_KEY = frozenset(
 
 
 def _normalize(value: Any) -> Any:
-    """1.0 and 1 are the same parameter value: integral floats become ints, recursively."""
+    """1.0 and 1 are the same parameter value: integral floats become ints, recursively. Only where a float
+    holds integers exactly (|x| <= 2**53): 1e308 stays a float, which JSON can write (a 309-digit int it cannot)."""
     if isinstance(value, float):
-        return int(value) if value.is_integer() else value
+        return int(value) if value.is_integer() and abs(value) <= 2**53 else value
     if isinstance(value, dict):
         return {k: _normalize(v) for k, v in value.items()}
     if isinstance(value, list):

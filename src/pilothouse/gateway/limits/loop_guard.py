@@ -9,6 +9,7 @@ live in the LimitStore under the project, and expire `run_ttl_s` after the run's
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -104,12 +105,24 @@ def run_caps(settings: LimitSettings, headers: list[tuple[bytes, bytes]]) -> Run
 
 
 def request_hash(body: ChatBody) -> str:
-    """The canonical hash of a call: model, messages and every parameter that shapes the answer."""
+    """The canonical hash of a call: model, messages and every parameter that shapes the answer.
+
+    orjson writes it; what orjson refuses (integers past 64 bits, nesting past its limit, which the server's
+    `max_json_depth` keeps requests well under) falls back to the standard library, and what that refuses
+    too is a 400 rather than a 500."""
     params = {k: v for k, v in body.params.items() if k not in _UNHASHED}
-    canonical = orjson.dumps(
-        {"model": body.model, "messages": body.messages, "params": params},
-        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-    )
+    call = {"model": body.model, "messages": body.messages, "params": params}
+    try:
+        canonical = orjson.dumps(call, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        try:
+            canonical = json.dumps(call, sort_keys=True, default=repr, ensure_ascii=False).encode("utf-8", "replace")
+        except (RecursionError, TypeError, ValueError) as exc:
+            raise InvalidRequest(
+                "the request cannot be checked by the loop guard (x-pilothouse-run-id): its JSON is nested too "
+                "deeply or holds values that cannot be compared; send flatter data",
+                code="invalid_run_request",
+            ) from exc
     return hashlib.sha256(canonical).hexdigest()[:32]
 
 
