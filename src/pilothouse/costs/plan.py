@@ -63,7 +63,7 @@ def plan_prompt(
         raise Unprocessable(
             f"prompt {version.name}@{version.version} could not be rendered: {exc.message}",
             param="prompt",
-            code="prompt_render_error",
+            code=exc.code,
         ) from None
     config = template.get("config") or {}
     max_tokens = config.get("max_completion_tokens") or config.get("max_tokens")

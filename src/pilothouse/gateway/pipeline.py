@@ -20,6 +20,7 @@ from pilothouse.config import Deployment, ModelEntry, Settings
 from pilothouse.errors import ApiError, InvalidRequest, NotFound, RateLimited, UpstreamError, UpstreamTimeout
 from pilothouse.gateway.pricing import PriceBook, cost
 from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError, Usage
+from pilothouse.gateway.providers.redact import redact
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.routing import Router
 from pilothouse.gateway.streaming import StreamAccumulator, sse
@@ -63,8 +64,9 @@ class Prepared:
 
 
 def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
-    """Map an upstream failure to the status a caller should see, keeping the upstream's reason."""
-    reason = f"upstream {deployment}: {exc.message}"
+    """Map an upstream failure to the status a caller should see, keeping the upstream's reason with any
+    credential in it redacted (every provider's error passes here before it reaches a caller or a trace)."""
+    reason = redact(f"upstream {deployment}: {exc.message}")
     if exc.kind == "rate_limit":
         headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after else {}
         return RateLimited(reason, code="upstream_rate_limited", headers=headers)
@@ -77,6 +79,11 @@ def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
     if exc.kind == "auth":
         return UpstreamError(f"{reason} (check the deployment's API key)", code="upstream_auth_failed")
     return UpstreamError(reason, code="upstream_unavailable" if exc.kind == "unavailable" else "upstream_error")
+
+
+def _names_prompt(raw: Any) -> bool:
+    """Whether a chat body's model is a prompt reference (`prompt:NAME@LABEL`)."""
+    return isinstance(raw, dict) and isinstance(raw.get("model"), str) and raw["model"].startswith(MODEL_PREFIX)
 
 
 class Gateway:
@@ -123,9 +130,17 @@ class Gateway:
             raise InvalidRequest("prompt references need the prompt registry (a server with a store)", param="model")
         return self.prompts.expand(raw, trace)
 
-    def prepare_chat(self, raw: Any, trace: TraceRecord) -> Prepared:
-        prompt = None
-        if isinstance(raw, dict) and isinstance(raw.get("model"), str) and raw["model"].startswith(MODEL_PREFIX):
+    async def prepare_chat_async(self, raw: Any, trace: TraceRecord) -> Prepared:
+        """`prepare_chat` for callers on the event loop: a prompt reference's lookup and rendering (database
+        reads, up to a second of template work) run in a worker thread, so they cannot stall other requests."""
+        if _names_prompt(raw):
+            raw, prompt = await asyncio.to_thread(self._expand_prompt, raw, trace)
+            return self.prepare_chat(raw, trace, expanded=prompt)
+        return self.prepare_chat(raw, trace)
+
+    def prepare_chat(self, raw: Any, trace: TraceRecord, *, expanded: ExpandedPrompt | None = None) -> Prepared:
+        prompt = expanded  # a prompt reference `prepare_chat_async` already expanded
+        if prompt is None and _names_prompt(raw):
             raw, prompt = self._expand_prompt(raw, trace)  # rendered messages, the version's model and config
         body = parse_chat_body(raw)
         entry = self.resolve(body.model, "chat")

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import yaml
 
+from pilothouse.prompts import safe_yaml
 from pilothouse.prompts.refs import check_name
 from pilothouse.prompts.scenarios import ScenarioFileError, parse_cases
 from pilothouse.prompts.templates import TemplateError, check_template, normalize_variables
@@ -36,6 +37,9 @@ CONFIG_KEYS = (
     "response_format",
 )
 CHAT_ROLES = ("system", "developer", "user", "assistant")
+MAX_PROMPT_SIZE = 256 * 1024
+"""The largest prompt or test file (in characters) and the largest JSON (in bytes) of what it defines: what a
+version stores is bounded, and YAML aliases may not expand a file past it either."""
 _FILE_KEYS = {"name", "description", "type", "messages", "text", "template", "variables", "message", *CONFIG_KEYS}
 _MESSAGE_KEYS = {"role", "content", "name"}
 FORMATS = {".yaml": "yaml", ".yml": "yml", ".md": "md"}
@@ -53,6 +57,19 @@ class PromptFileError(ValueError):
         self.path = path
         self.line = line
         self.message = f"{where}: {message}"
+
+
+class PromptTooLarge(PromptFileError):
+    """A file, or the template or test cases it defines, is longer than MAX_PROMPT_SIZE characters."""
+
+
+def _check_size(path: str, what: str, size: int) -> None:
+    if size > MAX_PROMPT_SIZE:
+        raise PromptTooLarge(
+            path,
+            f"{what} is too large: {size:,} characters, where prompts and their test files may have at most "
+            f"{MAX_PROMPT_SIZE:,} (pass long text in a variable instead)",
+        )
 
 
 @dataclass(frozen=True)
@@ -212,9 +229,15 @@ def definition(
     source_format: str | None = None,
     path: str | None = None,
 ) -> PromptDefinition:
-    """A PromptDefinition from a mapping in the file schema (a parsed file, or JSON from the API)."""
+    """A PromptDefinition from a mapping in the file schema (a parsed file, or JSON from the API).
+    PromptTooLarge if the mapping or its canonical template is over MAX_PROMPT_SIZE."""
+    where = path or str(data.get("name") or "the prompt")
+    _check_size(where, "the definition", len(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)))
     name, template, message = build_template(data)
-    return PromptDefinition(name, template, content_hash(template), message, source_text, source_format, path)
+    encoded = canonical_json(template)
+    _check_size(where, "the template", len(encoded))
+    digest = hashlib.sha256(encoded).hexdigest()
+    return PromptDefinition(name, template, digest, message, source_text, source_format, path)
 
 
 # -- reading files ----------------------------------------------------------------------------------------------
@@ -245,7 +268,7 @@ def _yaml_error(path: str, text: str, exc: yaml.YAMLError, offset: int = 0) -> P
 
 def _load_yaml(path: str, text: str, offset: int = 0) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_yaml.load(text, limit=MAX_PROMPT_SIZE)
     except yaml.YAMLError as exc:
         raise _yaml_error(path, text, exc, offset) from None
 
@@ -344,6 +367,7 @@ def parse_prompt_file(path: str, text: str) -> PromptDefinition:
     fmt = file_format(path)
     if fmt is None:
         raise PromptFileError(path, "not a prompt file: use .yaml, .yml or .md (tests go in NAME.tests.yaml)")
+    _check_size(path, "the file", len(text))
     if fmt == "md":
         data, lines = _markdown(path, text)
     else:
@@ -371,6 +395,7 @@ def test_file_stem(path: str) -> str:
 def parse_test_file(path: str, text: str) -> TestSuiteFile:
     """A test file: a YAML list of cases, or a mapping {cases: [...]}. Each case must be a mapping; the
     case schema itself is checked by the scenario runner."""
+    _check_size(path, "the file", len(text))
     data = _load_yaml(path, text)
     if isinstance(data, dict) and set(data) == {"cases"}:
         data = data["cases"]
@@ -386,6 +411,7 @@ def parse_test_file(path: str, text: str) -> TestSuiteFile:
             parse_cases(data, source=path)
     except ScenarioFileError as exc:
         raise PromptFileError(path, "; ".join(str(p) for p in exc.problems)) from None
+    _check_size(path, "the test cases", len(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)))
     return TestSuiteFile(path, test_file_stem(path), data, text)
 
 

@@ -46,7 +46,7 @@ class GatewayExecutor:
             "variables": dict(case.variables),
         }
         try:
-            prep = self.gateway.prepare_chat(body, trace)
+            prep = await self.gateway.prepare_chat_async(body, trace)
             answer = await self.gateway.chat(prep)
             prep.span.finish()
         except ApiError as exc:

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, select
 
 from pilothouse.errors import NotFound
 from pilothouse.prompts import registry
+from pilothouse.prompts.refs import MAX_VERSION
 from pilothouse.prompts.stats import Comparison, MetricKind, compare_metric
 from pilothouse.store.engine import Store
 from pilothouse.store.tables import prompt_labels, prompts, scores, traces
@@ -96,7 +97,9 @@ def parse_rule(raw: dict[str, Any]) -> RollbackRule:
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 < float(alpha) <= 0.5:
         raise ValueError(f"alpha must be a number in (0, 0.5], got {alpha!r}")
     baseline = raw.get("baseline")
-    if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, int) or baseline < 1):
+    if baseline is not None and (
+        isinstance(baseline, bool) or not isinstance(baseline, int) or not 1 <= baseline <= MAX_VERSION
+    ):
         raise ValueError(f"baseline must be a version number, got {baseline!r}")
     return RollbackRule(metric=metric, min_samples=min_samples, alpha=float(alpha), baseline=baseline)
 

@@ -33,12 +33,14 @@ def parse_since(text: str, *, now: float | None = None) -> float:
     """`7d`, `24h`, `30m`, `2w`, `90s` before now, or epoch seconds, or ISO 8601 (a naive time is UTC)."""
     now = time.time() if now is None else now
     match = _WINDOW_RE.match(text)
-    if match:
-        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
     try:
-        return float(text)
+        value = now - float(match.group(1)) * _UNIT_S[match.group(2)] if match else float(text)
     except ValueError:
-        pass
+        value = None
+    if value is not None:
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite duration or number of epoch seconds, got {text!r}")
+        return value
     try:
         parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:

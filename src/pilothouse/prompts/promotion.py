@@ -24,6 +24,7 @@ from pilothouse.prompts.refs import PromptRef, check_label, check_name
 from pilothouse.prompts.runner import Executor, SuiteResult, run_suite
 from pilothouse.prompts.scenarios import Case, ScenarioFileError, parse_cases
 from pilothouse.store.engine import Store
+from pilothouse.store.keys import role_at_least
 
 ExecutorFactory = Callable[[str], Executor]  # "NAME@VERSION" -> an executor for that version
 PROMOTE_ACTION = "prompt.promote"
@@ -89,7 +90,7 @@ def _plan(store: Store, principal: Principal, name: str, request: PromotionReque
         candidate = registry.get_version(conn, principal.project_id, PromptRef(name, version=request.version))
         label = registry.get_label(conn, principal.project_id, name, request.to)
         raw_cases = registry.get_test_suite(conn, principal.project_id, name)
-    if label is not None and label.protected and principal.role != registry.ADMIN:
+    if label is not None and label.protected and not role_at_least(principal.role, registry.ADMIN):
         raise Forbidden(
             f"the label '{request.to}' of prompt '{name}' is protected: promoting to it needs an admin key "
             f"(this key's role is '{principal.role}')",

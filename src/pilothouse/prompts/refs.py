@@ -1,7 +1,7 @@
 """Prompt references: `NAME`, `NAME@3`, `NAME@production`, `NAME@sha:abc123`, and `prompt:REF` as a model.
 
-A bare name means its `production` label. Versions are numbered per prompt from 1; a `sha:` reference is a
-prefix (at least 6 hex digits) of a version's content hash.
+A bare name means its `production` label. Versions are numbered per prompt from 1 to `MAX_VERSION`; a `sha:`
+reference is a prefix (at least 6 hex digits) of a version's content hash.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ LABEL_MAX = 100
 MODEL_PREFIX = "prompt:"
 DEFAULT_LABEL = "production"
 LATEST_LABEL = "latest"
+MAX_VERSION = 2**31 - 1
+"""The largest version number: versions are stored in a 32-bit INTEGER column. The API's path, query and body
+declarations and the reference parser all use this bound, so a larger number is a 4xx, never a database error."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,10 @@ def check_label(label: str) -> str:
 def parse_selector(name: str, selector: str) -> PromptRef:
     """The reference to `name` at `selector` (`3`, `production`, `sha:abc123`)."""
     check_name(name)
-    if selector.isdigit():
-        version = int(selector)
-        if version < 1:
-            raise ValueError(f"invalid version in {name}@{selector}: versions are numbered from 1")
-        return PromptRef(name, version=version)
+    if selector.isascii() and selector.isdigit():
+        if len(selector) > len(str(MAX_VERSION)) or not 1 <= int(selector) <= MAX_VERSION:
+            raise ValueError(f"invalid version in {name}@{selector}: versions are numbered from 1 to {MAX_VERSION}")
+        return PromptRef(name, version=int(selector))
     if selector.startswith("sha:"):
         sha = selector[4:].lower()
         if not SHA_RE.match(sha):

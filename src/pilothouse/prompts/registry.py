@@ -20,22 +20,28 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pilothouse.audit.chain import append_event
-from pilothouse.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from pilothouse.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
 from pilothouse.prompts.canary import choose_version
 from pilothouse.prompts.files import (
+    MAX_PROMPT_SIZE,
     PromptDefinition,
     PromptFileError,
+    PromptTooLarge,
     TestSuiteFile,
+    canonical_json,
     file_format,
     is_test_file,
     parse_prompt_file,
     parse_test_file,
 )
-from pilothouse.prompts.refs import DEFAULT_LABEL, LATEST_LABEL, PromptRef, check_label, check_name
+from pilothouse.prompts.refs import DEFAULT_LABEL, LATEST_LABEL, MAX_VERSION, PromptRef, check_label, check_name
 from pilothouse.store import prompts as repo
+from pilothouse.store.keys import role_at_least
 from pilothouse.store.prompts import LabelRow, PromptRow, TestSuiteRow, VersionRow
 
 ADMIN = "admin"
+MAX_WEIGHT = 1_000_000
+"""A split's largest weight (weights are relative; the bound keeps them finite)."""
 
 
 @dataclass(frozen=True)
@@ -257,10 +263,13 @@ def normalize_splits(splits: Any) -> list[dict[str, Any]]:
         if not isinstance(split, dict) or set(split) - {"version", "weight"}:
             raise InvalidRequest(f"'{where}' must be {{version, weight}}", param=where)
         version, weight = split.get("version"), split.get("weight", 100)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidRequest(f"'{where}.version' must be a version number (1, 2, ...)", param=where)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
-            raise InvalidRequest(f"'{where}.weight' must be a number greater than 0, got {weight!r}", param=where)
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+            raise InvalidRequest(f"'{where}.version' must be a version number (1 to {MAX_VERSION})", param=where)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= MAX_WEIGHT:
+            raise InvalidRequest(
+                f"'{where}.weight' must be a number greater than 0 and at most {MAX_WEIGHT:,}, got {weight!r}",
+                param=where,
+            )
         if version in seen:
             raise InvalidRequest(f"version {version} appears twice in 'splits'", param=where)
         seen.add(version)
@@ -308,7 +317,7 @@ def set_label(
             param="version",
         )
     current = repo.get_label(conn, prompt.id, label)
-    if current is not None and current.protected and role != ADMIN:
+    if current is not None and current.protected and not role_at_least(role, ADMIN):
         raise Forbidden(
             f"the label '{label}' of prompt '{prompt_name}' is protected: moving it needs an admin key "
             f"(this key's role is '{role}'); use `pilothouse prompt promote` or ask an admin",
@@ -338,7 +347,7 @@ def protect_label(
 ) -> Label:
     """Protect a label (only admins may move it from then on) or lift the protection; admin only."""
     _check_label_name(label)
-    if role != ADMIN:
+    if not role_at_least(role, ADMIN):
         raise Forbidden(
             f"protecting or unprotecting a label needs an admin key (this key's role is '{role}')",
             code="admin_required",
@@ -401,7 +410,15 @@ def push_definition(
     author: str | None = None,
     message: str | None = None,
 ) -> PushResult:
-    """Create a version of `definition.name` unless its content hash equals the latest version's."""
+    """Create a version of `definition.name` unless its content hash equals the latest version's.
+    Unprocessable (`prompt_too_large`) if its template or file text is over MAX_PROMPT_SIZE."""
+    sizes = (len(canonical_json(definition.template)), len(definition.source_text or ""))
+    if max(sizes) > MAX_PROMPT_SIZE:
+        raise Unprocessable(
+            f"prompt '{definition.name}' is {max(sizes):,} characters long; prompts may be at most "
+            f"{MAX_PROMPT_SIZE:,} (pass long text in a variable instead)",
+            code="prompt_too_large",
+        )
     prompt = repo.get_prompt(conn, project_id, definition.name, for_update=True)
     if prompt is None:
         prompt = repo.create_prompt(conn, project_id, definition.name, actor)
@@ -475,6 +492,7 @@ def parse_batch(files: list[tuple[str, str]]) -> tuple[list[PromptDefinition], l
     definitions: list[PromptDefinition] = []
     suites: list[TestSuiteFile] = []
     problems: list[str] = []
+    too_large = False
     for path, text in files:
         try:
             if is_test_file(path):
@@ -485,6 +503,7 @@ def parse_batch(files: list[tuple[str, str]]) -> tuple[list[PromptDefinition], l
                 problems.append(f"{path}: not a prompt file (use .yaml, .yml or .md; tests: NAME.tests.yaml)")
         except PromptFileError as exc:
             problems.append(exc.message)
+            too_large = too_large or isinstance(exc, PromptTooLarge)
     seen: dict[str, str] = {}
     for d in definitions:
         if d.name in seen:
@@ -492,7 +511,10 @@ def parse_batch(files: list[tuple[str, str]]) -> tuple[list[PromptDefinition], l
         seen[d.name] = d.path or d.name
     if problems:
         count = f"{len(problems)} files are" if len(problems) > 1 else "a file is"
-        raise InvalidRequest(f"{count} invalid, nothing was pushed: " + "; ".join(problems), code="invalid_prompt")
+        message = f"{count} invalid, nothing was pushed: " + "; ".join(problems)
+        if too_large:  # 422 like the API's own bound on a file's length
+            raise Unprocessable(message, code="prompt_too_large")
+        raise InvalidRequest(message, code="invalid_prompt")
     return definitions, suites
 
 

@@ -132,7 +132,7 @@ class PromptResolver:
             raise Unprocessable(
                 f"prompt {version.name}@{version.version} could not be rendered: {exc.message}",
                 param="model",
-                code="prompt_render_error",
+                code=exc.code,
             ) from None
         extra = raw.get("messages")
         if extra is not None and not isinstance(extra, list):

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from pilothouse.prompts import safe_yaml
 from pilothouse.prompts.assertions import ASSERTION_KINDS, Assertion, SpecError, build_assertion
 
 CASE_KEYS = {"name", "description", "variables", "messages", "assert"}
@@ -98,7 +99,7 @@ def parse_cases(data: Any, *, source: str = "tests file") -> list[Case]:
 def parse_cases_text(text: str, *, source: str = "tests file") -> list[Case]:
     """Parse YAML (or JSON) text; a YAML syntax error becomes a problem with its line and column."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text, limit=16 * len(text) + 65_536)  # aliases may not blow a file up
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(YAML)"

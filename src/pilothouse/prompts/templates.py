@@ -1,10 +1,10 @@
 """Prompt templates: sandboxed Jinja2, a typed variables schema, and rendering to chat messages.
 
-Templates run in Jinja2's `SandboxedEnvironment` (no access to Python internals such as `__class__`, bounded
-`range`, bounded string/list repetition), with `StrictUndefined` (a misspelt name is an error, never an empty
-string) and no autoescaping (prompts are not HTML). Variables are checked against the prompt's schema before
-rendering: a missing required variable, a wrongly typed one, or one the prompt does not declare is a
-`VariableError` naming it.
+Templates run in the sandbox of `prompts/sandbox.py` (Jinja2's, with no access to Python internals such as
+`__class__`, and bounded in time and in the size of what they build and write), with `StrictUndefined` (a
+misspelt name is an error, never an empty string) and no autoescaping (prompts are not HTML). Variables are
+checked against the prompt's schema before rendering: a missing required variable, a wrongly typed one, or
+one the prompt does not declare is a `VariableError` naming it.
 
 A canonical template is a dict: {"type": "chat", "messages": [{"role", "content"}, ...]} or {"type": "text",
 "text": "..."}, plus "variables" (name -> spec) and "config" (model parameters); see `prompts/files.py`.
@@ -13,20 +13,17 @@ A canonical template is a dict: {"type": "chat", "messages": [{"role", "content"
 from __future__ import annotations
 
 import copy
-import operator
 import threading
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, meta, nodes
+from jinja2 import Template, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+
+from pilothouse.prompts.sandbox import TOO_EXPENSIVE, TOO_LARGE, PromptSandbox, RenderLimitError, budget, generate
 
 VARIABLE_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 _SPEC_KEYS = {"type", "required", "default", "enum", "description"}
-MAX_REPEAT_LEN = 1_000_000
-MAX_EXPONENT = 1_000
 
 
 class VariableError(Exception):
@@ -51,30 +48,17 @@ class TemplateError(ValueError):
 
 
 class TemplateRenderError(Exception):
-    """Rendering failed at run time although the variables fit (e.g. a sandbox violation)."""
+    """Rendering failed at run time although the variables fit (a sandbox violation, or a bound of
+    `prompts/sandbox.py` was reached). `code` is the API error code: `prompt_render_error`, or
+    `template_too_expensive` / `template_output_too_large` for the bounds."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str = "prompt_render_error") -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
-class _Sandbox(SandboxedEnvironment):
-    """The sandbox, also refusing `*` and `**` results large enough to exhaust memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "**":
-            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise SecurityError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
-            return operator.pow(left, right)
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_REPEAT_LEN:
-                raise SecurityError(f"repetition would produce more than {MAX_REPEAT_LEN} items")
-        return operator.mul(left, right)
-
-
-_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV = PromptSandbox()
 _COMPILED: dict[str, Template] = {}
 _COMPILED_LOCK = threading.Lock()
 _COMPILED_MAX = 4096
@@ -83,7 +67,7 @@ _COMPILED_MAX = 4096
 def _compile(source: str) -> Template:
     template = _COMPILED.get(source)
     if template is None:
-        template = _ENV.from_string(source)
+        template = _ENV.compile_source(source)
         with _COMPILED_LOCK:
             if len(_COMPILED) >= _COMPILED_MAX:
                 _COMPILED.clear()
@@ -217,6 +201,8 @@ def check_template(template: dict[str, Any]) -> None:
             raise TemplateError(
                 f"{where} line {exc.lineno}: template syntax error: {exc.message}", where=where, line=exc.lineno
             ) from None
+        except RecursionError:
+            raise TemplateError(f"{where}: the template is nested too deeply", where=where) from None
         _check_safe(ast, where)
         undeclared = sorted(meta.find_undeclared_variables(ast) - declared)
         if undeclared:
@@ -226,6 +212,10 @@ def check_template(template: dict[str, Any]) -> None:
                 f"(add e.g. `{undeclared[0]}: {{type: string}}`)",
                 where=where,
             )
+        try:  # what renders it, so a template that parses but cannot compile is refused at push time
+            _compile(source)
+        except (SyntaxError, RecursionError, MemoryError):
+            raise TemplateError(f"{where}: the template nests blocks too deeply", where=where) from None
 
 
 # -- rendering --------------------------------------------------------------------------------------------------
@@ -267,7 +257,15 @@ def validate_variables(schema: dict[str, dict[str, Any]], variables: dict[str, A
 
 def _render_one(source: str, values: dict[str, Any], where: str) -> str:
     try:
-        return _compile(source).render(values)
+        return generate(_compile(source), values)
+    except RenderLimitError as exc:
+        raise TemplateRenderError(f"{where}: {exc.message}", code=exc.code) from None
+    except RecursionError:
+        raise TemplateRenderError(
+            f"{where}: the template recurses too deeply (a macro calling itself?)", code=TOO_EXPENSIVE
+        ) from None
+    except MemoryError:
+        raise TemplateRenderError(f"{where}: the template needs too much memory", code=TOO_LARGE) from None
     except SecurityError as exc:
         raise TemplateRenderError(f"{where}: blocked by the template sandbox: {exc}") from None
     except UndefinedError as exc:
@@ -279,13 +277,25 @@ def _render_one(source: str, values: dict[str, Any], where: str) -> str:
 
 
 def render_with(template: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Render already-validated values (see `validate_variables`)."""
+    """Render already-validated values (see `validate_variables`). All messages together get one budget of
+    time and output (`prompts/sandbox.py`); the source of each is compiled (and cached) before it starts.
+    CPU-bound for up to `RENDER_TIMEOUT_S`: callers on an event loop run it in a worker thread."""
+    sources = _sources(template)
+    for where, source in sources:
+        try:
+            _compile(source)
+        except TemplateSyntaxError as exc:
+            raise TemplateRenderError(f"{where} line {exc.lineno}: template syntax error: {exc.message}") from None
+        except (SyntaxError, RecursionError, MemoryError):
+            raise TemplateRenderError(f"{where}: the template is nested too deeply", code=TOO_EXPENSIVE) from None
+    with budget():
+        contents = [_render_one(source, values, where) for where, source in sources]
     if template.get("type") == "text":
-        return [{"role": "user", "content": _render_one(str(template.get("text") or ""), values, "text")}]
+        return [{"role": "user", "content": contents[0]}]
     messages: list[dict[str, Any]] = []
-    for i, msg in enumerate(template["messages"]):
+    for msg, content in zip(template["messages"], contents, strict=True):
         out = {k: v for k, v in msg.items() if k != "content"}
-        out["content"] = _render_one(str(msg.get("content") or ""), values, f"messages[{i}].content")
+        out["content"] = content
         messages.append(out)
     return messages
 

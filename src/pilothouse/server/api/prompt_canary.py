@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pilothouse.errors import InvalidRequest, NotFound
 from pilothouse.prompts import registry
 from pilothouse.prompts.monitor import check_label, evaluate, parse_rule
+from pilothouse.prompts.refs import MAX_VERSION
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.state import AppState
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/api/prompts", tags=["prompts"])
 class CanarySet(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    baseline: int = Field(ge=1, description="The version that keeps most of the traffic.")
-    candidate: int = Field(ge=1, description="The version under test.")
+    baseline: int = Field(ge=1, le=MAX_VERSION, description="The version that keeps most of the traffic.")
+    candidate: int = Field(ge=1, le=MAX_VERSION, description="The version under test.")
     weight: float = Field(gt=0, lt=100, description="The candidate's share of traffic, in percent.")
     rollback_rule: dict[str, Any] | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from pilothouse.gateway.pipeline import Principal
 from pilothouse.prompts import registry
 from pilothouse.prompts.gateway_executor import GatewayExecutor
 from pilothouse.prompts.promotion import PromotionRequest, promote
+from pilothouse.prompts.refs import MAX_VERSION
 from pilothouse.prompts.runner import Executor
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/api/prompts", tags=["prompts"])
 class PromoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="The candidate version.")
+    version: int = Field(ge=1, le=MAX_VERSION, description="The candidate version.")
     to: str = Field(default="production", min_length=1, max_length=100, description="The label to move.")
     force: bool = Field(default=False, description="Move the label even if the gate fails (audited).")
     reason: str | None = Field(default=None, max_length=2000, description="Why, for the audit log.")

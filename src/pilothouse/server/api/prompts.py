@@ -19,8 +19,16 @@ from pilothouse.errors import Conflict, InvalidRequest, Unprocessable
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.prompts import registry
 from pilothouse.prompts.diff import diff_templates
-from pilothouse.prompts.files import PromptFileError, definition, file_name, test_file_name, to_yaml
-from pilothouse.prompts.refs import PromptRef, check_name, parse_selector
+from pilothouse.prompts.files import (
+    MAX_PROMPT_SIZE,
+    PromptFileError,
+    PromptTooLarge,
+    definition,
+    file_name,
+    test_file_name,
+    to_yaml,
+)
+from pilothouse.prompts.refs import MAX_VERSION, PromptRef, check_name, parse_selector
 from pilothouse.prompts.templates import TemplateError, TemplateRenderError, VariableError, render_with
 from pilothouse.prompts.templates import validate_variables as check_variables
 from pilothouse.server.api.deps import PrincipalDep, StateDep
@@ -37,7 +45,7 @@ class PushFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(min_length=1, max_length=500, description="The file's name (its extension sets the format).")
-    content: str = Field(max_length=1_000_000, description="The file's text, exactly as on disk.")
+    content: str = Field(max_length=MAX_PROMPT_SIZE, description="The file's text, exactly as on disk.")
 
 
 class PushBody(BaseModel):
@@ -66,7 +74,7 @@ class VersionBody(BaseModel):
 class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1, description="Point the label at this version.")
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="Point the label at this version.")
     splits: list[dict[str, Any]] | None = Field(default=None, description="Or split traffic: [{version, weight}].")
     reason: str | None = Field(default=None, max_length=2000, description="Why, for the audit log.")
 
@@ -233,6 +241,8 @@ def create_version(name: str, body: VersionBody, state: StateDep, principal: Pri
         parsed = definition(data)
     except TemplateError as exc:
         raise InvalidRequest(exc.message, param=exc.where, code="invalid_prompt") from None
+    except PromptTooLarge as exc:
+        raise Unprocessable(exc.message, param="definition", code="prompt_too_large") from None
     except (PromptFileError, ValueError) as exc:
         raise InvalidRequest(str(exc), code="invalid_prompt") from None
     try:
@@ -390,7 +400,7 @@ def _render(state: AppState, principal: Principal, name: str, ref: str, variable
     except VariableError as exc:
         raise Unprocessable(exc.message, param=exc.name, code="invalid_variable") from None
     except TemplateRenderError as exc:
-        raise Unprocessable(exc.message, code="prompt_render_error") from None
+        raise Unprocessable(exc.message, code=exc.code) from None
     return {
         "name": prompt.name,
         "version": row.version,
