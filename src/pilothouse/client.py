@@ -86,15 +86,19 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
 
     # keys and projects
     def create_key(self, name: str, *, role: str = "service", project: str | None = None) -> dict[str, Any]:
+        """`role`: viewer, service, developer, admin or owner (an owner key creates owner keys, and keys in
+        another `project`)."""
         result: dict[str, Any] = self.request(
             "POST", "/api/keys", json={"name": name, "role": role, "project": project}
         )
         return result
 
-    def list_keys(self, *, include_revoked: bool = True) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/keys", params={"include_revoked": include_revoked})[
-            "data"
-        ]
+    def list_keys(self, *, include_revoked: bool = True, project: str | None = None) -> list[dict[str, Any]]:
+        """The keys of the caller's project; owner keys may name another `project` or `all`."""
+        params: dict[str, Any] = {"include_revoked": include_revoked}
+        if project:
+            params["project"] = project
+        result: list[dict[str, Any]] = self.request("GET", "/api/keys", params=params)["data"]
         return result
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
@@ -201,10 +205,12 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
         return result
 
     # audit
-    def audit_events(self, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/audit", params={"after": after, "limit": limit})[
-            "data"
-        ]
+    def audit_events(self, *, after: int = 0, limit: int = 100, project: str | None = None) -> list[dict[str, Any]]:
+        """Audit events of the caller's project; owner keys may name another `project` or `all`."""
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if project:
+            params["project"] = project
+        result: list[dict[str, Any]] = self.request("GET", "/api/audit", params=params)["data"]
         return result
 
     def verify_audit(self) -> dict[str, Any]:

@@ -34,9 +34,11 @@ class BudgetsMixin:
         result: dict[str, Any] = self.request("POST", "/api/budgets", json=body)
         return result
 
-    def list_budgets(self) -> list[dict[str, Any]]:
-        """Budgets with `spent_usd`, `reserved_usd` (in flight), `remaining_usd` and `resets_at` (epoch s)."""
-        result: list[dict[str, Any]] = self.request("GET", "/api/budgets")["data"]
+    def list_budgets(self, *, project: str | None = None) -> list[dict[str, Any]]:
+        """Budgets with `spent_usd`, `reserved_usd` (in flight), `remaining_usd` and `resets_at` (epoch s), of
+        the key's project; owner keys may name another `project` or `all`."""
+        params = {"project": project} if project else None
+        result: list[dict[str, Any]] = self.request("GET", "/api/budgets", params=params)["data"]
         return result
 
     def delete_budget(self, budget_id: str) -> dict[str, Any]:
@@ -58,8 +60,10 @@ class BudgetsMixin:
         result: dict[str, Any] = self.request("POST", "/api/limits", json=body)
         return result
 
-    def list_limits(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/limits")["data"]
+    def list_limits(self, *, project: str | None = None) -> list[dict[str, Any]]:
+        """Rate limits and caps of the key's project; owner keys may name another `project` or `all`."""
+        params = {"project": project} if project else None
+        result: list[dict[str, Any]] = self.request("GET", "/api/limits", params=params)["data"]
         return result
 
     def delete_limits(self, limit_id: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ class CostsMixin:
     ) -> dict[str, Any]:
         """Per group (`by`: key, project, model, user or prompt) over [since, until): requests, errors, tokens,
         cost, cache savings, latency p50/p95/p99, time to first token and output tokens per second.
-        `since`/`until`: 7d, 24h, 30m, epoch seconds or ISO 8601. `project` (admin keys): a project or `all`."""
+        `since`/`until`: 7d, 24h, 30m, epoch seconds or ISO 8601. `project` (owner keys): a project or `all`."""
         params = {k: v for k, v in {"by": by, "since": since, "until": until, "project": project}.items() if v}
         result: dict[str, Any] = self.request("GET", "/api/costs/report", params=params)
         return result

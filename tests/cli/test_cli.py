@@ -272,6 +272,27 @@ class TestAgainstTheServer:
         assert key["project_id"] == project["id"]
         assert "does not exist" in failed(cli("keys", "create", "x", "--project", "no-such-project", *on(server)))
 
+    def test_an_owner_reaches_another_project_and_its_admin_does_not(self, server: RunningServer) -> None:
+        name = f"proj-{uuid.uuid4().hex[:8]}"
+        ok(cli("projects", "create", name, *on(server)))  # the bootstrap key is an owner key
+        admin = as_json(cli("keys", "create", "its-admin", "--role", "admin", "--project", name, "--json", *on(server)))
+        assert [k["id"] for k in as_json(cli("keys", "list", "--project", name, "--json", *on(server)))] == [
+            admin["id"]
+        ]
+        everywhere = as_json(cli("keys", "list", "--project", "all", "--json", *on(server)))
+        assert admin["project_id"] in {k["project_id"] for k in everywhere} and len(everywhere) > 1
+        events = as_json(cli("audit", "list", "--project", name, "--json", *on(server)))
+        assert admin["id"] in {e["target"] for e in events if e["action"] == "key.create"}
+        assert as_json(cli("budgets", "list", "--project", name, "--json", *on(server))) == []
+        assert as_json(cli("limits", "list", "--project", name, "--json", *on(server))) == []
+        for command in (("keys", "list"), ("budgets", "list"), ("limits", "list"), ("audit", "list")):
+            err = failed(cli(*command, "--project", "default", *on(server, admin["secret"])))
+            assert "needs the 'owner' role" in err, command
+        err = failed(cli("keys", "create", "x", "--role", "owner", *on(server, admin["secret"])))
+        assert "needs the 'owner' role" in err
+        bad = cli("keys", "create", "x", "--role", "root", *on(server))
+        assert bad.exit_code == 2 and "is not a role" in bad.output
+
     def test_models_list(self, server: RunningServer) -> None:
         models = as_json(cli("models", "list", "--json", *on(server)))
         assert "smollm2-135m" in {m["id"] for m in models}
@@ -324,7 +345,7 @@ class TestAgainstTheServer:
     def test_the_key_file_is_used_when_no_key_is_given(self, server: RunningServer) -> None:
         env = {"PILOTHOUSE_DATA_DIR": str(server.data_dir), "PILOTHOUSE_URL": server.url}
         keys = as_json(cli("keys", "list", "--json", env=env))
-        assert any(k["name"] == "bootstrap admin" for k in keys)
+        assert any(k["name"] == "bootstrap owner" and k["role"] == "owner" for k in keys)
 
     def test_sdk_against_the_server(self, server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PILOTHOUSE_URL", server.url)

@@ -113,6 +113,7 @@ def project(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> 
             resp = http.post("/api/keys", json={"name": f"{role}-key", "role": role, "project": name})
             assert resp.status_code == 201, resp.text
             keys[role] = resp.json()["secret"]
+    keys["owner"] = server.admin_key  # the bootstrap key: an owner, of the default project
     found = Project(server, name, keys)
     folder = tmp_path_factory.mktemp("cost-prompts")
     (folder / "cost-greeting.yaml").write_text(PROMPT)
@@ -168,13 +169,18 @@ def test_report_by_key_prompt_and_user(project: Project) -> None:
 
 
 def test_report_scope_and_errors(project: Project) -> None:
-    assert "needs the 'admin' role" in project.fails("cost", "report", "--project", "all", role="viewer")
+    assert "needs the 'owner' role" in project.fails("cost", "report", "--project", "all", role="viewer")
     mine = project.json("cost", "report", "--project", project.name, "--since", "1h", role="viewer")
     assert mine["total"]["requests"] == 8  # a key may name its own project
-    assert "needs the 'admin' role" in project.fails("cost", "report", "--project", "default", role="viewer")
-    assert "does not exist" in project.fails("cost", "report", "--project", "no-such-project", role="admin")
-    everything = project.json("cost", "report", "--project", "all", "--by", "project", role="admin")
+    assert "needs the 'owner' role" in project.fails("cost", "report", "--project", "default", role="viewer")
+    # a project's admin reports on its own project only; another one is refused whether it exists or not
+    assert "needs the 'owner' role" in project.fails("cost", "report", "--project", "default", role="admin")
+    assert "needs the 'owner' role" in project.fails("cost", "report", "--project", "no-such-project", role="admin")
+    assert "does not exist" in project.fails("cost", "report", "--project", "no-such-project", role="owner")
+    everything = project.json("cost", "report", "--project", "all", "--by", "project", role="owner")
     assert project.name in {g["name"] for g in everything["groups"]}
+    theirs = project.json("cost", "report", "--project", project.name, "--since", "1h", role="owner")
+    assert theirs["total"]["requests"] == 8
     assert "--by must be one of" in project.fails("cost", "report", "--by", "team")
     assert "'since'" in project.fails("cost", "report", "--since", "last tuesday")
 

@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, inspect, select, text
 
 from pilothouse.store.engine import Store, StoreError, open_store
-from pilothouse.store.migrate import current_revision, head_revision
+from pilothouse.store.migrate import alembic_config, current_revision, head_revision
 from pilothouse.store.projects import create_project, get_project
 from pilothouse.store.tables import metadata, projects
 from tests.conftest import PG_ADMIN_URL
@@ -133,3 +133,36 @@ def test_unreachable_postgres_message_hides_the_password() -> None:
     assert "cannot open the database at" in message
     assert "s3cr3t-pw" not in message
     assert "alice:***@127.0.0.1:1/nowhere" in message
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_0004_makes_the_bootstrap_key_the_owner(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A store made before the owner role keeps one key that reaches every project: the bootstrap key."""
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
+    engine = create_engine(url)
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, "0003_limits")
+    keys = [
+        ("key_boot", "bootstrap admin", "admin", None),
+        ("key_made", "bootstrap admin", "admin", "key_boot"),  # same name, minted by a key: stays admin
+        ("key_ops", "ops", "admin", None),
+        ("key_app", "app", "service", "key_boot"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('prj_1', 'default', 0)"))
+        for key_id, name, role, created_by in keys:
+            conn.execute(
+                text(
+                    "INSERT INTO api_keys (id, project_id, name, prefix, key_hash, role, created_at, created_by) "
+                    "VALUES (:id, 'prj_1', :name, :id, :id, :role, 0, :by)"
+                ),
+                {"id": key_id, "name": name, "role": role, "by": created_by},
+            )
+    engine.dispose()
+    st = open_store(url)
+    try:
+        with st.connect() as conn:
+            roles = dict(conn.execute(text("SELECT id, role FROM api_keys")).all())
+        assert roles == {"key_boot": "owner", "key_made": "admin", "key_ops": "admin", "key_app": "service"}
+    finally:
+        st.dispose()

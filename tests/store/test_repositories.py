@@ -413,7 +413,7 @@ def test_bootstrap_uses_the_admin_key_from_the_environment(
     with store.connect() as conn:
         key = find_by_secret(conn, "ph-from-the-environment-42")
         project = get_project(conn, DEFAULT_PROJECT)
-        assert key is not None and key.id == boot.key_id and key.role == "admin"
+        assert key is not None and key.id == boot.key_id and key.role == "owner"
         assert project is not None and key.project_id == project.id == boot.project_id
         assert [e.action for e in list_events(conn)] == ["project.create", "key.create"]
         assert verify_chain(conn) == (2, None)

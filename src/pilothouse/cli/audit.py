@@ -31,13 +31,16 @@ audit_app = typer.Typer(help="Audit log: list events, verify the hash chain.", n
 def list_(
     after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Owner keys: another project (id or name), or `all`.")
+    ] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List audit events of your project, oldest first."""
     with client(url, api_key) as ph:
-        events = ph.audit_events(after=after, limit=limit)
+        events = ph.audit_events(after=after, limit=limit, project=project)
     emit(
         as_json,
         events,

@@ -20,6 +20,9 @@ limits_app = typer.Typer(
 
 KeyScope = Annotated[str | None, typer.Option("--key", help="An API key id (key_...).")]
 ProjectScope = Annotated[str | None, typer.Option("--project", help="A project id or name.")]
+ListedProject = Annotated[
+    str | None, typer.Option("--project", help="Owner keys: another project (id or name), or `all`.")
+]
 
 
 def _subject(**choices: str | None) -> tuple[str, str]:
@@ -76,10 +79,12 @@ def _resets(row: dict[str, Any]) -> str:
 
 
 @budgets_app.command("list")
-def list_budgets(url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
-    """Budgets with what was spent this period, what remains and when they reset."""
+def list_budgets(
+    project: ListedProject = None, url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Budgets of your project with what was spent this period, what remains and when they reset."""
     with client(url, api_key) as ph:
-        rows = ph.list_budgets()
+        rows = ph.list_budgets(project=project)
     emit(
         as_json,
         rows,
@@ -144,10 +149,12 @@ def set_limits(
 
 
 @limits_app.command("list")
-def list_limits(url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
-    """Rate limits and max_tokens caps."""
+def list_limits(
+    project: ListedProject = None, url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Rate limits and max_tokens caps of your project."""
     with client(url, api_key) as ph:
-        rows = ph.list_limits()
+        rows = ph.list_limits(project=project)
     emit(
         as_json,
         rows,

@@ -76,7 +76,7 @@ def report(
     by: Annotated[str, typer.Option(help=f"Group by: {', '.join(GROUP_BY)}.")] = "model",
     since: Annotated[str, typer.Option(help="Start: a duration before now (7d, 24h, 30m), epoch or ISO 8601.")] = "7d",
     until: Annotated[str | None, typer.Option(help="End (exclusive), same forms as --since.")] = None,
-    project: Annotated[str | None, typer.Option(help="Admin keys: another project (id or name), or `all`.")] = None,
+    project: Annotated[str | None, typer.Option(help="Owner keys: another project (id or name), or `all`.")] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,

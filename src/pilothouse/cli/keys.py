@@ -7,16 +7,31 @@ from typing import Annotated
 import typer
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, table, when
+from pilothouse.store.keys import ROLES
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (secrets are shown once).", no_args_is_help=True)
 projects_app = typer.Typer(help="Create and list projects (the tenant boundary).", no_args_is_help=True)
 
 
+def _role(value: str) -> str:
+    if value not in ROLES:
+        raise typer.BadParameter(f"{value!r} is not a role: choose one of {', '.join(ROLES)}")
+    return value
+
+
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="A label for the key, e.g. 'checkout-service'.")],
-    role: Annotated[str, typer.Option(help="admin, developer, viewer or service.")] = "service",
-    project: Annotated[str | None, typer.Option(help="Project id or name (default: the caller's).")] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help=f"One of {', '.join(ROLES)} (lowest to highest; only an owner key creates owner keys).",
+            callback=_role,
+        ),
+    ] = "service",
+    project: Annotated[
+        str | None, typer.Option(help="Project id or name (default: the caller's; another one: owner keys).")
+    ] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -34,22 +49,24 @@ def create(
 @keys_app.command("list")
 def list_(
     active: Annotated[bool, typer.Option("--active", help="Hide revoked keys.")] = False,
+    project: Annotated[str | None, typer.Option(help="Owner keys: another project (id or name), or `all`.")] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the keys of your project (never their secrets)."""
     with client(url, api_key) as ph:
-        keys = ph.list_keys(include_revoked=not active)
+        keys = ph.list_keys(include_revoked=not active, project=project)
     emit(
         as_json,
         keys,
         lambda: table(
             "API keys",
-            ["id", "name", "role", "prefix", "created", "revoked"],
+            ["id", "project", "name", "role", "prefix", "created", "revoked"],
             [
                 [
                     k["id"],
+                    k["project_id"],
                     k["name"],
                     k["role"],
                     k["prefix"] + "…",
@@ -82,7 +99,7 @@ def create_project(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a project; then create its keys with `pilothouse keys create --project NAME`."""
+    """Create a project (owner keys); then create its keys with `pilothouse keys create --project NAME`."""
     with client(url, api_key) as ph:
         project = ph.create_project(name)
     emit(as_json, project, lambda: console.print(f"created project {project['name']} ({project['id']})"))
@@ -90,7 +107,7 @@ def create_project(
 
 @projects_app.command("list")
 def list_projects(url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
-    """List projects."""
+    """List projects (owner keys)."""
     with client(url, api_key) as ph:
         projects = ph.list_projects()
     emit(

@@ -13,8 +13,25 @@ import uvicorn
 from pilothouse.cli.common import console, err_console
 from pilothouse.config import ConfigError, load_settings
 from pilothouse.server.app import create_app
+from pilothouse.server.bootstrap import ADMIN_KEY_ENV, Bootstrap
 from pilothouse.server.state import AppState
 from pilothouse.store.engine import StoreError
+
+
+def key_banner(boot: Bootstrap, key_path: Path) -> list[str]:
+    """What the start-up banner says of the owner key: the secret only when this start generated it (one
+    given in PILOTHOUSE_ADMIN_KEY is the operator's already, and logs are not the place for it); always where
+    it was saved."""
+    if boot.secret is not None and boot.generated:
+        return [
+            f"bootstrap owner key (shown once, saved to {key_path}):",
+            f"  [bold green]{boot.secret}[/bold green]",
+        ]
+    if boot.secret is not None:
+        return [f"bootstrap owner key: the one set in {ADMIN_KEY_ENV} (not shown), saved to {key_path}"]
+    if key_path.exists():
+        return [f"owner key: saved to {key_path} on first start"]
+    return [f"owner key: not at {key_path} (this store's keys were created elsewhere); pass --api-key to the CLI"]
 
 
 def up(
@@ -51,11 +68,8 @@ def up(
     def announce(state: AppState) -> None:
         console.print(f"Pilothouse listening on [bold]{url}[/bold]  (OpenAI base URL: {url}/v1)")
         console.print(f"store: {state.store.engine.url.render_as_string(hide_password=True)}")
-        if state.boot.secret is not None:
-            console.print(f"bootstrap admin key (shown once, saved to {settings.admin_key_path}):")
-            console.print(f"  [bold green]{state.boot.secret}[/bold green]")
-        else:
-            console.print(f"admin key: see {settings.admin_key_path} (created on first start)")
+        for line in key_banner(state.boot, settings.admin_key_path):
+            console.print(line)
         if state.warm_error:
             err_console.print(f"[yellow]warning:[/yellow] models not ready: {state.warm_error}")
         console.file.flush()
@@ -72,6 +86,9 @@ def up(
             loop="uvloop",
             http="httptools",
             timeout_graceful_shutdown=10,
+            # An idle keep-alive connection is closed after this; a request body that stalls gets a 408 after
+            # body_read_timeout_s (server/body_guard.py). uvicorn has no deadline for headers.
+            timeout_keep_alive=5,
         )
     except (StoreError, ConfigError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")

@@ -2,6 +2,8 @@
 
 Keys are looked up by SHA-256 hash. A verified key is cached for `key_cache_ttl_s` seconds so the hot path
 does not hit the database on every request; revocation reaches every replica within that time.
+Roles rank viewer < service < developer < admin < owner (store/keys.py); which project a request may act
+in is server/scope.py's rule.
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ import time
 from pilothouse.errors import Forbidden, Unauthorized
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.store.engine import Store
-from pilothouse.store.keys import find_by_secret, hash_key
+from pilothouse.store.keys import OWNER, ROLES, find_by_secret, hash_key, role_at_least
 
-ROLE_RANK = {"viewer": 0, "service": 1, "developer": 2, "admin": 3}
-# What each role may do. `service` keys call the gateway and write traces/scores; viewers only read.
-CAN_CALL_MODELS = {"admin", "developer", "service"}
+MODEL_ROLE = "service"
+"""The least role that calls models (the gateway) and writes traces and scores; viewers only read."""
 
 
 class Authenticator:
@@ -57,11 +58,16 @@ class Authenticator:
         return principal
 
 
+def is_owner(principal: Principal) -> bool:
+    return principal.role == OWNER
+
+
 def require_role(principal: Principal, minimum: str) -> None:
-    if ROLE_RANK[principal.role] < ROLE_RANK[minimum]:
+    if not role_at_least(principal.role, minimum):
         raise Forbidden(f"this action needs the '{minimum}' role; the key's role is '{principal.role}'")
 
 
 def require_model_access(principal: Principal) -> None:
-    if principal.role not in CAN_CALL_MODELS:
-        raise Forbidden(f"'{principal.role}' keys cannot call models; use a service, developer or admin key")
+    if not role_at_least(principal.role, MODEL_ROLE):
+        allowed = ", ".join(ROLES[ROLES.index(MODEL_ROLE) :])
+        raise Forbidden(f"'{principal.role}' keys cannot call models; use a key with one of the roles {allowed}")

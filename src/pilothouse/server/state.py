@@ -18,6 +18,7 @@ from pilothouse.prompts.resolver import PromptResolver
 from pilothouse.server.auth import Authenticator
 from pilothouse.server.bootstrap import Bootstrap, bootstrap
 from pilothouse.store.engine import Store, open_store
+from pilothouse.store.private_files import private_dir
 from pilothouse.tracing.sink import StoreSink, replay_spill
 
 log = logging.getLogger("pilothouse.server")
@@ -40,7 +41,7 @@ class AppState:
 
 
 def build_state(settings: Settings) -> AppState:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # 0700: traces, spills and the admin key live here
     store = open_store(settings.resolved_database_url())
     spill = settings.data_dir / "traces-unstored.jsonl"
     replayed = replay_spill(store, spill)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from pilothouse.store.migrate import upgrade_to_head
+from pilothouse.store.private_files import private_sqlite_file
 
 
 class StoreError(Exception):
@@ -80,8 +81,11 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
+            try:
+                private_sqlite_file(Path(parsed.database))  # 0600 before SQLite creates it (and its -wal, -shm)
+            except OSError as exc:
+                raise StoreError(f"cannot create the SQLite database {parsed.database}: {exc.strerror}") from exc
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

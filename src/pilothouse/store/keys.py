@@ -13,9 +13,17 @@ from sqlalchemy import Connection, insert, select, update
 from pilothouse.store.ids import new_id
 from pilothouse.store.tables import api_keys
 
-Role = Literal["admin", "developer", "viewer", "service"]
+Role = Literal["viewer", "service", "developer", "admin", "owner"]
 ROLES: tuple[str, ...] = get_args(Role)
+"""Every role, lowest to highest; each may do what the ones before it may (docs/security.md)."""
+OWNER = "owner"
 KEY_PREFIX = "ph-"
+
+
+def role_at_least(role: str, minimum: str) -> bool:
+    """Whether `role` ranks at or above `minimum` (an unknown role ranks below every role)."""
+    rank = ROLES.index(role) if role in ROLES else -1
+    return rank >= ROLES.index(minimum)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pilothouse.gateway.cache.mirror import Mirror
 from pilothouse.gateway.cache.store import FloatArray, VectorMatch, VectorRecord
+from pilothouse.store.private_files import private_sqlite_file
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ class SQLiteCacheStore:
         self.sweep_every_s = sweep_every_s
         self._next_sweep = time.monotonic() + sweep_every_s
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilothouse-cache-sqlite")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(path)  # 0600, like the store: cached answers hold prompt content
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

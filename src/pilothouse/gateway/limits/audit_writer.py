@@ -23,6 +23,7 @@ import orjson
 
 from pilothouse.audit.chain import append_event
 from pilothouse.store.engine import Store
+from pilothouse.store.private_files import append_private
 
 log = logging.getLogger("pilothouse.limits")
 
@@ -104,10 +105,7 @@ class AuditWriter:
                 error = exc
                 time.sleep(0.05 * (2**attempt))
         log.error("could not store %d audit events (%s); spilling to %s", len(events), error, self._spill)
-        self._spill.parent.mkdir(parents=True, exist_ok=True)
-        with self._spill.open("ab") as fh:
-            for event in events:
-                fh.write(orjson.dumps(event) + b"\n")
+        append_private(self._spill, b"".join(orjson.dumps(event) + b"\n" for event in events))
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

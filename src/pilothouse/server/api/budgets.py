@@ -2,6 +2,7 @@
 
 Every change is an audit event and takes effect on this replica at once (others within
 `limits.definitions_ttl_s`). A new budget starts with what its subject already spent this period.
+Admins set, list and delete those of their own project; owners those of any project (server/scope.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from pilothouse.gateway.limits.budgets import budget_status, seed_budget
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
+from pilothouse.server.scope import audit_cross_read, audit_details, reaches, resolve_project, resolve_projects
 from pilothouse.server.state import AppState
 from pilothouse.store import budgets as repo
 from pilothouse.store.keys import get_key
-from pilothouse.store.projects import get_project
 
 router = APIRouter(prefix="/api", tags=["limits"])
 
@@ -38,6 +39,15 @@ class BudgetSet(BaseModel):
     usd: Decimal = Field(ge=0, le=Decimal(9_000_000), description="The limit in USD per period.")
     period: Literal["day", "month", "total"] = "month"
     mode: Literal["hard", "soft"] = "hard"
+    project: str | None = Field(
+        default=None,
+        description="For user and prompt budgets: the project they are in (default: the caller's; "
+        "another project: owner keys only). Key and project budgets are in their subject's project.",
+    )
+
+
+MAX_LIMIT = 2**31 - 1
+"""The largest rpm, tpm or max_tokens (32-bit INTEGER columns): a larger one is a 422, not a database error."""
 
 
 class LimitSet(BaseModel):
@@ -45,24 +55,39 @@ class LimitSet(BaseModel):
 
     scope: Literal["key", "project", "model"]
     subject: str = Field(min_length=1, max_length=200, description="Key id, project id or name, model name.")
-    rpm: int | None = Field(default=None, ge=1, description="Requests per minute (sliding window).")
-    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute: input + max_tokens, then actual.")
-    max_tokens: int | None = Field(default=None, ge=1, description="Largest max_tokens a request may ask for.")
+    rpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Requests per minute (sliding window).")
+    tpm: int | None = Field(
+        default=None, ge=1, le=MAX_LIMIT, description="Tokens per minute: input + max_tokens, then actual."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=MAX_LIMIT, description="Largest max_tokens a request may ask for."
+    )
+    project: str | None = Field(
+        default=None,
+        description="For model limits: the project they apply in (default: the caller's; another project: "
+        "owner keys only). Key and project limits are in their subject's project.",
+    )
 
 
-def _resolve(conn: Connection, principal: Principal, scope: str, subject: str) -> tuple[str, str]:
-    """(project id the definition belongs to, normalised subject)."""
+def _resolve(conn: Connection, principal: Principal, scope: str, subject: str, project: str | None) -> tuple[str, str]:
+    """(project id the definition belongs to, normalised subject), within what the principal may reach.
+
+    Users, prompts and models are named within a project: `project` (owner keys: any) or the caller's. A key
+    or a project subject decides the project itself; a `project` given with it must name the same one."""
     if scope == "key":
         key = get_key(conn, subject)
-        if key is None:
+        if key is None or not reaches(principal, key.project_id):
             raise NotFound(f"no API key {subject!r} (list them with `pilothouse keys list`)", param="subject")
-        return key.project_id, key.id
-    if scope == "project":
-        project = get_project(conn, subject)
-        if project is None:
-            raise NotFound(f"no project {subject!r} (list them with `pilothouse projects list`)", param="subject")
-        return project.id, project.id
-    return principal.project_id, subject  # users, prompts and models are named within the caller's project
+        project_id, subject = key.project_id, key.id
+    elif scope == "project":
+        project_id = subject = resolve_project(conn, principal, subject, param="subject")
+    else:
+        return resolve_project(conn, principal, project), subject
+    if project is not None and resolve_project(conn, principal, project) != project_id:
+        raise InvalidRequest(
+            f"'project' names another project than the {scope} subject's; leave it out", param="project"
+        )
+    return project_id, subject
 
 
 async def _reload(state: AppState) -> None:
@@ -76,7 +101,7 @@ async def set_budget(body: BudgetSet, state: StateDep, principal: PrincipalDep) 
 
     def write() -> tuple[repo.Budget, bool]:
         with state.store.begin() as conn:
-            project_id, subject = _resolve(conn, principal, body.scope, body.subject)
+            project_id, subject = _resolve(conn, principal, body.scope, body.subject, body.project)
             budget, created = repo.set_budget(
                 conn,
                 project_id=project_id,
@@ -93,14 +118,18 @@ async def set_budget(body: BudgetSet, state: StateDep, principal: PrincipalDep) 
                 action="budget.set",
                 target=budget.id,
                 project_id=project_id,
-                details={
-                    "scope": budget.scope,
-                    "subject": budget.subject,
-                    "period": budget.period,
-                    "limit_usd": str(budget.limit_usd),
-                    "mode": budget.mode,
-                    "created": created,
-                },
+                details=audit_details(
+                    principal,
+                    project_id,
+                    {
+                        "scope": budget.scope,
+                        "subject": budget.subject,
+                        "period": budget.period,
+                        "limit_usd": str(budget.limit_usd),
+                        "mode": budget.mode,
+                        "created": created,
+                    },
+                ),
             )
         return budget, created
 
@@ -116,15 +145,28 @@ async def set_budget(body: BudgetSet, state: StateDep, principal: PrincipalDep) 
     return {**row, "created": created}
 
 
+async def _projects(state: AppState, principal: Principal, project: str | None, action: str) -> str | None:
+    """The project a list covers (None: all), after auditing an owner's look into other projects."""
+
+    def resolve() -> str | None:
+        with state.store.connect() as conn:
+            project_id = resolve_projects(conn, principal, project)
+        audit_cross_read(state.store, principal, action, project_id)
+        return project_id
+
+    return await asyncio.to_thread(resolve)
+
+
 @router.get("/budgets")
-async def list_budgets(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Budgets with their spend this period, what remains and when they reset (admins see every project's)."""
+async def list_budgets(state: StateDep, principal: PrincipalDep, project: str | None = None) -> dict[str, Any]:
+    """Budgets of the caller's project with their spend this period, what remains and when they reset.
+    `project`: owner keys may name another project (id or name) or `all`."""
     require_role(principal, "viewer")
-    project = None if principal.role == "admin" else principal.project_id
+    project_id = await _projects(state, principal, project, "budgets.list")
 
     def read() -> list[repo.Budget]:
         with state.store.connect() as conn:
-            return repo.list_budgets(conn, project_id=project)
+            return repo.list_budgets(conn, project_id=project_id)
 
     budgets = await asyncio.to_thread(read)
     admission = state.admission
@@ -138,7 +180,7 @@ async def delete_budget(budget_id: str, state: StateDep, principal: PrincipalDep
     def remove() -> repo.Budget:
         with state.store.begin() as conn:
             budget = repo.get_budget(conn, budget_id)
-            if budget is None or not repo.delete_budget(conn, budget_id):
+            if budget is None or not reaches(principal, budget.project_id) or not repo.delete_budget(conn, budget_id):
                 raise NotFound(f"no budget {budget_id!r} (list them with `pilothouse budgets list`)")
             append_event(
                 conn,
@@ -146,7 +188,11 @@ async def delete_budget(budget_id: str, state: StateDep, principal: PrincipalDep
                 action="budget.delete",
                 target=budget_id,
                 project_id=budget.project_id,
-                details={"scope": budget.scope, "subject": budget.subject, "period": budget.period},
+                details=audit_details(
+                    principal,
+                    budget.project_id,
+                    {"scope": budget.scope, "subject": budget.subject, "period": budget.period},
+                ),
             )
         return budget
 
@@ -166,7 +212,7 @@ async def set_limits(body: LimitSet, state: StateDep, principal: PrincipalDep) -
 
     def write() -> tuple[repo.RateLimit, bool]:
         with state.store.begin() as conn:
-            project_id, subject = _resolve(conn, principal, body.scope, body.subject)
+            project_id, subject = _resolve(conn, principal, body.scope, body.subject, body.project)
             limit, created = repo.set_rate_limit(
                 conn,
                 project_id=project_id,
@@ -183,14 +229,18 @@ async def set_limits(body: LimitSet, state: StateDep, principal: PrincipalDep) -
                 action="limits.set",
                 target=limit.id,
                 project_id=project_id,
-                details={
-                    "scope": limit.scope,
-                    "subject": limit.subject,
-                    "rpm": limit.rpm,
-                    "tpm": limit.tpm,
-                    "max_tokens": limit.max_tokens,
-                    "created": created,
-                },
+                details=audit_details(
+                    principal,
+                    project_id,
+                    {
+                        "scope": limit.scope,
+                        "subject": limit.subject,
+                        "rpm": limit.rpm,
+                        "tpm": limit.tpm,
+                        "max_tokens": limit.max_tokens,
+                        "created": created,
+                    },
+                ),
             )
         return limit, created
 
@@ -203,13 +253,14 @@ async def set_limits(body: LimitSet, state: StateDep, principal: PrincipalDep) -
 
 
 @router.get("/limits")
-async def list_limits(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+async def list_limits(state: StateDep, principal: PrincipalDep, project: str | None = None) -> dict[str, Any]:
+    """Rate limits and caps of the caller's project; owner keys may name another `project` or `all`."""
     require_role(principal, "viewer")
-    project = None if principal.role == "admin" else principal.project_id
+    project_id = await _projects(state, principal, project, "limits.list")
 
     def read() -> list[repo.RateLimit]:
         with state.store.connect() as conn:
-            return repo.list_rate_limits(conn, project_id=project)
+            return repo.list_rate_limits(conn, project_id=project_id)
 
     return {"data": [lim.to_dict() for lim in await asyncio.to_thread(read)]}
 
@@ -221,7 +272,7 @@ async def delete_limits(limit_id: str, state: StateDep, principal: PrincipalDep)
     def remove() -> repo.RateLimit:
         with state.store.begin() as conn:
             limit = repo.get_rate_limit(conn, limit_id)
-            if limit is None or not repo.delete_rate_limit(conn, limit_id):
+            if limit is None or not reaches(principal, limit.project_id) or not repo.delete_rate_limit(conn, limit_id):
                 raise NotFound(f"no limits {limit_id!r} (list them with `pilothouse limits list`)")
             append_event(
                 conn,
@@ -229,7 +280,7 @@ async def delete_limits(limit_id: str, state: StateDep, principal: PrincipalDep)
                 action="limits.delete",
                 target=limit_id,
                 project_id=limit.project_id,
-                details={"scope": limit.scope, "subject": limit.subject},
+                details=audit_details(principal, limit.project_id, {"scope": limit.scope, "subject": limit.subject}),
             )
         return limit
 

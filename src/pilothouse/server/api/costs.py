@@ -7,22 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection
 
 from pilothouse.costs.estimate import MAX_MODELS, MAX_REQUESTS, EstimateSpec, ModelSource, estimate
 from pilothouse.costs.forecast import DEFAULT_OUTPUT_TOKENS
 from pilothouse.costs.report import GROUP_BY, ReportScope, cost_report
 from pilothouse.costs.window import parse_when
-from pilothouse.errors import InvalidRequest, NotFound
+from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
-from pilothouse.store.projects import get_project
+from pilothouse.server.scope import audit_cross_read, resolve_projects
+from pilothouse.server.state import AppState
 
 router = APIRouter(prefix="/api/costs", tags=["costs"])
 
 DEFAULT_SINCE = "7d"
-ALL_PROJECTS = "all"
 
 
 class EstimateBody(BaseModel):
@@ -44,22 +43,12 @@ def _when(value: str, name: str, now: float) -> float:
         raise InvalidRequest(f"'{name}': {exc}", param=name) from None
 
 
-def _projects(conn: Connection, principal: Principal, project: str | None) -> tuple[str, ...] | None:
-    """The projects a report covers: the caller's, or (admin keys) another one, or all of them (None)."""
-    if project is None:
-        return (principal.project_id,)
-    if project == ALL_PROJECTS:
-        require_role(principal, "admin")
-        return None
-    found = get_project(conn, project)
-    if found is not None and found.id == principal.project_id:
-        return (found.id,)
-    require_role(principal, "admin")
-    if found is None:
-        raise NotFound(
-            f"project {project!r} does not exist (list them with `pilothouse projects list`)", param="project"
-        )
-    return (found.id,)
+def _projects(state: AppState, principal: Principal, project: str | None) -> tuple[str, ...] | None:
+    """The projects a report covers: the caller's, or (owner keys, audited) another one or all of them (None)."""
+    with state.store.connect() as conn:
+        project_id = resolve_projects(conn, principal, project)
+    audit_cross_read(state.store, principal, "costs.report", project_id)
+    return None if project_id is None else (project_id,)
 
 
 @router.get("/report")
@@ -73,21 +62,23 @@ def report(
 ) -> dict[str, Any]:
     """Requests, tokens, cost, cache savings, error rate and latency per group, over [since, until).
 
-    `since`/`until`: a duration before now (7d, 24h, 30m), epoch seconds or ISO 8601. `project`: admin keys
+    `since`/`until`: a duration before now (7d, 24h, 30m), epoch seconds or ISO 8601. `project`: owner keys
     may report on another project (id or name) or on `all` of them; others see their own project."""
+    require_role(principal, "viewer")
     if by not in GROUP_BY:
         raise InvalidRequest(f"'by' must be one of {', '.join(GROUP_BY)}, got {by!r}", param="by")
     now = time.time()
     scope_since = _when(since, "since", now)
     scope_until = None if until is None else _when(until, "until", now)
+    scope = ReportScope(_projects(state, principal, project), scope_since, scope_until)
     with state.store.connect() as conn:
-        scope = ReportScope(_projects(conn, principal, project), scope_since, scope_until)
         return cost_report(conn, by, scope)
 
 
 @router.post("/estimate")
 def estimate_costs(body: EstimateBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     """What `n` calls of a prompt, or a list of chat bodies, would cost on each model, as a range."""
+    require_role(principal, "viewer")
     spec = EstimateSpec(
         models=tuple(dict.fromkeys(body.models)),
         prompt=body.prompt,

@@ -1,0 +1,422 @@
+"""docs/security.md's route table is the access policy, and the server keeps it.
+
+The table lists exactly the server's routes (the FastAPI app's and the two plain-ASGI gateway paths). Then
+every route is walked in-process (SQLite, the fake model) with a key of each role in project A: acting on A's
+objects, each role is let in or refused with 403 exactly as the table's minimum role says; acting on project
+B's objects (its id or name in a `project` parameter or a subject, or an id of its trace, key, budget, limit
+or prompt), only an owner key gets through, and only on the routes the table marks "any project (owner)".
+Any other key is refused (403 for a named project, 404 for an object id, as for one that does not exist), and
+nothing of B appears in what A's keys are shown. The owner's cross-project actions are audited in B.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastapi.routing
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from pilothouse.config import Deployment, LocalModelSettings, ModelEntry, Settings
+from pilothouse.server.app import create_app
+from pilothouse.server.gateway_asgi import FAST_PATHS
+from pilothouse.store.keys import ROLES
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "security.md"
+OWNER_KEY = "ph-route-policy-owner-key-0123456789"
+CHAT, EMBED = "fake-chat", "fake-embed"
+MODELS = [
+    ModelEntry(name=CHAT, deployments=[Deployment(provider="fake", model="fake")]),
+    ModelEntry(name=EMBED, kind="embedding", deployments=[Deployment(provider="fake", model="fake")]),
+]
+NONE = "none"
+OWN, ANY = "own project", "any project (owner)"
+PUSHED = "walk-pushed"
+TESTS_FILE = "- name: greets\n  variables: {who: Ada}\n  assert: [{contains: Ada}]\n"
+
+
+# -- the table ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Policy:
+    minimum: str
+    """The least role that may call the route, or `none` (no key needed)."""
+    scope: str
+    """own project, any project (owner), or none."""
+
+
+def route_table() -> dict[str, Policy]:
+    """`METHOD PATH` -> policy, from the one table under "## Roles and projects" that has a Route column."""
+    section = DOC.read_text(encoding="utf-8").split("\n## Roles and projects\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, Policy] = {}
+    in_table = False
+    for line in section.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if cells[:3] == ["Route", "Minimum role", "Scope"]:
+            in_table = True
+            continue
+        if not in_table or not cells or set(cells[0]) <= {"-"}:
+            in_table = in_table and bool(cells)
+            continue
+        route = cells[0].strip("`")
+        assert route not in rows, f"{route} is listed twice in {DOC.name}"
+        rows[route] = Policy(cells[1], cells[2])
+    assert rows, f"no route table under '## Roles and projects' in {DOC}"
+    return rows
+
+
+def app_settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'pilothouse.db'}",
+        include_default_models=False,
+        models=MODELS,
+        local=LocalModelSettings(preload=False),
+        canary_check_interval_s=0,
+    )
+
+
+def server_routes(tmp_path: Path) -> set[str]:
+    app = create_app(app_settings(tmp_path))  # the routes exist once built; nothing is started
+    # FastAPI 0.16x keeps included routers as such; iter_route_contexts flattens them (older: already flat).
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes: list[Any] = list(flatten(app.api.routes) if flatten is not None else app.api.routes)
+    found = {f"POST {path}" for path in FAST_PATHS}
+    for route in routes:
+        assert isinstance(route.path, str) and route.methods, route
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {model_id:path} -> {model_id}
+        found |= {f"{method} {path}" for method in route.methods if method != "HEAD"}
+    return found
+
+
+def test_the_table_lists_exactly_the_servers_routes(tmp_path: Path) -> None:
+    table = route_table()
+    routes = server_routes(tmp_path)
+    assert sorted(routes - set(table)) == [], f"routes missing from the table in {DOC.name}"
+    assert sorted(set(table) - routes) == [], f"rows of {DOC.name} that are not routes of the server"
+    for route, policy in table.items():
+        assert policy.minimum in (NONE, *ROLES), f"{route}: unknown minimum role {policy.minimum!r}"
+        assert policy.scope in (NONE, OWN, ANY), f"{route}: unknown scope {policy.scope!r}"
+        assert (policy.minimum == NONE) <= (policy.scope == NONE), f"{route}: project data needs a key"
+
+
+def test_the_walk_covers_every_route_of_the_table() -> None:
+    assert sorted(set(route_table()) ^ set(RECIPES)) == []
+
+
+# -- the world the walk runs in -------------------------------------------------------------------------------
+@dataclass
+class Tenant:
+    """A project with a key of every role and one object of each kind, all created by the bootstrap owner."""
+
+    name: str
+    id: str = ""
+    keys: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, str] = field(default_factory=dict)
+    trace_id: str = ""
+    budget_id: str = ""
+    limit_id: str = ""
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.name}-prompt"  # a prompt name only this project has
+
+    def secrets(self) -> set[str]:
+        """Strings that may only appear in answers given to this project's keys (or to an owner)."""
+        return {self.id, self.name, self.trace_id, self.prompt, self.budget_id, self.limit_id, *self.key_ids.values()}
+
+
+class World:
+    def __init__(self, http: TestClient) -> None:
+        self.http = http
+        self.counter = itertools.count()
+        self.a = Tenant("tenant-alpha")
+        self.b = Tenant("tenant-beta")
+
+    def call(self, method: str, path: str, key: str | None = OWNER_KEY, **kwargs: Any) -> httpx.Response:
+        headers = {} if key is None else {"authorization": f"Bearer {key}"}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def ok(self, method: str, path: str, key: str = OWNER_KEY, **kwargs: Any) -> Any:
+        response = self.call(method, path, key, **kwargs)
+        assert response.status_code < 300, f"setup {method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}-{next(self.counter)}"
+
+    @staticmethod
+    def push_files(name: str, greeting: str) -> dict[str, Any]:
+        prompt = (
+            f"name: {name}\nmodel: {CHAT}\nvariables:\n  who: {{type: string}}\n"
+            f'messages:\n  - role: user\n    content: "{greeting} {{{{ who }}}}"\n'
+        )
+        files = [{"path": f"{name}.yaml", "content": prompt}, {"path": f"{name}.tests.yaml", "content": TESTS_FILE}]
+        return {"files": files}
+
+    def populate(self, tenant: Tenant) -> None:
+        tenant.id = self.ok("POST", "/api/projects", json={"name": tenant.name})["id"]
+        for role in ROLES:
+            body = {"name": f"{role}-key", "role": role, "project": tenant.name}
+            created = self.ok("POST", "/api/keys", json=body)
+            tenant.keys[role], tenant.key_ids[role] = created["secret"], created["id"]
+        owner = tenant.keys["owner"]
+        for greeting in ("Hello", "Good day"):
+            self.ok("POST", "/api/prompts/push", owner, json=self.push_files(tenant.prompt, greeting))
+        for label in ("production", "qa", "guarded", "canary", "promo"):
+            self.ok("PUT", f"/api/prompts/{tenant.prompt}/labels/{label}", owner, json={"version": 1})
+        chat = {"model": f"prompt:{tenant.prompt}@1", "variables": {"who": "Ada"}}
+        response = self.call("POST", "/v1/chat/completions", tenant.keys["service"], json=chat)
+        assert response.status_code == 200, response.text
+        tenant.trace_id = response.headers["x-pilothouse-trace-id"]
+        tenant.budget_id = self.new_budget(tenant)
+        tenant.limit_id = self.ok(
+            "POST", "/api/limits", json={"scope": "project", "subject": tenant.name, "rpm": 100_000}
+        )["id"]
+
+    def new_budget(self, tenant: Tenant) -> str:
+        body = {"scope": "user", "subject": self.unique("user"), "usd": "50", "mode": "soft", "project": tenant.name}
+        budget_id: str = self.ok("POST", "/api/budgets", json=body)["id"]
+        return budget_id
+
+    def new_key(self, tenant: Tenant) -> str:
+        body = {"name": self.unique("doomed"), "role": "viewer", "project": tenant.name}
+        key_id: str = self.ok("POST", "/api/keys", json=body)["id"]
+        return key_id
+
+    def new_limit(self, tenant: Tenant) -> str:
+        body = {"scope": "model", "subject": CHAT, "rpm": 100_000, "project": tenant.name}
+        limit_id: str = self.ok("POST", "/api/limits", json=body)["id"]
+        return limit_id
+
+
+# -- how to call each route -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+
+
+REF, PROJECT, NO_REF = "ref", "project", "no-ref"
+"""What a call aimed at another project names there: an object id (refused with 404, like a missing one), the
+project itself (refused with 403), or nothing (the call acts in the caller's project whatever it is aimed at:
+only what it answers is checked)."""
+
+Recipe = Callable[[World, Tenant], Call]
+
+
+@dataclass(frozen=True)
+class Walk:
+    recipe: Recipe
+    aims: str
+
+
+def _prompt(path: str, method: str = "GET", **kwargs: Any) -> Walk:
+    return Walk(lambda w, t: Call(method, f"/api/prompts/{t.prompt}{path}", **kwargs), REF)
+
+
+RECIPES: dict[str, Walk] = {
+    "GET /healthz": Walk(lambda w, t: Call("GET", "/healthz"), NO_REF),
+    "GET /readyz": Walk(lambda w, t: Call("GET", "/readyz"), NO_REF),
+    "GET /api/openapi.json": Walk(lambda w, t: Call("GET", "/api/openapi.json"), NO_REF),
+    "GET /v1/models": Walk(lambda w, t: Call("GET", "/v1/models"), NO_REF),
+    "GET /v1/models/{model_id}": Walk(lambda w, t: Call("GET", f"/v1/models/{CHAT}"), NO_REF),
+    "POST /v1/chat/completions": Walk(
+        lambda w, t: Call(
+            "POST", "/v1/chat/completions", json={"model": f"prompt:{t.prompt}@1", "variables": {"who": "Cy"}}
+        ),
+        REF,
+    ),
+    "POST /v1/embeddings": Walk(
+        lambda w, t: Call("POST", "/v1/embeddings", json={"model": EMBED, "input": "x"}), NO_REF
+    ),
+    "POST /api/projects": Walk(lambda w, t: Call("POST", "/api/projects", json={"name": w.unique("project")}), NO_REF),
+    "GET /api/projects": Walk(lambda w, t: Call("GET", "/api/projects"), NO_REF),
+    "POST /api/keys": Walk(
+        lambda w, t: Call("POST", "/api/keys", json={"name": w.unique("key"), "role": "viewer", "project": t.name}),
+        PROJECT,
+    ),
+    "GET /api/keys": Walk(lambda w, t: Call("GET", "/api/keys", params={"project": t.name}), PROJECT),
+    "DELETE /api/keys/{key_id}": Walk(lambda w, t: Call("DELETE", f"/api/keys/{w.new_key(t)}"), REF),
+    "POST /api/budgets": Walk(
+        lambda w, t: Call(
+            "POST", "/api/budgets", json={"scope": "project", "subject": t.id, "usd": "100", "mode": "soft"}
+        ),
+        PROJECT,
+    ),
+    "GET /api/budgets": Walk(lambda w, t: Call("GET", "/api/budgets", params={"project": t.id}), PROJECT),
+    "DELETE /api/budgets/{budget_id}": Walk(lambda w, t: Call("DELETE", f"/api/budgets/{w.new_budget(t)}"), REF),
+    "POST /api/limits": Walk(
+        lambda w, t: Call("POST", "/api/limits", json={"scope": "project", "subject": t.name, "rpm": 100_000}),
+        PROJECT,
+    ),
+    "GET /api/limits": Walk(lambda w, t: Call("GET", "/api/limits", params={"project": t.name}), PROJECT),
+    "DELETE /api/limits/{limit_id}": Walk(lambda w, t: Call("DELETE", f"/api/limits/{w.new_limit(t)}"), REF),
+    "GET /api/costs/report": Walk(lambda w, t: Call("GET", "/api/costs/report", params={"project": t.name}), PROJECT),
+    "POST /api/costs/estimate": Walk(
+        lambda w, t: Call(
+            "POST",
+            "/api/costs/estimate",
+            json={"models": [CHAT], "prompt": f"{t.prompt}@1", "variables": {"who": "Di"}},
+        ),
+        REF,
+    ),
+    "GET /api/audit": Walk(lambda w, t: Call("GET", "/api/audit", params={"project": t.name}), PROJECT),
+    "GET /api/audit/verify": Walk(lambda w, t: Call("GET", "/api/audit/verify"), NO_REF),
+    "GET /api/traces": Walk(lambda w, t: Call("GET", "/api/traces"), NO_REF),
+    "GET /api/traces/{trace_id}": Walk(lambda w, t: Call("GET", f"/api/traces/{t.trace_id}"), REF),
+    "POST /api/scores": Walk(
+        lambda w, t: Call("POST", "/api/scores", json={"trace_id": t.trace_id, "name": "helpful", "value": 1}), REF
+    ),
+    "GET /api/scores": Walk(lambda w, t: Call("GET", "/api/scores", params={"trace_id": t.trace_id}), NO_REF),
+    "GET /api/prompts": Walk(lambda w, t: Call("GET", "/api/prompts"), NO_REF),
+    # a push names a prompt of the caller's project, whatever project it is aimed at: one name for all of them
+    "POST /api/prompts/push": Walk(
+        lambda w, t: Call("POST", "/api/prompts/push", json=w.push_files(PUSHED, "Hi")), NO_REF
+    ),
+    "POST /api/prompts/pull": Walk(lambda w, t: Call("POST", "/api/prompts/pull", json={"latest": True}), NO_REF),
+    "POST /api/prompts/{name}/versions": Walk(
+        lambda w, t: Call(
+            "POST",
+            f"/api/prompts/{PUSHED}/versions",
+            json={
+                "definition": {
+                    "model": CHAT,
+                    "variables": {"who": {"type": "string"}},
+                    "messages": [{"role": "user", "content": "Hey {{ who }}"}],
+                }
+            },
+        ),
+        NO_REF,
+    ),
+    "GET /api/prompts/{name}": _prompt(""),
+    "GET /api/prompts/{name}/versions/{ref}": _prompt("/versions/1"),
+    "GET /api/prompts/{name}/diff": _prompt("/diff", params={"from": "1", "to": "2"}),
+    "GET /api/prompts/{name}/labels": _prompt("/labels"),
+    "PUT /api/prompts/{name}/labels/{label}": _prompt("/labels/qa", "PUT", json={"version": 2}),
+    "POST /api/prompts/{name}/labels/{label}/protect": _prompt("/labels/guarded/protect", "POST"),
+    "DELETE /api/prompts/{name}/labels/{label}/protect": _prompt("/labels/guarded/protect", "DELETE"),
+    "PUT /api/prompts/{name}/labels/{label}/canary": _prompt(
+        "/labels/canary/canary", "PUT", json={"baseline": 1, "candidate": 2, "weight": 10}
+    ),
+    "GET /api/prompts/{name}/labels/{label}/canary": _prompt("/labels/canary/canary"),
+    "POST /api/prompts/{name}/labels/{label}/canary/check": _prompt("/labels/canary/canary/check", "POST"),
+    "GET /api/prompts/{name}/tests": _prompt("/tests"),
+    "POST /api/prompts/{name}/promote": _prompt("/promote", "POST", json={"version": 2, "to": "promo"}),
+    "GET /api/prompts/{name}/stats": _prompt("/stats"),
+    "POST /api/prompts/{name}/render": _prompt("/render", "POST", json={"ref": "1", "variables": {"who": "Bo"}}),
+    "GET /api/prompts/{name}/resolve": _prompt("/resolve", params={"ref": "1", "variables": '{"who": "Bo"}'}),
+}
+
+
+# -- the walk -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data_dir = tmp_path_factory.mktemp("route-policy")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PILOTHOUSE_ADMIN_KEY", OWNER_KEY)
+        with TestClient(create_app(app_settings(data_dir))) as http:
+            found = World(http)
+            found.populate(found.a)
+            found.populate(found.b)
+            yield found
+
+
+def _allowed(role: str | None, minimum: str) -> bool:
+    if minimum == NONE:
+        return True
+    return role is not None and ROLES.index(role) >= ROLES.index(minimum)
+
+
+def _send(world: World, call: Call, key: str | None) -> httpx.Response:
+    return world.call(call.method, call.path, key, params=call.params, json=call.json)
+
+
+def _label(route: str, role: str | None, aim: str, response: httpx.Response) -> str:
+    return f"{route} as {role or 'no key'} of A on {aim}'s objects: {response.status_code} {response.text[:300]}"
+
+
+@pytest.mark.parametrize("route", sorted(RECIPES))
+def test_each_role_in_its_own_project_gets_what_the_table_says(world: World, route: str) -> None:
+    policy, walk = route_table()[route], RECIPES[route]
+    for role in (None, *ROLES):
+        response = _send(world, walk.recipe(world, world.a), None if role is None else world.a.keys[role])
+        label = _label(route, role, "A", response)
+        if _allowed(role, policy.minimum):
+            assert response.status_code < 300, label
+            if role != "owner" or policy.scope != ANY:  # an owner lists every project, B included
+                leaked = {s for s in world.b.secrets() if s in response.text}
+                assert not leaked, f"{label}\nshows project B's {sorted(leaked)}"
+        elif role is None:
+            assert response.status_code == 401, label
+        else:
+            assert response.status_code == 403, label
+            assert response.json()["error"]["type"] == "permission_error", label
+
+
+@pytest.mark.parametrize("route", sorted(RECIPES))
+def test_only_an_owner_reaches_another_project_and_only_where_the_table_says(world: World, route: str) -> None:
+    policy, walk = route_table()[route], RECIPES[route]
+    for role in ROLES:
+        response = _send(world, walk.recipe(world, world.b), world.a.keys[role])
+        label = _label(route, role, "B", response)
+        if not _allowed(role, policy.minimum):
+            assert response.status_code == 403, label
+        elif role == "owner" and policy.scope == ANY:
+            assert response.status_code < 300, label
+        elif walk.aims == REF:
+            assert response.status_code == 404, label
+        elif walk.aims == PROJECT:
+            assert response.status_code == 403, label
+            assert response.json()["error"]["code"] == "cross_project_forbidden", label
+        else:
+            assert response.status_code < 300, label
+            leaked = {s for s in world.b.secrets() if s in response.text}
+            assert not leaked, f"{label}\nshows project B's {sorted(leaked)}"
+
+
+OWNER_VISITS = {
+    "POST /api/keys": "key.create",
+    "GET /api/keys": "keys.list",
+    "DELETE /api/keys/{key_id}": "key.revoke",
+    "POST /api/budgets": "budget.set",
+    "GET /api/budgets": "budgets.list",
+    "DELETE /api/budgets/{budget_id}": "budget.delete",
+    "POST /api/limits": "limits.set",
+    "GET /api/limits": "limits.list",
+    "DELETE /api/limits/{limit_id}": "limits.delete",
+    "GET /api/costs/report": "costs.report",
+}
+
+
+def test_b_is_untouched_by_as_keys_and_the_owners_visits_are_audited(world: World) -> None:
+    """B's own objects are all there after the walks, no key of A but the owner appears in B's audit log, and
+    each of the owner's actions in B (its visits below, and the walk's) says where it came from."""
+    a, b = world.a, world.b
+    for route in OWNER_VISITS:
+        response = _send(world, RECIPES[route].recipe(world, b), a.keys["owner"])
+        assert response.status_code < 300, _label(route, "owner", "B", response)
+    budgets = world.ok("GET", "/api/budgets", params={"project": b.name})["data"]
+    limits = world.ok("GET", "/api/limits", params={"project": b.name})["data"]
+    assert b.budget_id in {x["id"] for x in budgets} and b.limit_id in {x["id"] for x in limits}
+    keys = {k["id"]: k for k in world.ok("GET", "/api/keys", params={"project": b.name})["data"]}
+    assert all(keys[key_id]["active"] for key_id in b.key_ids.values())
+    assert world.ok("GET", f"/api/traces/{b.trace_id}", b.keys["viewer"])["id"] == b.trace_id
+
+    events = world.ok("GET", "/api/audit", params={"project": b.name, "limit": 1000})["data"]
+    intruders = {a.key_ids[role] for role in ROLES if role != "owner"}
+    assert [e for e in events if e["actor"] in intruders] == []
+    visits = [e for e in events if e["actor"] == a.key_ids["owner"]]
+    assert {e["action"] for e in visits} >= set(OWNER_VISITS.values())
+    for event in visits:
+        assert event["project_id"] == b.id, event
+        assert event["details"]["cross_project"] is True and event["details"]["actor_project"] == a.id, event
+    assert world.ok("GET", "/api/audit/verify")["ok"] is True
