@@ -11,12 +11,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from pilothouse import __version__
@@ -37,12 +39,23 @@ from pilothouse.server.api import (
 )
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_model_access
-from pilothouse.server.gateway_asgi import FAST_PATHS, GatewayEndpoints
+from pilothouse.server.body_guard import guard_body
+from pilothouse.server.gateway_asgi import FAST_PATHS, GatewayEndpoints, send_json
+from pilothouse.server.openapi import AUTHENTICATED, error_responses, install
 from pilothouse.server.state import AppState, build_state, close_state, warm_models
+from pilothouse.store.ids import new_trace_id
 
 log = logging.getLogger("pilothouse.server")
 
 OnReady = Callable[[AppState], None]
+
+
+class Readiness(BaseModel):
+    """GET /readyz: 200 when the store answers and the models are loaded, else 503 with the same body."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool] = Field(description="store: the database answers; models: local models are loaded.")
+    error: str | None = Field(default=None, description="Why the models could not be loaded.")
 
 
 def _error_response(exc: ApiError) -> JSONResponse:
@@ -66,6 +79,16 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
         }
     }
     return JSONResponse(body, status_code=422)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(api: FastAPI, scope: Scope) -> str:
+    """Every method some route serves at the request's path, for the Allow header of a 405."""
+    routes = api.router.routes
+    allowed = [m for m in _METHODS if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in routes)]
+    return ", ".join(allowed)
 
 
 def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
@@ -112,17 +135,21 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         return JSONResponse(body, status_code=500)
 
     @api.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods; a path can have several routes
+            headers["Allow"] = _allowed_methods(api, request.scope)
+            message = f"method {request.method} not allowed; this path supports {headers['Allow']}"
         body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-        return JSONResponse(body, status_code=exc.status_code)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @api.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
-    @api.get("/readyz", tags=["health"])
+    @api.get("/readyz", tags=["health"], response_model=Readiness, responses={503: {"model": Readiness}})
     def readyz(state: StateDep) -> JSONResponse:
         checks = {"store": state.store.ping(), "models": state.models_ready}
         ok = all(checks.values())
@@ -131,12 +158,12 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
             body["error"] = state.warm_error
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @api.get("/v1/models", tags=["gateway"])
+    @api.get("/v1/models", tags=["gateway"], responses=error_responses(401, 403))
     def models(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
         require_model_access(principal)
         return {"object": "list", "data": state.gateway.list_models()}
 
-    @api.get("/v1/models/{model_id:path}", tags=["gateway"])
+    @api.get("/v1/models/{model_id:path}", tags=["gateway"], responses=error_responses(401, 403, 404))
     def model(model_id: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
         require_model_access(principal)
         for entry in state.gateway.list_models():
@@ -150,16 +177,22 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
     def openapi(principal: PrincipalDep) -> dict[str, Any]:
         return api.openapi()
 
-    api.include_router(keys.router)
-    api.include_router(traces.router)
-    api.include_router(audit.router)
-    api.include_router(budgets.router)
-    api.include_router(prompts.router)
-    api.include_router(prompt_promotion.router)
-    api.include_router(prompt_canary.router)
-    api.include_router(prompt_stats.router)
-    api.include_router(scores.router)
-    api.include_router(costs.router)
+    # Each router with the error statuses its routes can answer, declared once here (server/openapi.py adds
+    # those of the body guard to every route that takes a body).
+    for router, statuses in (
+        (keys.router, (400, 404, 409)),
+        (traces.router, (400, 404)),
+        (audit.router, (400, 404)),
+        (budgets.router, (400, 404, 409)),
+        (prompts.router, (400, 404, 409)),
+        (prompt_promotion.router, (400, 404, 409)),
+        (prompt_canary.router, (400, 404, 409)),
+        (prompt_stats.router, (400, 404)),
+        (scores.router, (400, 404)),
+        (costs.router, (400, 404)),
+    ):
+        api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))
+    install(api)
     return api
 
 
@@ -172,12 +205,20 @@ class PilothouseApp:
         self._gateway: GatewayEndpoints | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in FAST_PATHS:
+        if scope["type"] == "http" and scope["path"] in FAST_PATHS:
+            if scope["method"] != "POST":
+                await _method_not_allowed(send)
+                return
             if self._gateway is None:
                 self._gateway = GatewayEndpoints(self.api.state.pilothouse)
             await self._gateway(scope, receive, send)
             return
-        await self.api(scope, receive, send)
+        await guard_body(self.api, self.settings, scope, receive, send)  # body size, depth, read deadline
+
+
+async def _method_not_allowed(send: Send) -> None:
+    error = ApiError("method not allowed; this path supports POST", status=405, headers={"Allow": "POST"})
+    await send_json(send, 405, error.body(), new_trace_id(), error.headers)
 
 
 def create_app(settings: Settings, on_ready: OnReady | None = None) -> PilothouseApp:

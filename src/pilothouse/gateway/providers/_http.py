@@ -17,6 +17,7 @@ import orjson
 
 from pilothouse.config import Deployment
 from pilothouse.gateway.providers.base import ErrorKind, ProviderError
+from pilothouse.gateway.providers.redact import redact
 
 DEFAULT_MAX_CONNECTIONS = 100
 KEEPALIVE_S = 30.0
@@ -201,9 +202,10 @@ def _error_fields(body: bytes) -> tuple[str, str, str]:
 
 
 def error_from_response(provider: str, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
-    """Classify a non-2xx upstream response; the message carries the upstream's own words."""
+    """Classify a non-2xx upstream response; the message carries the upstream's own words, credentials
+    redacted (an upstream may quote the request's headers back)."""
     message, err_type, code = _error_fields(body[:_MAX_ERROR_BODY])
-    text = f"{provider} upstream returned HTTP {status}: {message or 'no error message'}"
+    text = redact(f"{provider} upstream returned HTTP {status}: {message or 'no error message'}")
     kind: ErrorKind
     if status == 429:
         return ProviderError("rate_limit", text, status=status, retry_after=parse_retry_after(headers))
@@ -225,7 +227,7 @@ def error_from_response(provider: str, status: int, headers: Mapping[str, str], 
 def error_from_event(provider: str, error: Any) -> ProviderError:
     """Classify an error delivered inside a stream (`{"type": ..., "message": ...}`)."""
     if not isinstance(error, dict):
-        return ProviderError("upstream", f"{provider} stream error: {error}", status=500)
+        return ProviderError("upstream", redact(f"{provider} stream error: {error}"), status=500)
     err_type = str(error.get("type") or "")
     code = error.get("code")
     status = code if isinstance(code, int) and 400 <= code < 600 else _TYPE_STATUS.get(err_type, 500)
@@ -233,15 +235,15 @@ def error_from_event(provider: str, error: Any) -> ProviderError:
     if kind is None:
         return error_from_response(provider, status, {}, orjson.dumps({"error": error}))
     message = str(error.get("message") or err_type)
-    return ProviderError(kind, f"{provider} stream error ({err_type}): {message}", status=status)
+    return ProviderError(kind, redact(f"{provider} stream error ({err_type}): {message}"), status=status)
 
 
 def error_from_exception(provider: str, exc: BaseException, *, streaming: bool = False) -> ProviderError:
     """Classify a transport failure (no usable HTTP response)."""
     if isinstance(exc, TimeoutError):
-        return ProviderError("timeout", f"{provider} upstream timed out: {exc!r}")
+        return ProviderError("timeout", redact(f"{provider} upstream timed out: {exc!r}"))
     where = "stream broke mid-way" if streaming else "upstream unreachable"
-    return ProviderError("unavailable", f"{provider} {where}: {exc!r}")
+    return ProviderError("unavailable", redact(f"{provider} {where}: {exc!r}"))
 
 
 async def read_error(provider: str, resp: aiohttp.ClientResponse) -> ProviderError:
@@ -259,7 +261,7 @@ def loads_object(provider: str, raw: bytes, status: int = 200) -> dict[str, Any]
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         preview = raw[:200].decode("utf-8", "replace")
-        message = f"{provider} upstream sent invalid JSON: {preview!r}"
+        message = redact(f"{provider} upstream sent invalid JSON: {preview!r}")
         raise ProviderError("upstream", message, status=status) from exc
     if not isinstance(value, dict):
         raise ProviderError("upstream", f"{provider} upstream sent a non-object JSON body", status=status)

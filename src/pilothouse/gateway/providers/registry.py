@@ -8,6 +8,7 @@ from typing import Any
 
 from pilothouse.config import ConfigError, Deployment, Settings
 from pilothouse.gateway.providers.base import Provider
+from pilothouse.gateway.providers.redact import remember_deployment
 
 _BUILTIN = {
     "fake": "pilothouse.gateway.providers.fake:FakeProvider",
@@ -45,6 +46,7 @@ class ProviderPool:
         provider = self._instances.get(id(deployment))
         if provider is None:
             provider = provider_class(deployment.provider)(deployment, self._settings)
+            remember_deployment(deployment)  # its key is redacted from upstream error text from now on
             self._instances[id(deployment)] = provider
         return provider
 

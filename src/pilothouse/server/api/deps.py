@@ -15,7 +15,9 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+def get_principal(
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> Principal:  # the OpenAPI document declares the key as a bearer security scheme instead (server/openapi.py)
     return get_state(request).auth.authenticate(authorization)
 
 
