@@ -20,8 +20,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute(
-        "UPDATE api_keys SET role = 'owner' "
-        "WHERE role = 'admin' AND name = 'bootstrap admin' AND created_by IS NULL"
+        "UPDATE api_keys SET role = 'owner' WHERE role = 'admin' AND name = 'bootstrap admin' AND created_by IS NULL"
     )
 
 
