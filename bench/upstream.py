@@ -46,8 +46,9 @@ except ImportError:  # pragma: no cover - depends on the interpreter
         return json.loads(data)
 
 
-REPLY_TEXT = "Hello from the benchmark upstream."
-REPLY_TOKENS = 7
+REPLY_PIECES = ("Hello", " from", " the", " bench", "mark", " upstream", ".")
+REPLY_TEXT = "".join(REPLY_PIECES)
+REPLY_TOKENS = len(REPLY_PIECES)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -84,9 +85,16 @@ def _prompt_tokens(request: dict[str, Any]) -> int:
     return max(1, chars // 4) + 3 * len(messages)
 
 
+def _reply(request: dict[str, Any]) -> tuple[str, int, str]:
+    """The answer cut at the request's max_tokens, as an upstream would: (text, completion tokens, finish)."""
+    limit = request.get("max_completion_tokens") or request.get("max_tokens")
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < REPLY_TOKENS:
+        return "".join(REPLY_PIECES[:limit]), limit, "length"
+    return REPLY_TEXT, REPLY_TOKENS, "stop"
+
+
 def _completion_body(request: dict[str, Any]) -> bytes:
-    max_tokens = request.get("max_tokens") or request.get("max_completion_tokens") or REPLY_TOKENS
-    tokens = min(REPLY_TOKENS, int(max_tokens)) if isinstance(max_tokens, int) else REPLY_TOKENS
+    text, tokens, finish = _reply(request)
     prompt = _prompt_tokens(request)
     return _dumps(
         {
@@ -98,9 +106,9 @@ def _completion_body(request: dict[str, Any]) -> bytes:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": REPLY_TEXT},
+                    "message": {"role": "assistant", "content": text},
                     "logprobs": None,
-                    "finish_reason": "length" if tokens < REPLY_TOKENS else "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens},
@@ -127,10 +135,11 @@ def _stream_response(request: dict[str, Any], keep_alive: bool) -> bytes:
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
+    text, tokens, finish = _reply(request)
     events: list[dict[str, Any]] = [
         chunk({"role": "assistant", "content": ""}, None),
-        chunk({"content": REPLY_TEXT}, None),
-        chunk({}, "stop"),
+        chunk({"content": text}, None),
+        chunk({}, finish),
     ]
     options = request.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
@@ -144,8 +153,8 @@ def _stream_response(request: dict[str, Any], keep_alive: bool) -> bytes:
                 "choices": [],
                 "usage": {
                     "prompt_tokens": prompt,
-                    "completion_tokens": REPLY_TOKENS,
-                    "total_tokens": prompt + REPLY_TOKENS,
+                    "completion_tokens": tokens,
+                    "total_tokens": prompt + tokens,
                 },
             }
         )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pilothouse.cli.cost import _output_cell
 from pilothouse.config import Deployment, ModelEntry, Settings
 from pilothouse.costs.estimate import EstimateSpec, ModelSource, estimate
 from pilothouse.costs.forecast import forecast, output_model
@@ -111,7 +112,8 @@ def test_max_tokens_caps_the_output() -> None:
     result = forecast(costing(Price(Decimal(1), Decimal(2), None, None, None, "config")), requests, output)
     out = result["output_tokens"]
     assert (out["low_total"], out["high_total"], out["worst_total"], out["capped_requests"]) == (140, 140, 540, 1)
-    assert any("caps some answers" in n for n in result["notes"])
+    assert (out["priced_low"], out["priced_high"]) == (70, 70)  # (40 + 100) / 2 requests
+    assert any("caps 1 of 2 requests below the assumed 100 output tokens: priced at 70" in n for n in result["notes"])
     n_in = 2 * estimate_messages_tokens(MESSAGES)
     assert Decimal(result["cost_usd"]["worst_case"]) == (Decimal(n_in) + 2 * Decimal(540)) / 1_000_000
     uncapped = forecast(costing(Price(Decimal(1), Decimal(2), None, None, None, "config")), requests[1:], output)
@@ -360,3 +362,19 @@ def test_merged_parts_equal_the_whole(store: Store, project: str) -> None:
     merged = merge_estimates(parts)
     assert merged == whole
     assert merged["estimates"][2]["cost_usd"] is None
+
+
+def test_the_default_output_assumption_shows_what_is_priced() -> None:
+    # No history: 256 output tokens are assumed, but max_tokens 7 caps every answer, and 7 is what is priced.
+    output = output_model([], default=256, described="calls of m")
+    price = Price(Decimal(1), Decimal(2), None, None, None, "config")
+    result = forecast(costing(price), [("requests[0]", PlannedRequest(MESSAGES, 7, None))], output)
+    out = result["output_tokens"]
+    assert (out["p50"], out["p95"], out["priced_low"], out["priced_high"]) == (256, 256, 7, 7)
+    n_in = estimate_messages_tokens(MESSAGES)
+    assert Decimal(result["cost_usd"]["high"]) == (Decimal(n_in) + 2 * Decimal(7)) / 1_000_000
+    assert any("assumed 256 output tokens per request" in n for n in result["notes"])
+    assert any("priced at 7 output tokens per request" in n for n in result["notes"])
+    assert _output_cell(out, "default") == "7 / 7 (max_tokens caps the default 256 / 256)"
+    uncapped = forecast(costing(price), [("requests[0]", PlannedRequest(MESSAGES, None, None))], output)
+    assert _output_cell(uncapped["output_tokens"], "default") == "256 / 256 (default)"

@@ -134,6 +134,14 @@ def _price(estimate: dict[str, Any]) -> str:
     return f"{price['input_per_mtok']} / {price['output_per_mtok']} ({price['source']})"
 
 
+def _output_cell(outputs: dict[str, Any], history: str) -> str:
+    """The output tokens priced per request; the assumed p50/p95 too where max_tokens capped them."""
+    low, high = outputs.get("priced_low", outputs["p50"]), outputs.get("priced_high", outputs["p95"])
+    if (low, high) == (outputs["p50"], outputs["p95"]):
+        return f"{low:g} / {high:g} ({history})"
+    return f"{low:g} / {high:g} (max_tokens caps the {history} {outputs['p50']} / {outputs['p95']})"
+
+
 def _render_estimate(result: dict[str, Any], subject: str) -> None:
     rows = []
     for e in result["estimates"]:
@@ -144,13 +152,13 @@ def _render_estimate(result: dict[str, Any], subject: str) -> None:
                 e["model"],
                 _price(e),
                 f"{inputs['per_request']} ({inputs['counting']})",
-                f"{outputs['p50']} / {outputs['p95']} ({history})",
+                _output_cell(outputs, history),
                 "unknown" if costs is None else f"{costs['low']} to {costs['high']}",
                 "unknown" if costs is None else f"{costs['per_request_low']} to {costs['per_request_high']}",
                 None if costs is None else costs["worst_case"],
             ]
         )
-    columns = ["model", "USD per 1M in / out", "input tok per request", "output tok p50 / p95"]
+    columns = ["model", "USD per 1M in / out", "input tok per request", "output tok priced low / high"]
     columns += ["total USD low to high", "per request USD", "worst case USD"]
     table(f"Estimate for {subject}", columns, rows)
     for e in result["estimates"]:

@@ -5,7 +5,9 @@ Output tokens come from history: the low end of the range assumes every answer i
 (p50) of past answers of that prompt and model (or of the model, for plain requests), the high end the p95,
 both rounded up to whole tokens; without history both use the stated default. A request's `max_tokens`
 (or the model's maximum output) caps its output, and when every request has such a cap the worst case
-(every answer at its cap) is given too. Costs are exact `Decimal` arithmetic at the model's prices.
+(every answer at its cap) is given too. What is priced is the capped number: `output_tokens.priced_low` /
+`priced_high` (per request, averaged over the requests) say so next to the assumed p50/p95, and a note
+says when a cap lowered the assumption. Costs are exact `Decimal` arithmetic at the model's prices.
 """
 
 from __future__ import annotations
@@ -117,8 +119,17 @@ def _notes(costing: ModelCosting, output: OutputModel, tokens: _Tokens) -> list[
     elif output.samples < FEW_SAMPLES:
         notes.append(f"only {output.samples} past calls ({output.history}): the range is rough")
     if tokens.capped:
-        notes.append("max_tokens (or the model's output limit) caps some answers below the high estimate")
+        low, high = _per_request(tokens.low, tokens.requests), _per_request(tokens.high, tokens.requests)
+        shown = f"{low:g}" if low == high else f"{low:g} to {high:g}"
+        notes.append(
+            f"max_tokens (or the model's output limit) caps {tokens.capped} of {tokens.requests} requests below the "
+            f"assumed {output.p95} output tokens: priced at {shown} output tokens per request"
+        )
     return notes
+
+
+def _per_request(total: int, n: int) -> float:
+    return round(total / n, 3) if n else 0.0
 
 
 def forecast(
@@ -156,6 +167,8 @@ def forecast(
             "samples": output.samples,
             "p50": output.p50,
             "p95": output.p95,
+            "priced_low": _per_request(tokens.low, n),
+            "priced_high": _per_request(tokens.high, n),
             "low_total": tokens.low,
             "high_total": tokens.high,
             "worst_total": tokens.worst,

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from pilothouse.gateway.tokens import message_text
+
 DONE = b"data: [DONE]\n\n"
 
 
@@ -25,6 +27,8 @@ class StreamAccumulator:
     response_model: str | None = None
     usage: dict[str, Any] | None = None
     chunks: int = 0
+    pieces: int = 0
+    """Deltas that carried output (text or a tool call's name or arguments): about one token each."""
 
     def add(self, chunk: dict[str, Any]) -> bool:
         """Record a chunk; returns True when it carries content (for time to first token)."""
@@ -38,9 +42,11 @@ class StreamAccumulator:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self.text.append(delta["content"])
+                self.pieces += 1
                 has_content = True
             for call in delta.get("tool_calls") or []:
                 has_content = True
+                self.pieces += 1
                 slot = self.tool_calls.setdefault(
                     int(call.get("index", 0)),
                     {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
@@ -53,6 +59,10 @@ class StreamAccumulator:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return has_content
+
+    def output_text(self) -> str:
+        """The text the output tokens were spent on: the content and the tool calls' names and arguments."""
+        return message_text(self.message())
 
     def message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}

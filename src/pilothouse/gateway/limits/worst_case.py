@@ -1,6 +1,11 @@
 """The most a chat request can use: its input tokens plus its output bound, priced at the dearest
 deployment it may be routed to (its model's deployments and fallback models).
 
+The input tokens are the chosen deployment's exact count where its provider has a tokenizer here, else
+`gateway.tokens.input_token_bound` (a bound that cannot be exceeded, never the ~4 characters per token
+estimate); a deployment other than the one counted (another provider or model, reached by fallback) is
+reserved at the bound.
+
 The output bound is the request's `max_tokens`, else the deployment's `max_output_tokens` (config or price
 catalog), else the room its context window leaves; None when none of these is known.
 """
@@ -24,6 +29,7 @@ def pico_ceil(usd: Decimal) -> int:
 @dataclass(frozen=True, slots=True)
 class WorstCase:
     input_tokens: int
+    """The most input tokens any deployment the request may reach can bill."""
     output_tokens: int | None
     """Bound on the output of the chosen deployment; None when unknown."""
     cost_pico: int | None
@@ -87,19 +93,39 @@ class WorstCaseCalculator:
         return None
 
     def compute(
-        self, entry: ModelEntry, chosen: Deployment, input_tokens: int, max_tokens: int | None, *, priced: bool
+        self,
+        entry: ModelEntry,
+        chosen: Deployment,
+        input_tokens: int,
+        max_tokens: int | None,
+        *,
+        priced: bool,
+        input_bound: int | None = None,
     ) -> WorstCase:
-        """`priced=False` skips the cost (no budget or cost cap applies)."""
+        """`input_tokens` is what `chosen` will bill (its exact count, or the bound); `input_bound` the bound
+        for deployments with another tokenizer (None: `input_tokens` for all). `priced=False` skips the cost
+        (no budget or cost cap applies)."""
+        reachable = self.reachable(entry)
+
+        def input_for(deployment: Deployment) -> int:
+            if input_bound is None or deployment is chosen:
+                return input_tokens
+            if (deployment.provider, deployment.model) == (chosen.provider, chosen.model):
+                return input_tokens  # the same tokenizer counted it
+            return max(input_tokens, input_bound)
+
+        most_input = max([input_tokens, *(input_for(d) for d in reachable)])
         output = self.output_bound(chosen, input_tokens, max_tokens)
         if not priced:
-            return WorstCase(input_tokens, output, None)
+            return WorstCase(most_input, output, None)
         if output is None or self._of(chosen).price is None:
-            return WorstCase(input_tokens, output, None)
+            return WorstCase(most_input, output, None)
         worst = 0
-        for deployment in self.reachable(entry):
+        for deployment in reachable:
             price = self._of(deployment).price
-            bound = self.output_bound(deployment, input_tokens, max_tokens)
+            n_in = input_for(deployment)
+            bound = self.output_bound(deployment, n_in, max_tokens)
             if price is None or bound is None:
                 continue  # its cost cannot be known even afterwards
-            worst = max(worst, pico_ceil(worst_case_cost(price, input_tokens, bound)))
-        return WorstCase(input_tokens, output, worst)
+            worst = max(worst, pico_ceil(worst_case_cost(price, n_in, bound)))
+        return WorstCase(most_input, output, worst)
