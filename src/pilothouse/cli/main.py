@@ -11,6 +11,7 @@ from pilothouse.cli import (
 )
 from pilothouse.cli.audit import audit_app
 from pilothouse.cli.budgets import budgets_app, limits_app
+from pilothouse.cli.budgets_reconcile import reconcile_budgets
 from pilothouse.cli.cost import cost_app
 from pilothouse.cli.keys import keys_app, projects_app
 from pilothouse.cli.models import models_app
@@ -30,6 +31,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(projects_app, name="projects")
 app.add_typer(traces_app, name="traces")
 app.add_typer(audit_app, name="audit")
+budgets_app.command("reconcile")(reconcile_budgets)
 app.add_typer(budgets_app, name="budgets")
 app.add_typer(limits_app, name="limits")
 app.add_typer(models_app, name="models")

@@ -7,6 +7,7 @@ Every row belongs to a project: the tenant boundary of the data model.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -63,7 +64,7 @@ traces = Table(
     Column("session_id", String(200), nullable=True),
     Column("user_id", String(200), nullable=True),
     Column("tags", JSONType, nullable=True),
-    Column("status", String(10), nullable=False),
+    Column("status", String(20), nullable=False),  # ok, error, unknown_outcome (tracing/model.py)
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=True),
     Column("model", String(200), nullable=True),
@@ -225,4 +226,38 @@ rate_limits = Table(
     Column("created_by", String(40), nullable=True),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("project_id", "scope", "subject", name="uq_rate_limits_project_scope_subject"),
+)
+
+# The write-ahead ledger (docs/cost-control.md#the-spend-guarantee): one row per budgeted call between its
+# admission and the commit of its trace, written before the call goes upstream. `status`: `in_flight` (the
+# row is deleted in the transaction that stores the call's trace), or `settle_pending` (the trace is stored
+# and the LimitStore has not yet taken the actual amounts, `actual_*`; retried from `retry_at`). A row left
+# `in_flight` by a replica that died is settled at its reservation and stored as an `unknown_outcome` trace.
+# `counters`: {"windows": [[key, reserved tokens]], "counters": [[key, reserved, kind, alert_above,
+# expire_at_ms, idle_ttl_ms]]} with kind budget, calls, repeats, tokens or cost (store/inflight.py).
+inflight_calls = Table(
+    "inflight_calls",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("project_id", String(40), nullable=False),
+    Column("api_key_id", String(40), nullable=True),
+    Column("user_id", String(200), nullable=True),
+    Column("session_id", String(200), nullable=True),
+    Column("prompt_name", String(200), nullable=True),
+    Column("prompt_version", Integer, nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("reservation", String(32), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cost_pico", BigInteger, nullable=False),
+    Column("counters", JSONType, nullable=False),
+    Column("process", String(120), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("actual_tokens", BigInteger, nullable=True),
+    Column("actual_cost_pico", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("retry_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_inflight_calls_status", "status"),
 )

@@ -15,6 +15,9 @@ from pilothouse.store.ids import new_span_id, new_trace_id
 
 SpanKind = Literal["llm", "embedding", "retrieval", "tool", "guard", "cache", "step", "eval", "http"]
 Status = Literal["ok", "error"]
+TraceStatus = Literal["ok", "error", "unknown_outcome"]
+"""`unknown_outcome`: a call its replica never finished (killed mid-call), charged at its reservation
+(gateway/limits/ledger_recovery.py)."""
 
 
 @dataclass(slots=True)
@@ -82,7 +85,7 @@ class TraceRecord:
     session_id: str | None = None
     user_id: str | None = None
     tags: list[str] | None = None
-    status: Status = "ok"
+    status: TraceStatus = "ok"
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     model: str | None = None

@@ -30,6 +30,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from pilothouse.store.engine import Store
+from pilothouse.store.inflight import finish_calls
 from pilothouse.store.private_files import append_private
 from pilothouse.store.tables import spans, traces
 from pilothouse.tracing.model import TraceRecord
@@ -238,11 +239,13 @@ class StoreSink:
 
 
 def _insert_rows(store: Store, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]]) -> None:
-    """Traces and their spans in one transaction: a trace is never half-written."""
+    """Traces and their spans in one transaction: a trace is never half-written. The write-ahead records of
+    these calls (store/inflight.py) end in the same transaction: a call is in flight or traced, never both."""
     with store.begin() as conn:
         conn.execute(insert(traces), trace_rows)
         if span_rows:
             conn.execute(insert(spans), span_rows)
+        finish_calls(conn, [row["id"] for row in trace_rows])
 
 
 def _transient(error: BaseException) -> bool:

@@ -38,7 +38,7 @@ def list_all(
     since: str | None = None,
     until: str | None = None,
     model: str | None = None,
-    status: Literal["ok", "error"] | None = None,
+    status: Literal["ok", "error", "unknown_outcome"] | None = None,
     user: str | None = None,
     session: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
