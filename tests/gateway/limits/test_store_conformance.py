@@ -17,11 +17,15 @@ from pilothouse.gateway.limits.store import (
     CounterSettle,
     CounterSpec,
     CounterState,
+    Hold,
     LimitStore,
+    LimitStoreUnavailable,
     WindowSettle,
     WindowSpec,
 )
 from tests.conftest import REDIS_URL
+from tests.gateway.limits.conftest import delete_prefix
+from tests.support.servers import free_port
 
 HOLD = 60_000
 
@@ -106,6 +110,22 @@ class LimitStoreConformance:
         await limit_store.settle(b, [], [CounterSettle(key, actual=0)])  # an error: released, nothing spent
         assert await limit_store.read([key]) == [CounterState(10, 60)]
 
+    async def test_a_settle_retried_after_it_was_applied_adds_nothing(
+        self, limit_store: LimitStore, replica: LimitStore, prefix: str
+    ) -> None:
+        """The ledger retries a settle whose reply was lost; the spend must be counted once, on any replica."""
+        key, window = prefix + "budget", prefix + "tpm"
+        r = rid("retried")
+        assert await limit_store.acquire(r, [WindowSpec(window, 100, 50, 60_000)], [CounterSpec(key, 100, 60)],
+                                         hold_ms=HOLD) is None  # fmt: skip
+        settle = ([WindowSettle(window, reserved=50, actual=20)], [CounterSettle(key, actual=30)])
+        await limit_store.settle(r, *settle)
+        await replica.settle(r, *settle)
+        await limit_store.settle(r, *settle)
+        assert await limit_store.read([key]) == [CounterState(30, 0)]
+        assert await limit_store.acquire(rid(2), [WindowSpec(window, 100, 80, 60_000)], [], hold_ms=HOLD) is None
+        assert await limit_store.acquire(rid(3), [WindowSpec(window, 100, 1, 60_000)], [], hold_ms=HOLD) is not None
+
     async def test_unlimited_counter_only_tracks(self, limit_store: LimitStore, prefix: str) -> None:
         key = prefix + "soft"
         for i in range(3):
@@ -174,6 +194,62 @@ class LimitStoreConformance:
         assert await limit_store.seed(key, 70) is False
         assert await limit_store.read([key]) == [CounterState(0, 3)]
 
+    async def test_a_missing_budget_counter_is_reported_seeded_once_then_admitted_against(
+        self, limit_store: LimitStore, replica: LimitStore, prefix: str
+    ) -> None:
+        key = prefix + "budget"
+        spec = CounterSpec(key, 90, 20, needs_seed=True)
+        refused = await limit_store.acquire(rid(1), [], [spec], hold_ms=HOLD)
+        assert refused is not None and (refused.kind, refused.index) == ("unseeded", 0)
+        assert await limit_store.read([key]) == [CounterState(0, 0)]  # nothing reserved on it
+        # Two replicas seed it at once (each from its own count of the traces): one seed counts.
+        seeded = await asyncio.gather(limit_store.seed(key, 70), replica.seed(key, 70))
+        assert sorted(seeded) == [False, True]
+        assert await limit_store.acquire(rid(2), [], [spec], hold_ms=HOLD) is None
+        assert await limit_store.read([key]) == [CounterState(70, 20)]
+        refused = await replica.acquire(rid(3), [], [spec], hold_ms=HOLD)
+        assert refused is not None and (refused.kind, refused.used, refused.reserved) == ("counter", 70, 20)
+
+    async def test_a_seed_restores_the_calls_in_flight(self, limit_store: LimitStore, prefix: str) -> None:
+        key = prefix + "budget"
+        deadline = int(time.time() * 1000) + HOLD
+        flying, done_early = rid("flying"), rid("done-early")
+        # A call that ended while the counter was missing settled on it before the seed: counted once, and not
+        # held again although the ledger read before its settle still listed it as in flight.
+        await limit_store.settle(done_early, [], [CounterSettle(key, actual=7)])
+        holds = [Hold(flying, 30, deadline), Hold(done_early, 30, deadline)]
+        assert await limit_store.seed(key, 50, holds=holds) is True
+        assert await limit_store.read([key]) == [CounterState(57, 30)]
+        spec = CounterSpec(key, 100, 20, needs_seed=True)
+        assert await limit_store.acquire(rid(1), [], [spec], hold_ms=HOLD) is None
+        refused = await limit_store.acquire(rid(2), [], [spec], hold_ms=HOLD)  # 57 + 30 + 20 >= 100
+        assert refused is not None and refused.kind == "counter"
+        await limit_store.settle(flying, [], [CounterSettle(key, actual=12)])  # the restored hold is released
+        assert await limit_store.read([key]) == [CounterState(69, 20)]
+
+    async def test_restored_holds_expire_like_any_reservation(self, limit_store: LimitStore, prefix: str) -> None:
+        key = prefix + "budget"
+        soon = int(time.time() * 1000) + 150
+        assert await limit_store.seed(key, 0, holds=[Hold(rid("dead"), 100, soon)]) is True
+        spec = CounterSpec(key, 100, 1, needs_seed=True)
+        assert await limit_store.acquire(rid(1), [], [spec], hold_ms=HOLD) is not None
+        await asyncio.sleep(0.25)
+        assert await limit_store.acquire(rid(2), [], [spec], hold_ms=HOLD) is None
+
+    async def test_a_retried_acquire_adds_nothing_twice(self, limit_store: LimitStore, prefix: str) -> None:
+        w = WindowSpec(prefix + "tpm", limit=100, amount=40, window_ms=60_000)
+        c = CounterSpec(prefix + "c", limit=None, amount=5)
+        r = rid(1)
+        assert await limit_store.acquire(r, [w], [c], hold_ms=HOLD) is None
+        assert await limit_store.acquire(r, [w], [c], hold_ms=HOLD) is None  # the reply was lost; asked again
+        assert await limit_store.acquire(r, [], [c], hold_ms=HOLD) is None
+        assert await limit_store.read([c.key]) == [CounterState(0, 5)]
+        assert await limit_store.acquire(rid(2), [w], [], hold_ms=HOLD) is None  # 40 + 40 of 100
+        assert await limit_store.acquire(rid(3), [w], [], hold_ms=HOLD) is not None
+
+    async def test_ping(self, limit_store: LimitStore) -> None:
+        await limit_store.ping()
+
     async def test_fifty_concurrent_acquires_admit_exactly_the_limit(
         self, limit_store: LimitStore, replica: LimitStore, prefix: str
     ) -> None:
@@ -230,3 +306,35 @@ class TestRedisLimitStore(LimitStoreConformance):
         store = RedisLimitStore.from_url(REDIS_URL)
         yield store
         await store.aclose()
+
+    @pytest.mark.parametrize("lost", ["counter", "every key of the prefix"])
+    async def test_a_counter_redis_lost_is_reported_again(
+        self, limit_store: LimitStore, redis: Redis, prefix: str, lost: str
+    ) -> None:
+        key = prefix + "budget"
+        spec = CounterSpec(key, 100, 20, needs_seed=True)
+        run = CounterSpec(prefix + "run", 10, 1)  # a run counter: starts from zero, never needs a seed
+        assert await limit_store.seed(key, 60) is True
+        assert await limit_store.acquire(rid(1), [], [spec, run], hold_ms=HOLD) is None
+        await redis.delete(key, key + ":holds") if lost == "counter" else await delete_prefix(redis, prefix)
+        refused = await limit_store.acquire(rid(2), [], [run, spec], hold_ms=HOLD)
+        assert refused is not None and (refused.kind, refused.index) == ("unseeded", 1)
+        assert await limit_store.read([key, run.key]) == [
+            CounterState(0, 0),
+            CounterState(0, 1 if lost == "counter" else 0),
+        ]
+        assert await limit_store.seed(key, 60) is True  # a fresh seed counts again
+        assert await limit_store.acquire(rid(3), [], [spec], hold_ms=HOLD) is None
+        assert await limit_store.read([key]) == [CounterState(60, 20)]
+
+    async def test_an_unreachable_redis_is_one_clear_error(self) -> None:
+        port = free_port()
+        store = RedisLimitStore.from_url(f"redis://:secret@127.0.0.1:{port}/0")
+        try:
+            for call in (store.ping(), store.acquire(rid(1), [], [CounterSpec("k", 1, 1)], hold_ms=HOLD)):
+                with pytest.raises(LimitStoreUnavailable) as caught:
+                    await call
+                message = str(caught.value)
+                assert message == f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (Connection refused)"
+        finally:
+            await store.aclose()

@@ -3,6 +3,10 @@
 A request reserves its worst-case cost on every budget that applies; a hard budget admits it while its
 spend plus what is in flight is below the limit, so concurrent requests (on any replica) can overshoot it by
 at most one request's worst case. A soft budget only tracks, and alerts once per period when crossed.
+
+A budget's counter is never born from traffic: while it is missing (a new period, or a Redis that lost it)
+the limit store refuses to admit against it, and `seed_budget` counts it from the store first: the spend of
+the subject's traces this period, plus the calls in flight (the write-ahead ledger) as reservations.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pilothouse.errors import RateLimited
 from pilothouse.gateway.limits.money import from_pico, to_pico, usd
 from pilothouse.gateway.limits.periods import PeriodWindow, format_reset, period_window
 from pilothouse.gateway.limits.rate_limits import describe_subject
-from pilothouse.gateway.limits.store import CounterSpec, LimitStore, Refusal
+from pilothouse.gateway.limits.store import CounterSpec, Hold, LimitStore, Refusal
+from pilothouse.store import inflight
 from pilothouse.store.budgets import Budget, spend_since
 from pilothouse.store.engine import Store
 
@@ -55,6 +60,7 @@ def budget_check(prefix: str, budget: Budget, now: float, amount_pico: int) -> B
         limit if budget.mode == "hard" else None,
         amount_pico,
         expire_at_ms=expiry_ms(window),
+        needs_seed=True,
     )
     return BudgetCheck(spec, budget, window, limit)
 
@@ -78,10 +84,20 @@ def budget_refusal(check: BudgetCheck, refusal: Refusal, now: float) -> RateLimi
     return RateLimited(message, code="budget_exceeded", headers=headers)
 
 
-async def budget_status(store: LimitStore, prefix: str, budgets: list[Budget], now: float) -> list[dict[str, Any]]:
-    """Each budget with its spend in the current period, what remains and when it resets."""
+async def budget_status(
+    limits: LimitStore, prefix: str, budgets: list[Budget], now: float, *, store: Store | None = None
+) -> list[dict[str, Any]]:
+    """Each budget with its spend in the current period, what remains and when it resets. With `store`, a
+    counter the limit store does not have (lost by Redis, or not used yet this period) is seeded first, so
+    the spend shown is the traces' rather than zero."""
     windows = [period_window(b.period, now) for b in budgets]
-    states = await store.read([budget_key(prefix, b, w) for b, w in zip(budgets, windows, strict=True)])
+    keys = [budget_key(prefix, b, w) for b, w in zip(budgets, windows, strict=True)]
+    states = await limits.read(keys)
+    unseeded = [b for b, state in zip(budgets, states, strict=True) if not state.seeded]
+    if store is not None and unseeded:
+        for budget in unseeded:
+            await seed_budget(limits, store, prefix, budget, now)
+        states = await limits.read(keys)
     rows = []
     for budget, window, state in zip(budgets, windows, states, strict=True):
         limit = to_pico(budget.limit_usd)
@@ -99,23 +115,34 @@ async def budget_status(store: LimitStore, prefix: str, budgets: list[Budget], n
     return rows
 
 
-async def seed_budget(
-    limits: LimitStore, store: Store, prefix: str, budget: Budget, now: float, *, new: bool = False
-) -> bool:
-    """Count what the budget's subject already spent this period (from its traces) into its counter: always
-    for a `new` budget, otherwise only if the counter has never been seeded or used (a server starting on
-    an empty limit store). True when it added the spend."""
+async def seed_budget(limits: LimitStore, store: Store, prefix: str, budget: Budget, now: float) -> bool:
+    """Count a budget counter the limit store does not have (a new budget or period, a server starting on an
+    empty memory store, a Redis that lost it) from the store: the subject's traces this period, less the
+    settles still pending (their retry adds them), plus the calls in flight as reservations that their
+    settles release. No-op (and no query) when the counter is seeded; once across replicas. True when this
+    call seeded it."""
     window = period_window(budget.period, now)
     key = budget_key(prefix, budget, window)
-    if not new and (await limits.read([key]))[0].seeded:
-        return False  # no query of the traces
+    if (await limits.read([key]))[0].seeded:
+        return False
 
-    def read() -> int:
+    def read() -> tuple[int, list[Hold]]:
         with store.connect() as conn:
+            # The ledger before the traces: a call whose trace is stored in between is counted twice (too
+            # much, for a moment), never missed.
+            calls = [c for c in inflight.list_calls(conn) if c.project_id == budget.project_id]
             spent = spend_since(
                 conn, project_id=budget.project_id, scope=budget.scope, subject=budget.subject, since=window.start
             )
-        return to_pico(spent)
+        pending = sum(
+            rc.actual(c.actual_tokens or 0, c.actual_cost_pico or 0)
+            for c in calls
+            if c.status == inflight.SETTLE_PENDING
+            for rc in c.counters
+            if rc.key == key
+        )
+        holds = [Hold(c.reservation, amount, int(c.expires_at * 1000)) for c, amount in inflight.holds_on(calls, key)]
+        return max(to_pico(spent) - pending, 0), holds
 
-    amount = await asyncio.to_thread(read)
-    return await limits.seed(key, amount, expire_at_ms=expiry_ms(window), force=new)
+    amount, holds = await asyncio.to_thread(read)
+    return await limits.seed(key, amount, expire_at_ms=expiry_ms(window), holds=holds)

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pilothouse.gateway.limits.store import (
+    SETTLED_MARKER_TTL_MS,
     CounterSettle,
     CounterSpec,
     CounterState,
+    Hold,
     Refusal,
     WindowSettle,
     WindowSpec,
@@ -68,6 +70,7 @@ class _Counter:
     touched_ms: int = 0
     seeded: bool = False
     alerted: bool = False
+    settled_unseeded: set[str] = field(default_factory=set)  # settles before the seed: holds not to restore
 
     def expired(self, now: int) -> bool:
         if self.expire_at_ms is not None and now >= self.expire_at_ms:
@@ -96,6 +99,7 @@ class MemoryLimitStore:
         self._windows: dict[str, _Window] = {}
         self._counters: dict[str, _Counter] = {}
         self._next_sweep = _now_ms() + _SWEEP_EVERY_MS
+        self._settled: dict[str, int] = {}  # reservation -> until (ms): a second settle of it adds nothing
 
     def _counter(self, key: str, now: int) -> _Counter:
         counter = self._counters.get(key)
@@ -117,6 +121,8 @@ class MemoryLimitStore:
         self._next_sweep = now + _SWEEP_EVERY_MS
         for key in [k for k, c in self._counters.items() if c.expired(now)]:
             del self._counters[key]
+        for rid in [r for r, until in self._settled.items() if until <= now]:
+            del self._settled[rid]
         for key, window in list(self._windows.items()):
             window.trim(now)
             if not window.entries:
@@ -134,6 +140,8 @@ class MemoryLimitStore:
             now = _now_ms()
             self._maybe_sweep(now)
             opened = [self._window(w.key, w.window_ms, now) for w in windows]
+            if self._acquired(reservation, opened, counters, now):
+                return None  # a retried call: added already
             for i, (spec, window) in enumerate(zip(windows, opened, strict=True)):
                 if window.total + spec.amount > spec.limit:
                     retry = window.retry_after(now, spec.amount, spec.limit)
@@ -141,6 +149,8 @@ class MemoryLimitStore:
             held = [self._counter(c.key, now) for c in counters]
             for i, (cspec, counter) in enumerate(zip(counters, held, strict=True)):
                 counter.sweep(now)
+                if cspec.needs_seed and not counter.seeded:
+                    return Refusal("unseeded", i, counter.spent, counter.reserved)
                 if cspec.limit is not None and counter.spent + counter.reserved >= cspec.limit:
                     return Refusal("counter", i, counter.spent, counter.reserved)
             for spec, window in zip(windows, opened, strict=True):
@@ -151,6 +161,14 @@ class MemoryLimitStore:
                 counter.holds[reservation] = (cspec.amount, now + hold_ms)
                 counter.touch(now, cspec.expire_at_ms, cspec.idle_ttl_ms)
             return None
+
+    def _acquired(self, reservation: str, windows: list[_Window], counters: Sequence[CounterSpec], now: int) -> bool:
+        if windows:
+            return reservation in windows[0].by_reservation
+        if counters:
+            counter = self._counters.get(counters[0].key)
+            return counter is not None and not counter.expired(now) and reservation in counter.holds
+        return False
 
     async def settle(
         self, reservation: str, windows: Sequence[WindowSettle], counters: Sequence[CounterSettle]
@@ -167,11 +185,17 @@ class MemoryLimitStore:
                 if entry is not None and entry[2] == w.reserved:
                     entry[2] = w.actual
                     window.total += w.actual - w.reserved
+            if counters:
+                if self._settled.get(reservation, 0) > now:
+                    return alerted
+                self._settled[reservation] = now + SETTLED_MARKER_TTL_MS
             for i, c in enumerate(counters):
                 counter = self._counter(c.key, now)
                 hold = counter.holds.pop(reservation, None)
                 if hold is not None:
                     counter.reserved -= hold[0]
+                if not counter.seeded:
+                    counter.settled_unseeded.add(reservation)
                 counter.spent += c.actual
                 counter.touch(now, c.expire_at_ms, c.idle_ttl_ms)
                 if c.alert_above is not None and counter.spent > c.alert_above and not counter.alerted:
@@ -192,16 +216,33 @@ class MemoryLimitStore:
                 states.append(CounterState(counter.spent, counter.reserved, counter.seeded))
             return states
 
-    async def seed(self, key: str, amount: int, *, expire_at_ms: int | None = None, force: bool = False) -> bool:
+    async def seed(
+        self,
+        key: str,
+        amount: int,
+        *,
+        expire_at_ms: int | None = None,
+        force: bool = False,
+        holds: Sequence[Hold] = (),
+    ) -> bool:
         with self._lock:
             now = _now_ms()
             counter = self._counter(key, now)
             if counter.seeded and not force:
                 return False
+            if not counter.seeded:
+                for hold in holds:
+                    if hold.reservation not in counter.holds and hold.reservation not in counter.settled_unseeded:
+                        counter.holds[hold.reservation] = (hold.amount, hold.deadline_ms)
+                        counter.reserved += hold.amount
+                counter.settled_unseeded.clear()
             counter.seeded = True
             counter.spent += amount
             counter.touch(now, expire_at_ms, None)
             return True
+
+    async def ping(self) -> None:
+        return None  # in this process: always there
 
     async def aclose(self) -> None:
         return None

@@ -8,8 +8,11 @@ Key layout (the caller passes every key in KEYS, so the scripts name no key them
   sum) before each check, so a check costs O(log n + expired), not O(n).
 * a counter is a hash {spent, reserved, r:<reservation> = amount, seeded, alerted} plus a sorted set of its
   reservations scored by their deadline; reservations past their deadline are released before each check.
-  `seeded` marks a counter whose past spend needs no recount from the traces (it was seeded, or a request
-  reserved on it: a counter born from traffic starts with its period).
+  `seeded` marks a counter whose past spend needs no recount from the traces: it was seeded, or a request
+  reserved on it. ACQUIRE refuses to create a budget counter (`needs_seed`) without it, so a counter that
+  Redis lost (restart without persistence, FLUSHALL, eviction) is re-seeded from the store, never restarted
+  from zero. `x:<reservation>` marks a settle that reached a counter before its seed (the call ended while
+  the counter was missing): SEED does not restore that reservation as in flight, then drops the marks.
 """
 
 from __future__ import annotations
@@ -35,13 +38,18 @@ end
 
 # KEYS: per window (zset, sum), then per counter (hash, reservations zset).
 # ARGV: nw, nc, reservation, hold_ms; per window: limit, amount, window_ms;
-#       per counter: limit (-1: none), amount, expire_at_ms (0: none), idle_ttl_ms (0: none).
-# Returns {0} when admitted, else {kind (1 window, 2 counter), index (0-based), used, reserved, retry_ms}
-# (retry_ms -1: never).
+#       per counter: limit (-1: none), amount, expire_at_ms (0: none), idle_ttl_ms (0: none), needs_seed (1/0).
+# Returns {0} when admitted (or admitted before: a retried call adds nothing), else {kind (1 window,
+# 2 counter, 3 counter not seeded), index (0-based), used, reserved, retry_ms} (retry_ms -1: never).
 ACQUIRE = (
     _COMMON
     + """
 local nw, nc, rid, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if nw > 0 then
+  if redis.call('ZSCORE', KEYS[1], rid .. ':' .. ARGV[6]) then return {0} end
+elseif nc > 0 then
+  if redis.call('HEXISTS', KEYS[1], 'r:' .. rid) == 1 then return {0} end
+end
 local a = 5
 for i = 0, nw - 1 do
   local z, tk = KEYS[2 * i + 1], KEYS[2 * i + 2]
@@ -82,12 +90,16 @@ for k = 0, nc - 1 do
     end
     redis.call('ZREMRANGEBYSCORE', rz, '-inf', now)
   end
+  if ARGV[a + 4] == '1' and redis.call('HEXISTS', h, 'seeded') == 0 then
+    local v = redis.call('HMGET', h, 'spent', 'reserved')
+    return {3, k, v[1] or '0', v[2] or '0', 0}
+  end
   if limit >= 0 then
     local v = redis.call('HMGET', h, 'spent', 'reserved')
     local spent, reserved = v[1] or '0', v[2] or '0'
     if tonumber(spent) + tonumber(reserved) >= limit then return {2, k, spent, reserved, 0} end
   end
-  a = a + 4
+  a = a + 5
 end
 a = 5
 for i = 0, nw - 1 do
@@ -106,20 +118,24 @@ for k = 0, nc - 1 do
   redis.call('HSET', h, 'r:' .. rid, amount, 'seeded', '1')
   redis.call('ZADD', rz, now + hold, rid)
   expire(h, rz, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
-  a = a + 4
+  a = a + 5
 end
 return {0}
 """
 )
 
-# KEYS: as ACQUIRE. ARGV: nw, nc, reservation; per window: reserved, actual;
-#       per counter: actual, alert_above (-1: none), expire_at_ms, idle_ttl_ms.
+# KEYS: as ACQUIRE, then (with counters) the reservation's settled marker. ARGV: nw, nc, reservation; per window:
+#       reserved, actual; per counter: actual, alert_above (-1: none), expire_at_ms, idle_ttl_ms; then (with
+#       counters) the marker's time to live in ms. Settling a reservation twice adds its counters once.
 # Returns the 0-based indices of the counters that crossed alert_above for the first time.
 SETTLE = (
     _COMMON
     + """
 local nw, nc, rid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local a = 4
+if nc > 0 and not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[#ARGV]) then
+  return {}  -- settled already: a retry whose first try ran but lost its reply adds nothing
+end
 for i = 0, nw - 1 do
   local z, tk = KEYS[2 * i + 1], KEYS[2 * i + 2]
   local old, new = ARGV[a], ARGV[a + 1]
@@ -144,6 +160,7 @@ for k = 0, nc - 1 do
     redis.call('HDEL', h, 'r:' .. rid)
     redis.call('ZREM', rz, rid)
   end
+  if redis.call('HEXISTS', h, 'seeded') == 0 then redis.call('HSET', h, 'x:' .. rid, '1') end
   local spent = redis.call('HINCRBY', h, 'spent', actual)
   expire(h, rz, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
   if above >= 0 and spent > above and redis.call('HSETNX', h, 'alerted', '1') == 1 then
@@ -155,11 +172,31 @@ return alerted
 """
 )
 
-# KEYS: hash. ARGV: amount, expire_at_ms (0: none), force (1: add even if seeded).
+# KEYS: hash, reservations zset. ARGV: amount, expire_at_ms (0: none), force (1: add even if seeded), then per
+# hold to restore (only on the first seed): reservation, amount, deadline_ms.
 # Returns 1 when the amount was added, 0 when the counter was seeded already.
 SEED = """
-if redis.call('HSETNX', KEYS[1], 'seeded', '1') == 0 and ARGV[3] ~= '1' then return 0 end
-if ARGV[1] ~= '0' then redis.call('HINCRBY', KEYS[1], 'spent', ARGV[1]) end
-if tonumber(ARGV[2]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+local h, rz = KEYS[1], KEYS[2]
+local fresh = redis.call('HSETNX', h, 'seeded', '1') == 1
+if not fresh and ARGV[3] ~= '1' then return 0 end
+if ARGV[1] ~= '0' then redis.call('HINCRBY', h, 'spent', ARGV[1]) end
+if fresh then
+  for i = 4, #ARGV, 3 do
+    local rid, amount = ARGV[i], ARGV[i + 1]
+    if redis.call('HEXISTS', h, 'r:' .. rid) == 0 and redis.call('HEXISTS', h, 'x:' .. rid) == 0 then
+      redis.call('HSET', h, 'r:' .. rid, amount)
+      redis.call('HINCRBY', h, 'reserved', amount)
+      redis.call('ZADD', rz, ARGV[i + 2], rid)
+    end
+  end
+  for _, f in ipairs(redis.call('HKEYS', h)) do
+    if string.sub(f, 1, 2) == 'x:' then redis.call('HDEL', h, f) end
+  end
+end
+local exp = tonumber(ARGV[2])
+if exp > 0 then
+  redis.call('PEXPIREAT', h, exp)
+  if redis.call('EXISTS', rz) == 1 then redis.call('PEXPIREAT', rz, exp) end
+end
 return 1
 """

@@ -3,12 +3,16 @@
 Every change is an audit event and takes effect on this replica at once (others within
 `limits.definitions_ttl_s`). A new budget starts with what its subject already spent this period.
 Admins set, list and delete those of their own project; owners those of any project (server/scope.py).
+Spend lives in the limit store: while Redis cannot be reached, the routes that read it answer 503 with the
+reason (the definitions themselves are in the database and can still be changed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -19,7 +23,9 @@ from sqlalchemy.exc import IntegrityError
 
 from pilothouse.audit.chain import append_event
 from pilothouse.errors import Conflict, InvalidRequest, NotFound
+from pilothouse.gateway.admission import LimitsUnavailable
 from pilothouse.gateway.limits.budgets import budget_status, seed_budget
+from pilothouse.gateway.limits.store import LimitStoreUnavailable
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
@@ -94,6 +100,15 @@ async def _reload(state: AppState) -> None:
     await asyncio.to_thread(state.admission.definitions.reload)
 
 
+@contextmanager
+def _spend(what: str) -> Iterator[None]:
+    """Reading the spend from an unreachable Redis: 503 naming it and why, instead of a 500."""
+    try:
+        yield
+    except LimitStoreUnavailable as exc:
+        raise LimitsUnavailable(str(exc), what=what) from exc
+
+
 @router.post("/budgets")
 async def set_budget(body: BudgetSet, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     """Create or change the budget of (scope, subject, period)."""
@@ -138,10 +153,15 @@ async def set_budget(body: BudgetSet, state: StateDep, principal: PrincipalDep) 
     except IntegrityError as exc:  # set concurrently by another call: the caller may simply retry
         raise Conflict("this budget was changed concurrently; retry") from exc
     admission = state.admission
-    if created:
-        await seed_budget(admission.store, state.store, admission.prefix, budget, time.time(), new=True)
-    await _reload(state)
-    [row] = await budget_status(admission.store, admission.prefix, [budget], time.time())
+    # Saved either way: a budget Redis did not take now is seeded from the traces before its first admission.
+    # Seeded before it is loaded, so this replica admits nothing against it unseeded; the seed counts once.
+    with _spend(f"budget {budget.id} was saved, but its spend cannot be read right now"):
+        try:
+            if created:
+                await seed_budget(admission.store, state.store, admission.prefix, budget, time.time())
+        finally:
+            await _reload(state)
+        [row] = await budget_status(admission.store, admission.prefix, [budget], time.time(), store=state.store)
     return {**row, "created": created}
 
 
@@ -170,7 +190,9 @@ async def list_budgets(state: StateDep, principal: PrincipalDep, project: str | 
 
     budgets = await asyncio.to_thread(read)
     admission = state.admission
-    return {"data": await budget_status(admission.store, admission.prefix, budgets, time.time())}
+    with _spend("budget spend cannot be read right now"):
+        rows = await budget_status(admission.store, admission.prefix, budgets, time.time(), store=state.store)
+    return {"data": rows}
 
 
 @router.delete("/budgets/{budget_id}")
@@ -203,9 +225,11 @@ async def delete_budget(budget_id: str, state: StateDep, principal: PrincipalDep
 
 @router.post("/limits")
 async def set_limits(body: LimitSet, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Set the rate limits and max_tokens cap of (scope, subject), replacing the previous ones."""
+    """Set the rate limits and max_tokens cap of (scope, subject). A field left out keeps its current value;
+    `null` removes that limit (removing every one is refused: DELETE the limits instead)."""
     require_role(principal, "admin")
-    if body.rpm is None and body.tpm is None and body.max_tokens is None:
+    fields = ("rpm", "tpm", "max_tokens")
+    if not body.model_fields_set & set(fields):
         raise InvalidRequest("give at least one of rpm, tpm, max_tokens", param="rpm")
     if body.scope == "model" and body.subject not in state.gateway.catalog:
         raise NotFound(f"no model {body.subject!r} (list them with `pilothouse models list`)", param="subject")
@@ -213,14 +237,20 @@ async def set_limits(body: LimitSet, state: StateDep, principal: PrincipalDep) -
     def write() -> tuple[repo.RateLimit, bool]:
         with state.store.begin() as conn:
             project_id, subject = _resolve(conn, principal, body.scope, body.subject, body.project)
+            listed = repo.list_rate_limits(conn, project_id=project_id)
+            current = next((x for x in listed if (x.scope, x.subject) == (body.scope, subject)), None)
+            merged = {f: getattr(body if f in body.model_fields_set or current is None else current, f) for f in fields}
+            if all(v is None for v in merged.values()):
+                raise InvalidRequest(
+                    "this would remove every limit of the subject; delete them instead (DELETE /api/limits/{id})",
+                    param="rpm",
+                )
             limit, created = repo.set_rate_limit(
                 conn,
                 project_id=project_id,
                 scope=body.scope,
                 subject=subject,
-                rpm=body.rpm,
-                tpm=body.tpm,
-                max_tokens=body.max_tokens,
+                **merged,
                 actor=principal.key_id,
             )
             append_event(
