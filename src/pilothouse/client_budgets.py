@@ -10,6 +10,7 @@ for b in ph.list_budgets():
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -53,10 +54,14 @@ class BudgetsMixin:
         rpm: int | None = None,
         tpm: int | None = None,
         max_tokens: int | None = None,
+        clear: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Set the requests/tokens per minute and the max_tokens cap of a key, project or model (replacing
-        the previous ones of that subject; the ones left None are not limited)."""
-        body = {"scope": scope, "subject": subject, "rpm": rpm, "tpm": tpm, "max_tokens": max_tokens}
+        """Set the requests/tokens per minute and the max_tokens cap of a key, project or model. The ones
+        left None keep their current value; name those to remove in `clear` ("rpm", "tpm", "max_tokens")."""
+        body: dict[str, Any] = {"scope": scope, "subject": subject}
+        given = {"rpm": rpm, "tpm": tpm, "max_tokens": max_tokens}
+        body.update({name: value for name, value in given.items() if value is not None})
+        body.update({name: None for name in clear})
         result: dict[str, Any] = self.request("POST", "/api/limits", json=body)
         return result
 

@@ -41,6 +41,8 @@ TOOL_CALL_CASES: list[tuple[dict[str, Any], str, str]] = [
         ({"top_p": 1.5}, "top_p", "between 0 and 1"),
         ({"max_tokens": -1}, "max_tokens", "positive integer"),
         ({"max_tokens": True}, "max_tokens", "positive integer"),
+        ({"max_tokens": 2**31}, "max_tokens", "at most 2147483647"),
+        ({"max_completion_tokens": 2**63}, "max_completion_tokens", "at most 2147483647"),
         ({"n": 2}, "n", "not supported"),
         ({"stream": "yes"}, "stream", "true or false"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "up to 4"),

@@ -133,19 +133,30 @@ def set_limits(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Cap on a request's max_tokens (above: refused).")
     ] = None,
+    clear_rpm: Annotated[bool, typer.Option("--clear-rpm", help="Remove the requests-per-minute limit.")] = False,
+    clear_tpm: Annotated[bool, typer.Option("--clear-tpm", help="Remove the tokens-per-minute limit.")] = False,
+    clear_max_tokens: Annotated[bool, typer.Option("--clear-max-tokens", help="Remove the max_tokens cap.")] = False,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set the limits of a key, project or model; this replaces its previous limits (unset = unlimited)."""
+    """Set the limits of a key, project or model. Limits not named keep their current value; remove one with
+    --clear-rpm, --clear-tpm or --clear-max-tokens (all of them: `limits delete`)."""
     scope, subject = _subject(key=key, project=project, model=model)
-    if rpm is None and tpm is None and max_tokens is None:
-        err_console.print("[red]error:[/red] give at least one of --rpm, --tpm, --max-tokens")
+    clear = [name for name, on in (("rpm", clear_rpm), ("tpm", clear_tpm), ("max_tokens", clear_max_tokens)) if on]
+    given = {"rpm": rpm, "tpm": tpm, "max_tokens": max_tokens}
+    both = [name for name in clear if given[name] is not None]
+    if both:
+        err_console.print(f"[red]error:[/red] --{both[0].replace('_', '-')} is both set and cleared; give one")
+        raise typer.Exit(2)
+    if all(value is None for value in given.values()) and not clear:
+        err_console.print("[red]error:[/red] give at least one of --rpm, --tpm, --max-tokens (or a --clear-* flag)")
         raise typer.Exit(2)
     with client(url, api_key) as ph:
-        limit = ph.set_limits(scope, subject, rpm=rpm, tpm=tpm, max_tokens=max_tokens)
+        limit = ph.set_limits(scope, subject, rpm=rpm, tpm=tpm, max_tokens=max_tokens, clear=clear)
     verb = "created" if limit["created"] else "updated"
-    emit(as_json, limit, lambda: console.print(f"{verb} limits {limit['id']} for {scope} {subject}"))
+    now = ", ".join(f"{name} {limit[name]}" for name in ("rpm", "tpm", "max_tokens") if limit[name] is not None)
+    emit(as_json, limit, lambda: console.print(f"{verb} limits {limit['id']} for {scope} {subject}: {now}"))
 
 
 @limits_app.command("list")

@@ -23,8 +23,9 @@ from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderErr
 from pilothouse.gateway.providers.redact import redact
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.routing import Router
+from pilothouse.gateway.routing.deadline import Deadline, DeadlineExceeded, deadline_error, mark_cut
 from pilothouse.gateway.streaming import StreamAccumulator, sse
-from pilothouse.gateway.tokens import estimate_messages_tokens, estimate_text_tokens
+from pilothouse.gateway.tokens import estimate_messages_tokens, input_token_bound, message_text, output_token_estimate
 from pilothouse.gateway.validation import ChatBody, parse_chat_body, parse_embeddings_body
 from pilothouse.prompts.refs import MODEL_PREFIX
 from pilothouse.prompts.resolver import ExpandedPrompt, PromptResolver
@@ -59,8 +60,20 @@ class Prepared:
     request: ChatRequest
     span: SpanRecord
     input_tokens: int | None
+    """Exact input tokens from the provider's tokenizer (`input_counted_by`'s); None where it has none."""
     trace: TraceRecord | None = None
     route: SpanRecord | None = None  # the `route` step span, once a call needed a second attempt
+    input_counted_by: Deployment | None = None
+    """The deployment whose tokenizer counted `input_tokens` (routing may move the call to another)."""
+
+    def unreported_input_tokens(self) -> int:
+        """The input tokens to meter when the upstream reports no usage: the exact count where the deployment
+        called is the one counted, else the upper bound (never the ~4 characters per token estimate)."""
+        counted, called = self.input_counted_by, self.deployment
+        same = counted is not None and (counted.provider, counted.model) == (called.provider, called.model)
+        if self.input_tokens is not None and same:
+            return self.input_tokens
+        return input_token_bound(self.body.messages, self.body.params)
 
 
 def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
@@ -70,6 +83,8 @@ def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
     if exc.kind == "rate_limit":
         headers = {"retry-after": str(max(1, round(exc.retry_after)))} if exc.retry_after else {}
         return RateLimited(reason, code="upstream_rate_limited", headers=headers)
+    if isinstance(exc, DeadlineExceeded):  # a stream cut by the call deadline after its first chunk
+        return UpstreamTimeout(exc.message, code="deadline_exceeded", headers={"x-should-retry": "false"})
     if exc.kind == "timeout":
         return UpstreamTimeout(reason, code="upstream_timeout")
     if exc.kind == "context_window":
@@ -183,6 +198,11 @@ class Gateway:
                     )
                 entry, deployment = routed  # a larger-context fallback model
                 provider = self.pool.get(deployment)
+                counter = getattr(provider, "count_input_tokens", None)
+                try:  # counted again by this deployment's tokenizer, if it has one
+                    input_tokens = int(counter(body.messages)) if counter is not None else None
+                except ProviderError as exc:
+                    raise provider_error_to_api(exc, f"{deployment.provider}/{deployment.model}") from exc
         span = trace.span("llm", f"chat {entry.name}")
         span.model = entry.name
         span.provider = deployment.provider
@@ -208,15 +228,19 @@ class Gateway:
             prompt.annotate(span, capture_content=self.settings.capture_content)
         params = dict(body.params)
         request = ChatRequest(model=deployment.model, messages=body.messages, params=params)
-        return Prepared(body, entry, deployment, provider, request, span, input_tokens, trace)
+        counted_by = deployment if input_tokens is not None else None
+        prep = Prepared(body, entry, deployment, provider, request, span, input_tokens, trace)
+        prep.input_counted_by = counted_by
+        return prep
 
-    def _meter(self, prep: Prepared, usage: Usage | None, output_text: str) -> None:
+    def _meter(self, prep: Prepared, usage: Usage | None, output_text: str, output_pieces: int = 0) -> None:
+        """Record usage on the span; when the upstream reported none, the input is the exact count or the
+        bound and the output an estimate (text and streamed pieces) capped by the request's max_tokens."""
         span = prep.span
         if usage is None:
-            n_in = prep.input_tokens
             usage = Usage(
-                input_tokens=n_in if n_in is not None else estimate_messages_tokens(prep.body.messages),
-                output_tokens=estimate_text_tokens(output_text),
+                input_tokens=prep.unreported_input_tokens(),
+                output_tokens=output_token_estimate(output_text, pieces=output_pieces, max_tokens=prep.body.max_tokens),
                 estimated=True,
             )
         span.input_tokens = usage.input_tokens
@@ -241,7 +265,7 @@ class Gateway:
         body = result.body
         choices = body.get("choices") or [{}]
         message = choices[0].get("message") or {}
-        self._meter(prep, result.usage, str(message.get("content") or ""))
+        self._meter(prep, result.usage, message_text(message))
         self._record_output(prep.span, message, choices[0].get("finish_reason"), body.get("id"), body.get("model"))
         if result.usage is None or "usage" not in body:
             span = prep.span
@@ -289,7 +313,7 @@ class Gateway:
                 yield sse(chunk)
         except (GeneratorExit, asyncio.CancelledError):
             # The caller left mid-stream: the upstream still spent these tokens, so meter them.
-            self._meter(prep, _usage_from(acc.usage), "".join(acc.text))
+            self._meter(prep, _usage_from(acc.usage), acc.output_text(), acc.pieces)
             raise
         except ProviderError as exc:
             error = provider_error_to_api(exc, f"{span.provider}/{prep.request.model}")
@@ -297,11 +321,11 @@ class Gateway:
                 raise error from exc  # nothing sent yet: the caller gets a proper HTTP error status
             span.finish(status="error", error=error.message)
             self.router.end_stream(prep, exc)
-            self._meter(prep, _usage_from(acc.usage), "".join(acc.text))
+            self._meter(prep, _usage_from(acc.usage), acc.output_text(), acc.pieces)
             yield sse(error.body())
             return
         usage = _usage_from(acc.usage)
-        self._meter(prep, usage, "".join(acc.text))
+        self._meter(prep, usage, acc.output_text(), acc.pieces)
         self._record_output(span, acc.message(), acc.finish_reason, acc.response_id, acc.response_model)
         if prep.body.include_usage:
             yield sse(
@@ -340,10 +364,17 @@ class Gateway:
         )
         if self.settings.capture_content:
             span.input = {"input": inputs}
+        deadline = Deadline(entry.call_deadline_s or self.settings.routing.call_deadline_s, time.monotonic())
         try:
-            result = await provider.embed(deployment.model, inputs)
+            async with asyncio.timeout_at(deadline.loop_at) as timer:  # not routed, but bounded all the same
+                result = await provider.embed(deployment.model, inputs)
         except ProviderError as exc:
             raise provider_error_to_api(exc, f"{deployment.provider}/{deployment.model}") from exc
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            mark_cut(span, "deadline_exceeded")
+            raise deadline_error(deadline) from None
         span.input_tokens, span.output_tokens = result.input_tokens, 0
         span.attributes["gen_ai.usage.input_tokens"] = result.input_tokens
         if result.vectors:

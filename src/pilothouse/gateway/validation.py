@@ -57,6 +57,11 @@ def _integer(value: Any) -> int | None:
     return None
 
 
+MAX_TOKENS_LIMIT = 2**31 - 1
+"""The largest `max_tokens` accepted: far past any model's output, and small enough that a request's
+reservation (input bound + max_tokens, and its price in pico-dollars) fits the stores' 64-bit integers."""
+
+
 def _positive_int(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
@@ -64,6 +69,8 @@ def _positive_int(body: dict[str, Any], name: str) -> int | None:
     number = _integer(value)
     if number is None or number < 1:
         raise InvalidRequest(f"'{name}' must be a positive integer, got {_shown(value)}", param=name)
+    if number > MAX_TOKENS_LIMIT:
+        raise InvalidRequest(f"'{name}' must be at most {MAX_TOKENS_LIMIT}, got {_shown(value)}", param=name)
     return number
 
 

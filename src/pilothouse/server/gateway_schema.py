@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pilothouse.gateway.validation import ROLES
+from pilothouse.gateway.validation import MAX_TOKENS_LIMIT, ROLES
 from pilothouse.prompts.refs import LABEL_RE, MAX_VERSION, MODEL_PREFIX, NAME_PATTERN
 
 # What follows `NAME@` in a prompt reference: a version (digits enough to stay within MAX_VERSION), a label,
@@ -23,7 +23,7 @@ CHAT_REQUEST_REF = "#/components/schemas/ChatCompletionRequest"
 EMBEDDINGS_REQUEST_REF = "#/components/schemas/EmbeddingsRequest"
 INT64_MAX = 2**63 - 1
 _INT64 = {"type": "integer", "minimum": -(2**63), "maximum": INT64_MAX}
-_POSITIVE_INT = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
+_POSITIVE_INT = {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS_LIMIT}
 
 _CONTENT_PART: dict[str, Any] = {
     "type": "object",
@@ -217,7 +217,8 @@ _ERRORS = {
     422: "A prompt reference's variables do not fit its template, or it failed to render.",
     429: "A rate limit, budget or run limit was reached (Retry-After says when to retry), or the upstream's.",
     502: "The upstream failed or refused the deployment's key.",
-    503: "No deployment of the model is available (all are failing or cooling down).",
+    503: "No deployment of the model is available (all are failing or cooling down), or budgets and limits "
+    "apply and their limit store (Redis) cannot be reached (`limits_unavailable`, Retry-After: 1).",
     504: "The upstream timed out.",
 }
 

@@ -35,7 +35,7 @@ DESCRIPTIONS = {
     413: "The request body is too large.",
     422: "The request does not match the schema, or its content cannot be processed.",
     429: "Too many requests: a rate limit or budget was reached.",
-    503: "Not ready.",
+    503: "Unavailable: a service the request needs (Redis, for budgets and limits) cannot be reached; retry.",
 }
 # Every authenticated route: a key is needed, its role is checked, its input is validated.
 AUTHENTICATED = (401, 403, 422)

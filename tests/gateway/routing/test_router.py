@@ -139,7 +139,8 @@ async def test_rate_limit_that_exhausts_everything_is_a_429_with_retry_after() -
     rig = Rig([ModelEntry(name="m", deployments=[deployment("a")])], {"a": [err("rate_limit", 429, retry_after=7)]})
     with pytest.raises(RateLimited) as caught:
         await rig.gateway.chat(rig.prepare("m"))
-    assert caught.value.headers == {"retry-after": "7"}
+    # one call, not retried by the gateway (retries = 0): the client may try again after the wait
+    assert caught.value.headers == {"retry-after": "7", "x-should-retry": "true"}
 
 
 async def test_bad_request_is_not_retried() -> None:
@@ -230,7 +231,7 @@ async def test_all_circuits_open_fails_fast_with_503() -> None:
     trace = TraceRecord(project_id="p", name="chat")
     with pytest.raises(UpstreamError) as caught:
         await rig.gateway.chat(rig.prepare("m", trace))
-    assert caught.value.status == 503 and caught.value.headers == {"retry-after": "15"}
+    assert caught.value.status == 503 and caught.value.headers == {"retry-after": "15", "x-should-retry": "true"}
     assert "circuits are open" in caught.value.message
     assert rig.calls("a") == 2 and len(trace.spans) == 1
 

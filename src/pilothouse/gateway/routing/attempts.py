@@ -17,6 +17,11 @@ as above; `auth` is never sent to the same deployment again but other deployment
 refused, another model would refuse it too); `context_window` moves to the models of
 `context_window_fallbacks` (default: the rest of `fallbacks`) whose context window is larger than the one
 that overflowed and fits the request (unknown windows are tried).
+
+The error a caller gets says whether a client retry is wanted (`x-should-retry`, which the official OpenAI
+and Anthropic SDKs obey): `false` once the gateway made more than one call (its own retries and failovers
+were the retries; a client retrying on top multiplies upstream calls) or where another try cannot help;
+`true` only where a single call failed in a way a later try may not.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pilothouse.config import Deployment, ModelEntry
 from pilothouse.errors import ApiError, UpstreamError
 from pilothouse.gateway.providers.base import ChatRequest, ProviderError
 from pilothouse.gateway.routing import spans
+from pilothouse.gateway.routing.deadline import SHOULD_RETRY
 from pilothouse.gateway.routing.selection import backoff_delay
 from pilothouse.gateway.tokens import estimate_messages_tokens
 from pilothouse.tracing.model import SpanRecord, TraceRecord
@@ -37,6 +43,10 @@ from pilothouse.tracing.model import SpanRecord, TraceRecord
 if TYPE_CHECKING:
     from pilothouse.gateway.pipeline import Prepared
     from pilothouse.gateway.routing.router import Router
+
+
+# Failures another call may get past (the same kinds routing retries).
+RETRYABLE_KINDS = frozenset({"rate_limit", "timeout", "unavailable", "upstream"})
 
 
 def to_api(exc: ProviderError, deployment: Deployment) -> ApiError:
@@ -236,6 +246,17 @@ class Attempts:
             earlier = ", ".join(f"{lbl}: {e.kind}" for lbl, e, _ in self.failures[:-1])
             error.message = f"{error.message} (attempt {len(self.failures)}; earlier attempts: {earlier})"
             error.args = (error.message,)
+        retry_helps = self.calls <= 1 and exc.kind in RETRYABLE_KINDS
+        error.headers[SHOULD_RETRY] = "true" if retry_helps else "false"
+        return error
+
+    def out_of_time(self, deadline: str) -> ApiError:
+        """Give up because the next attempt (or its backoff) would not start before `deadline` (described)."""
+        error = self.final_error()
+        error.message = f"{error.message}; no time was left for another attempt within {deadline}"
+        error.args = (error.message,)
+        if self.prep.route is not None:
+            self.prep.route.attributes["pilothouse.route.stopped_by"] = "deadline"
         return error
 
     def _nothing_ready(self) -> ApiError:
@@ -251,5 +272,5 @@ class Attempts:
             f"failures or they asked to wait (Retry-After). Try again in about {retry}s.",
             status=503,
             code="upstream_unavailable",
-            headers={"retry-after": str(retry)},
+            headers={"retry-after": str(retry), SHOULD_RETRY: "true"},  # no call made: one may work after the wait
         )

@@ -7,6 +7,10 @@ deployments, fallback models, the `route` span) happens in `Attempts` only once 
 
 A stream can be retried only until its first chunk arrived: `open_stream` returns once it has one (that
 chunk is yielded again first), and a failure after that ends the stream with an SSE error event.
+
+Every call runs under its deadline (routing/deadline.py): all attempts, backoffs and fallbacks, and a
+stream's chunks to its end. A cancelled call (the deadline passed, or the server cancelled the request
+because its client left) is recorded on the attempt it cut, with its usage unknown.
 """
 
 from __future__ import annotations
@@ -18,10 +22,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import TYPE_CHECKING, TypeVar
 
 from pilothouse.config import Deployment, ModelEntry, Settings
-from pilothouse.gateway.pricing import PriceBook
-from pilothouse.gateway.providers.base import ChatResult, Chunk, ProviderError
+from pilothouse.errors import ApiError
+from pilothouse.gateway.pricing import PriceBook, cost
+from pilothouse.gateway.providers.base import ChatResult, Chunk, ProviderError, Usage
 from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.gateway.routing import spans
 from pilothouse.gateway.routing.attempts import Attempts
+from pilothouse.gateway.routing.deadline import (
+    Deadline,
+    DeadlineExceeded,
+    bounded,
+    deadline_error,
+    mark_cut,
+    mark_not_sent,
+)
 from pilothouse.gateway.routing.health import DeploymentHealth, HealthBook
 from pilothouse.gateway.routing.selection import choose
 
@@ -151,19 +165,27 @@ class Router:
         return [current, *(e for n in names if (e := self.catalog.get(n)) is not None and e is not current)]
 
     # -- calling ----------------------------------------------------------------------------------
+    def deadline(self, prep: Prepared) -> Deadline:
+        """The request's overall deadline, starting now: its model's `call_deadline_s`, else the policy's."""
+        return Deadline(prep.entry.call_deadline_s or self.policy.call_deadline_s, self.clock())
+
     async def chat(self, prep: Prepared) -> ChatResult:
-        """The whole answer from the first deployment that gives one; raises ApiError when none does."""
-        return await self._route(prep, _chat_call, stream=False)
+        """The whole answer from the first deployment that gives one within the deadline; raises ApiError
+        when none does (504 `deadline_exceeded` when the deadline passed)."""
+        return await self._route(prep, _chat_call, self.deadline(prep), stream=False)
 
     async def open_stream(self, prep: Prepared) -> StreamStart:
         """`(started, chunks)` from the first deployment that sends a first chunk (`started`: perf_counter
-        when that attempt began); raises ApiError when none does."""
-        return await self._route(prep, _open_stream, stream=True)
+        when that attempt began); raises ApiError when none does. The chunks end at the deadline with
+        DeadlineExceeded."""
+        deadline = self.deadline(prep)
+        started, chunks = await self._route(prep, _open_stream, deadline, stream=True)
+        return started, bounded(chunks, deadline, prep.span)
 
     def end_stream(self, prep: Prepared, exc: ProviderError | None) -> None:
-        """The stream ended: a failure after the first chunk still counts against the deployment, and the
-        route span (if there is one) ends with the stream."""
-        if exc is not None:
+        """The stream ended: a failure after the first chunk still counts against the deployment (a stream
+        that merely outlived its deadline does not), and the route span (if there is one) ends with it."""
+        if exc is not None and not isinstance(exc, DeadlineExceeded):
             self.health.failure(self.health_of(prep.deployment), exc.kind, exc.retry_after, self.clock())
         route = prep.route
         if route is not None:
@@ -172,7 +194,65 @@ class Router:
             else:
                 route.finish(status="error", error=prep.span.error)
 
-    async def _route(self, prep: Prepared, call: Callable[[Prepared], Awaitable[T]], *, stream: bool) -> T:
+    async def _route(
+        self, prep: Prepared, call: Callable[[Prepared], Awaitable[T]], deadline: Deadline, *, stream: bool
+    ) -> T:
+        try:
+            async with asyncio.timeout_at(deadline.loop_at) as timer:
+                return await self._attempts(prep, call, deadline, stream=stream)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise self._expired(prep, deadline) from None
+        except asyncio.CancelledError:  # the request was cancelled (its client left): record the cut call
+            self._cut(prep, deadline, "cancelled")
+            raise
+
+    def _cut(self, prep: Prepared, deadline: Deadline, why: str) -> bool:
+        """Mark the attempt the cancellation hit; True when its call was in flight."""
+        if deadline.in_flight is prep.span:
+            mark_cut(prep.span, why)
+            self._charge_worst_case(prep)
+            return True
+        mark_not_sent(prep.span, why)
+        return False
+
+    def _charge_worst_case(self, prep: Prepared) -> None:
+        """A call cut mid-way reported no usage, and the upstream may have billed up to its worst case: meter it
+        there (input: the exact count or the bound; output: max_tokens, else the deployment's output cap or the
+        room its context window leaves), so the trace, which is the spend ledger, and the budget settle on the
+        most it can have cost, never on zero. The span stays marked usage-unknown and estimated."""
+        span, deployment = prep.span, prep.deployment
+        input_tokens = prep.unreported_input_tokens()
+        output_tokens = prep.body.max_tokens or self.prices.max_output_tokens_for(deployment)
+        if output_tokens is None:
+            window = self.prices.context_window_for(deployment)
+            output_tokens = None if window is None else max(window - input_tokens, 0)
+        price = self.prices.price_for(deployment)
+        if output_tokens is None or price is None:
+            return  # no bound or no price: the cost stays unknown, as the call's reservation was
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, estimated=True)
+        span.input_tokens, span.output_tokens, span.usage_estimated = input_tokens, output_tokens, True
+        span.cost_usd = cost(price, usage)
+        span.attributes["pilothouse.usage.charged_at"] = "worst_case"
+
+    def _expired(self, prep: Prepared, deadline: Deadline) -> ApiError:
+        """The deadline passed: the attempt in flight was cancelled (it counts as a timeout for its deployment).
+        A lone attempt's span stays open for the server to record the error on; after several attempts it
+        ends here and the route span carries the error."""
+        error = deadline_error(deadline)
+        if self._cut(prep, deadline, "deadline_exceeded"):
+            self.health.failure(self.health_of(prep.deployment), "timeout", None, self.clock())
+        route = prep.route
+        if route is not None:
+            spans.end_failed(prep.span, error)
+            route.attributes["pilothouse.route.attempts"] = prep.span.attributes.get("pilothouse.attempt")
+            route.attributes["pilothouse.route.stopped_by"] = "deadline"
+        return error
+
+    async def _attempts(
+        self, prep: Prepared, call: Callable[[Prepared], Awaitable[T]], deadline: Deadline, *, stream: bool
+    ) -> T:
         health = self.health_of(prep.deployment)
         start = self.clock()
         if health.open_until == 0.0 and health.not_before <= start:
@@ -181,22 +261,27 @@ class Router:
             attrs["pilothouse.deployment"] = health.label
             if prep.entry.name != prep.body.model:  # preparing moved to a larger-context fallback
                 attrs["pilothouse.fallback_from"] = prep.body.model
+            deadline.in_flight = prep.span
             try:
                 result = await call(prep)
             except ProviderError as exc:
+                deadline.in_flight = None
                 attempts = Attempts(self, prep, stream=stream, first_made=True)
                 attempts.failed(exc)
-                return await self._retry(attempts, call)
+                return await self._retry(attempts, call, deadline)
+            deadline.in_flight = None
             self.health.success(health, (self.clock() - start) * 1000.0, stream=stream)
             return result
-        return await self._retry(Attempts(self, prep, stream=stream, first_made=False), call)
+        return await self._retry(Attempts(self, prep, stream=stream, first_made=False), call, deadline)
 
-    async def _retry(self, attempts: Attempts, call: Callable[[Prepared], Awaitable[T]]) -> T:
+    async def _retry(self, attempts: Attempts, call: Callable[[Prepared], Awaitable[T]], deadline: Deadline) -> T:
         prep = attempts.prep
         while True:
             step = attempts.next_step()
             if step is None:
                 raise attempts.final_error()
+            if not deadline.leaves_time(self.clock(), step.wait_s):  # no attempt or backoff past the deadline
+                raise attempts.out_of_time(deadline.describe())
             span = attempts.begin(step)
             if step.wait_s > 0:
                 await self.sleep(step.wait_s)
@@ -204,14 +289,17 @@ class Router:
             health = self.health_of(step.deployment)
             start = self.clock()
             self.health.acquire(health, start)
+            deadline.in_flight = span
             try:
                 result = await call(prep)
             except ProviderError as exc:
+                deadline.in_flight = None
                 attempts.failed(exc)
                 continue
             except BaseException:
                 self.health.release(health)
                 raise
+            deadline.in_flight = None
             self.health.success(health, (self.clock() - start) * 1000.0, stream=attempts.stream)
             attempts.succeeded(end_route=not attempts.stream)
             return result

@@ -11,6 +11,7 @@ still sum every attempt.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +20,16 @@ from pilothouse.errors import ApiError
 from pilothouse.gateway.providers.base import ProviderError
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 
-# Attributes that describe one attempt's outcome, so a later attempt does not inherit them.
-_OUTCOME_PREFIXES = ("gen_ai.usage.", "gen_ai.response.", "pilothouse.cost", "pilothouse.upstream.", "error.")
+# Attributes that describe one attempt's outcome (or its own wait), so a later attempt does not inherit them.
+_OUTCOME_PREFIXES = (
+    "gen_ai.usage.",
+    "gen_ai.response.",
+    "pilothouse.cost",
+    "pilothouse.upstream.",
+    "error.",
+    "pilothouse.backoff_s",
+    "pilothouse.attempt.",
+)
 _ZERO = Decimal(0)
 
 
@@ -83,3 +92,10 @@ def end_span(span: SpanRecord, at: float, *, ok: bool) -> None:
     span.status = "ok" if ok else "error"
     if ok:
         span.error = None
+
+
+def end_failed(span: SpanRecord, error: ApiError) -> None:
+    """End an attempt span now with the caller's error (the deadline cut it; the route span carries it too)."""
+    span.attributes["error.type"] = error.code or error.type
+    span.error = error.message
+    end_span(span, time.time(), ok=False)
