@@ -42,7 +42,11 @@ class Deployment(BaseModel):
     name: str | None = Field(
         default=None, description="Label in traces and logs (default: provider/model, #index when repeated)."
     )
-    timeout_s: float = Field(default=600.0, gt=0, description="Read timeout for one upstream call.")
+    timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Read timeout: the longest gap between two reads of one upstream call (a retryable `timeout`).",
+    )
     connect_timeout_s: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific options.")
 
@@ -63,6 +67,9 @@ class ModelEntry(BaseModel):
     )
     context_window_fallbacks: list[str] | None = Field(
         default=None, description="Models tried on context-window overflow (default: `fallbacks`)."
+    )
+    call_deadline_s: float | None = Field(
+        default=None, gt=0, description="This model's overall call deadline (default: routing.call_deadline_s)."
     )
 
     @field_validator("name")
@@ -114,6 +121,15 @@ class LimitSettings(BaseModel):
         default=5, ge=1, description="Identical calls (same request hash) allowed per run; None: no check."
     )
     run_ttl_s: float = Field(default=86_400.0, gt=0, description="Run counters expire this long after last use.")
+    settle_retry_s: float = Field(
+        default=1.0, gt=0, description="First retry of a settle the limit store did not take; doubles up to 60 s."
+    )
+    recovery_interval_s: float = Field(
+        default=10.0, ge=0, description="How often calls dead replicas left in flight are sought; 0: at start only."
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0, ge=0, description="How often Redis budget counters are reconciled with the traces; 0: off."
+    )
 
 
 class RoutingSettings(BaseModel):
@@ -132,6 +148,12 @@ class RoutingSettings(BaseModel):
     breaker_cooldown_s: float = Field(default=30.0, gt=0, description="How long an open circuit skips a deployment.")
     latency_alpha: float = Field(default=0.2, gt=0, le=1, description="Weight of the newest latency in the EWMA.")
     latency_sensitivity: float = Field(default=1.0, ge=0, description="0: weights only; 1: share ~ 1/latency.")
+    call_deadline_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Overall time a request's upstream work may take: every attempt, backoff and fallback, and a "
+        "stream to its end (504 deadline_exceeded after); bounds upstreams that trickle or send only keep-alives.",
+    )
 
 
 class SemanticCacheSettings(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -22,8 +22,9 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from pilothouse import __version__
-from pilothouse.config import Settings
+from pilothouse.config import ConfigError, Settings
 from pilothouse.errors import ApiError
+from pilothouse.gateway.limits.store import LimitStoreUnavailable
 from pilothouse.prompts.monitor import start_canary_monitor
 from pilothouse.server.api import (
     audit,
@@ -42,7 +43,8 @@ from pilothouse.server.auth import require_model_access
 from pilothouse.server.body_guard import guard_body
 from pilothouse.server.gateway_asgi import FAST_PATHS, GatewayEndpoints, send_json
 from pilothouse.server.openapi import AUTHENTICATED, error_responses, install
-from pilothouse.server.state import AppState, build_state, close_state, warm_models
+from pilothouse.server.state import AppState, build_state, close_state, start_ledger, warm_models
+from pilothouse.store.engine import StoreError
 from pilothouse.store.ids import new_trace_id
 
 log = logging.getLogger("pilothouse.server")
@@ -51,11 +53,17 @@ OnReady = Callable[[AppState], None]
 
 
 class Readiness(BaseModel):
-    """GET /readyz: 200 when the store answers and the models are loaded, else 503 with the same body."""
+    """GET /readyz: 200 when the store answers, the models are loaded and (with Redis) the limit store answers,
+    else 503 with the same body."""
 
     status: Literal["ready", "not ready"]
-    checks: dict[str, bool] = Field(description="store: the database answers; models: local models are loaded.")
-    error: str | None = Field(default=None, description="Why the models could not be loaded.")
+    checks: dict[str, bool] = Field(
+        description="store: the database answers; models: local models are loaded; limits (with "
+        "PILOTHOUSE_REDIS_URL): Redis answers, or no budget or limit is defined (checked at most once a second)."
+    )
+    error: str | None = Field(
+        default=None, description="Why not: the models could not be loaded, Redis cannot be reached (named)."
+    )
 
 
 def _error_response(exc: ApiError) -> JSONResponse:
@@ -94,9 +102,14 @@ def _allowed_methods(api: FastAPI, scope: Scope) -> str:
 def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await asyncio.to_thread(build_state, settings)
-        app.state.pilothouse = state
-        await state.admission.start()  # limits and budgets: check Redis, load definitions, seed budgets
+        try:
+            state = await asyncio.to_thread(build_state, settings)
+            app.state.pilothouse = state
+            await state.admission.start()  # limits and budgets: check Redis, load definitions, seed budgets
+        except (StoreError, ConfigError, LimitStoreUnavailable) as exc:  # the operator's to fix: one line
+            app.state.startup_error = str(exc)
+            raise
+        await start_ledger(state)  # calls dead replicas left in flight, pending settles (gateway/limits/ledger.py)
         await warm_models(state)
         # Objects alive after start-up never die; keep the collector from rescanning them under load.
         gc.collect()
@@ -150,12 +163,17 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @api.get("/readyz", tags=["health"], response_model=Readiness, responses={503: {"model": Readiness}})
-    def readyz(state: StateDep) -> JSONResponse:
-        checks = {"store": state.store.ping(), "models": state.models_ready}
+    async def readyz(state: StateDep) -> JSONResponse:
+        checks = {"store": await asyncio.to_thread(state.store.ping), "models": state.models_ready}
+        errors = [state.warm_error] if state.warm_error else []
+        if settings.redis_url:
+            limits_down = await state.admission.readiness()
+            checks["limits"] = limits_down is None
+            errors += [limits_down] if limits_down else []
         ok = all(checks.values())
         body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
-        if state.warm_error:
-            body["error"] = state.warm_error
+        if errors:
+            body["error"] = "; ".join(errors)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @api.get("/v1/models", tags=["gateway"], responses=error_responses(401, 403))
@@ -183,7 +201,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (keys.router, (400, 404, 409)),
         (traces.router, (400, 404)),
         (audit.router, (400, 404)),
-        (budgets.router, (400, 404, 409)),
+        (budgets.router, (400, 404, 409, 503)),  # 503: Redis, which holds the spend, is unreachable
         (prompts.router, (400, 404, 409)),
         (prompt_promotion.router, (400, 404, 409)),
         (prompt_canary.router, (400, 404, 409)),
@@ -205,6 +223,9 @@ class PilothouseApp:
         self._gateway: GatewayEndpoints | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.api(scope, receive, self._report_startup(send))
+            return
         if scope["type"] == "http" and scope["path"] in FAST_PATHS:
             if scope["method"] != "POST":
                 await _method_not_allowed(send)
@@ -214,6 +235,18 @@ class PilothouseApp:
             await self._gateway(scope, receive, send)
             return
         await guard_body(self.api, self.settings, scope, receive, send)  # body size, depth, read deadline
+
+    def _report_startup(self, send: Send) -> Send:
+        """A start-up failure the operator fixes (Redis or the database unreachable, a bad setting) is reported
+        as its one-line message instead of the traceback the server would log."""
+
+        async def reported(message: MutableMapping[str, Any]) -> None:
+            failure = getattr(self.api.state, "startup_error", None)
+            if message["type"] == "lifespan.startup.failed" and failure:
+                message = {**message, "message": failure}
+            await send(message)
+
+        return reported
 
 
 async def _method_not_allowed(send: Send) -> None:

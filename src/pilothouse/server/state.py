@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pilothouse.config import Settings
 from pilothouse.gateway.admission import Admission, build_admission
 from pilothouse.gateway.cache import ResponseCache
+from pilothouse.gateway.limits.ledger import Ledger
 from pilothouse.gateway.pipeline import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
@@ -34,6 +35,7 @@ class AppState:
     pool: ProviderPool
     boot: Bootstrap
     admission: Admission
+    ledger: Ledger
     started_at: float = field(default_factory=time.time)
     models_ready: bool = False
     warm_error: str | None = None
@@ -50,6 +52,8 @@ def build_state(settings: Settings) -> AppState:
     boot = bootstrap(store, settings.admin_key_path)
     pool = ProviderPool(settings)
     gateway = Gateway(settings, pool, default_price_book(), PromptResolver(store))
+    admission = build_admission(settings, store, gateway.prices, gateway.catalog)
+    ledger = admission.ledger = Ledger(settings, store, admission.store)
     return AppState(
         settings=settings,
         store=store,
@@ -58,7 +62,8 @@ def build_state(settings: Settings) -> AppState:
         gateway=gateway,
         pool=pool,
         boot=boot,
-        admission=build_admission(settings, store, gateway.prices, gateway.catalog),
+        admission=admission,
+        ledger=ledger,
         cache=ResponseCache.from_settings(settings),
     )
 
@@ -84,9 +89,16 @@ async def warm_models(state: AppState) -> None:
         log.error("could not load models: %s", state.warm_error)
 
 
+async def start_ledger(state: AppState) -> None:
+    """After the admission stage started (Redis checked): settle what dead replicas left in flight and retry
+    pending settles before serving, then keep doing it and reconciling in the background."""
+    await state.ledger.start(lambda: state.admission.definitions.index.all_budgets())
+
+
 async def close_state(state: AppState) -> None:
     if state.gateway.prompts is not None:
         state.gateway.prompts.close()
+    await state.ledger.aclose()  # before the limit store closes: a last retry of pending settles
     await state.admission.aclose()
     if state.cache is not None:
         await state.cache.aclose()
