@@ -15,11 +15,7 @@ the failed rows (`describe_error`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import queue
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +25,7 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
+from pilothouse.store.batched_writer import BatchedWriter, Pending
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import finish_calls
 from pilothouse.store.private_files import append_private
@@ -37,8 +34,6 @@ from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.repair import describe_error, repair_rows, unfit_reason
 
 log = logging.getLogger("pilothouse.tracing")
-
-_STOP = object()
 
 
 class TraceSink(Protocol):
@@ -73,65 +68,25 @@ def _jsonable(value: Any) -> Any:
     return str(value)  # Decimal as text (any other odd object too; one whose str() fails makes the line repaired)
 
 
-class StoreSink:
+class StoreSink(BatchedWriter[TraceRecord]):
     """Writes traces to the store from one background thread, many traces per transaction."""
 
     def __init__(self, store: Store, *, spill_path: Path, batch_max: int = 256, retries: int = 3) -> None:
         self._store = store
         self._spill = spill_path
-        self._batch_max = batch_max
         self._retries = retries
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pilothouse-trace-writer", daemon=True)
-        self._closed = False
         self.written = 0  # traces committed, `repaired` ones included
         self.repaired = 0  # traces stored only after capping their content (tracing/repair.py)
         self.spilled = 0  # traces appended to the spill file, replayed at the next start
         self.lost = 0  # traces neither stored nor spilled (the spill file was unwritable); each one is logged
-        self._thread.start()
+        super().__init__("pilothouse-trace-writer", batch_max=batch_max)
 
     async def write(self, trace: TraceRecord) -> None:
-        if self._closed:
-            raise RuntimeError("trace sink is closed")
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self._queue.put((trace, loop, done))
-        await done
+        await self.submit(trace)
 
     def write_sync(self, trace: TraceRecord) -> None:
         """For callers without an event loop (CLI tools, tests): blocks until committed."""
-        if self._closed:
-            raise RuntimeError("trace sink is closed")
-        event = threading.Event()
-        self._queue.put((trace, None, event))
-        event.wait()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < self._batch_max:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._commit(batch)
-            if stop:
-                return
+        self.submit_sync(trace)
 
     def _insert(self, records: list[TraceRecord], *, retries: int) -> Exception | None:
         """One transaction for all `records`, transient failures retried with backoff; returns the error, if any."""
@@ -176,20 +131,16 @@ class StoreSink:
         """The database itself is down (not one bad row): nothing would be stored one by one either."""
         return _transient(error) and not self._store.ping()
 
-    def _commit(self, batch: list[Any]) -> None:
-        records: list[TraceRecord] = [b[0] for b in batch]
+    def commit(self, batch: list[Pending[TraceRecord]]) -> None:
+        records = [pending.item for pending in batch]
         try:
             self._store_all(records)
         except Exception as exc:  # a bug here must not stop the writer thread or leave a request waiting
             log.error("could not store or spill %d traces (%s); they are lost", len(records), describe_error(exc))
             self.lost += len(records)
         finally:
-            for _, loop, done in batch:
-                if loop is None:
-                    done.set()
-                else:
-                    with contextlib.suppress(RuntimeError):  # that request's event loop is already closed
-                        loop.call_soon_threadsafe(_resolve, done)
+            for pending in batch:
+                pending.resolve()
 
     def _store_all(self, records: list[TraceRecord]) -> None:
         """The batch in one transaction; failing that, trace by trace, so one bad trace only affects itself.
@@ -263,11 +214,6 @@ def _spill_line(record: TraceRecord) -> bytes:
     except TypeError as exc:  # orjson.JSONEncodeError
         trace_row, span_rows = repair_rows(rows.traces[0], rows.spans, describe_error(exc))
         return orjson.dumps({"trace": trace_row, "spans": span_rows}, default=_jsonable) + b"\n"
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def replay_spill(store: Store, spill_path: Path) -> int:

@@ -11,10 +11,7 @@ write here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,24 +19,21 @@ from typing import Any
 import orjson
 
 from pilothouse.audit.chain import append_event
+from pilothouse.store.batched_writer import BatchedWriter, Pending
 from pilothouse.store.engine import Store
 from pilothouse.store.private_files import append_private
 
 log = logging.getLogger("pilothouse.limits")
 
-_STOP = object()
 Event = dict[str, Any]  # append_event's keyword arguments: actor, action, target, project_id, details
 
 
-class AuditWriter:
+class AuditWriter(BatchedWriter[Event]):
     def __init__(self, store: Store, *, spill_path: Path, retries: int = 3) -> None:
         self._store = store
         self._spill = spill_path
         self._retries = retries
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pilothouse-audit-writer", daemon=True)
-        self._closed = False
-        self._thread.start()
+        super().__init__("pilothouse-audit-writer", batch_max=None)
 
     async def record(
         self,
@@ -52,46 +46,18 @@ class AuditWriter:
     ) -> None:
         """Append one event; returns once it is committed (or spilled)."""
         event = {"actor": actor, "action": action, "target": target, "project_id": project_id, "details": details}
-        if self._closed:
+        if self.closed:
             self._write([event])
             return
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._queue.put((event, loop, done))
-        await asyncio.shield(done)
+        await asyncio.shield(self.submit(event))
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while True:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                batch.append(nxt)
-            try:
-                self._write([event for event, _, _ in batch])
-            except Exception:
-                log.exception("could not store or spill %d audit events", len(batch))
-            for _, loop, done in batch:
-                with contextlib.suppress(RuntimeError):  # that request's event loop is already closed
-                    loop.call_soon_threadsafe(_resolve, done)
-            if stop:
-                return
+    def commit(self, batch: list[Pending[Event]]) -> None:
+        try:
+            self._write([pending.item for pending in batch])
+        except Exception:
+            log.exception("could not store or spill %d audit events", len(batch))
+        for pending in batch:
+            pending.resolve()
 
     def _write(self, events: list[Event]) -> None:
         error: Exception | None = None
@@ -106,11 +72,6 @@ class AuditWriter:
                 time.sleep(0.05 * (2**attempt))
         log.error("could not store %d audit events (%s); spilling to %s", len(events), error, self._spill)
         append_private(self._spill, b"".join(orjson.dumps(event) + b"\n" for event in events))
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def replay_audit_spill(store: Store, spill_path: Path) -> int:
