@@ -10,14 +10,16 @@ for trace in ph.list_traces(model="smollm2-135m", limit=10)["data"]:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.client_budgets import BudgetsMixin
 from pilothouse.client_costs import CostsMixin
 from pilothouse.client_prompts import PromptsMixin
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:7300"
 
@@ -50,7 +52,10 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or default_api_key()
         headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        # httpx is imported here, not at module level: `import pilothouse` and the CLI's `--help` stay fast.
+        import httpx
+
+        self._http: httpx.Client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -62,6 +67,8 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
         self.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -176,9 +183,12 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
         result: dict[str, Any] = self.request("POST", f"/api/prompts/{name}/labels/{label}/canary/check")
         return result
 
-    def prompt_stats(self, name: str, *, since: str | None = None, label: str | None = None) -> dict[str, Any]:
-        """Per version and per day: calls, error rate, latency p50/p95, tokens, cost per call, scores."""
-        params = {k: v for k, v in {"since": since, "label": label}.items() if v is not None}
+    def prompt_stats(
+        self, name: str, *, since: str | None = None, until: str | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """Per version and per day: calls, error rate, latency p50/p95, tokens, cost per call, scores, in the window
+        from `since` to `until` (a duration before now such as `7d`, epoch seconds or ISO 8601)."""
+        params = {k: v for k, v in {"since": since, "until": until, "label": label}.items() if v is not None}
         result: dict[str, Any] = self.request("GET", f"/api/prompts/{name}/stats", params=params)
         return result
 
@@ -205,11 +215,28 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
         return result
 
     # audit
-    def audit_events(self, *, after: int = 0, limit: int = 100, project: str | None = None) -> list[dict[str, Any]]:
-        """Audit events of the caller's project; owner keys may name another `project` or `all`."""
+    def audit_events(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        project: str | None = None,
+        action: str | Sequence[str] | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Audit events of the caller's project, oldest first; owner keys may name another `project` or `all`.
+        `action`: one or more actions (`prompt.label` also matches `prompt.label.move`); `since` (inclusive) and
+        `until` (exclusive): a duration before now (`7d`, `24h`), epoch seconds or ISO 8601."""
         params: dict[str, Any] = {"after": after, "limit": limit}
         if project:
             params["project"] = project
+        if action:
+            params["action"] = [action] if isinstance(action, str) else list(action)
+        if since is not None:
+            params["since"] = str(since)
+        if until is not None:
+            params["until"] = str(until)
         result: list[dict[str, Any]] = self.request("GET", "/api/audit", params=params)["data"]
         return result
 

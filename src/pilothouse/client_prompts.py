@@ -35,16 +35,22 @@ class PromptsMixin:
         message: str | None = None,
         author: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Push a folder (or [{path, content}]); one result per file: created, unchanged, updated."""
+        """Push a folder (or [{path, content}]); one result per file: a prompt `created` (a new version),
+        `source_updated` (same content, its stored text replaced) or `unchanged`; tests created/updated/unchanged."""
         batch = read_prompt_folder(files) if isinstance(files, str | Path) else [dict(f) for f in files]
         body = {"files": batch, "message": message, "author": author}
         result: list[dict[str, Any]] = self.request("POST", "/api/prompts/push", json=body)["results"]
         return result
 
-    def pull_prompts(self, *, label: str = "production", latest: bool = False) -> dict[str, Any]:
+    def pull_prompts(
+        self, *, label: str = "production", latest: bool = False, names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """Every prompt's file (and test file) at `label`, or at its newest version with `latest=True`:
-        {"files": [{kind, name, version, path, content}], "skipped": [prompts without that label]}."""
-        body = {"label": None if latest else label, "latest": latest}
+        {"files": [{kind, name, version, path, content}], "skipped": [prompts without that label]}.
+        `names`: only these prompts (NAME, or NAME@REF for that version of it)."""
+        body: dict[str, Any] = {"label": None if latest else label, "latest": latest}
+        if names is not None:
+            body["names"] = list(names)
         result: dict[str, Any] = self.request("POST", "/api/prompts/pull", json=body)
         return result
 
@@ -108,4 +114,10 @@ class PromptsMixin:
         """The messages a version renders to with these variables (a preview; no model is called)."""
         body = {"ref": ref, "variables": dict(variables or {})}
         result: dict[str, Any] = self.request("POST", f"/api/prompts/{name}/render", json=body)
+        return result
+
+    def canary_status(self, name: str, label: str) -> dict[str, Any]:
+        """A canary's state: arms, samples, estimates with their always-valid interval, the decision and why,
+        and the canary's audit events so far."""
+        result: dict[str, Any] = self.request("GET", f"/api/prompts/{name}/labels/{label}/canary/status")
         return result

@@ -82,8 +82,10 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def _command_paths(command: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     yield prefix
-    for name, sub in getattr(command, "commands", {}).items():  # a group (typer vendors its own click)
-        yield from _command_paths(sub, (*prefix, name))
+    if hasattr(command, "list_commands"):  # a group (typer vendors its own click); the root loads lazily
+        ctx = typer.Context(command)
+        for name in command.list_commands(ctx):
+            yield from _command_paths(command.get_command(ctx, name), (*prefix, name))
 
 
 ALL_COMMANDS = list(_command_paths(typer.main.get_command(app)))

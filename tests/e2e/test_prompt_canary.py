@@ -146,6 +146,11 @@ def test_a_worse_canary_is_rolled_back_by_canary_check(
     looked = cli_json(server, "prompt", "canary-check", NAME, "production", "--dry-run")
     assert looked["status"] == "worse" and not looked["rolled_back"]
     assert len(production_splits(admin)) == 2
+    status = cli_json(server, "prompt", "canary", "status", NAME, "production")
+    assert status["decision"]["decision"] == "rollback" and status["decision"]["interval"]["upper"] < 0
+    shown = cli(server, "prompt", "canary", "status", NAME, "production").stdout
+    assert "always-valid interval" in shown and "mSPRT" in shown and "worse" in shown
+    assert len(production_splits(admin)) == 2  # status only looks
 
     checked = cli(server, "prompt", "canary-check", NAME, "production").stdout
     assert "ROLLED BACK" in checked and "score:helpful" in checked and "rolled back to v1" in checked
@@ -156,8 +161,11 @@ def test_a_worse_canary_is_rolled_back_by_canary_check(
     reason = event["details"]["reason"]
     assert event["target"] == f"prompt:{NAME}@production"
     assert event["details"]["to"] == [{"version": 1, "weight": 100}]
-    for part in ("score:helpful", "candidate v2", "baseline v1", "Welch", "p = "):
+    for part in ("score:helpful", "candidate v2", "baseline v1", "mSPRT", "p = "):
         assert part in reason, f"{part!r} not in {reason!r}"
+    decision = event["details"]["decision"]
+    assert decision["decision"] == "rollback" and decision["min_samples"] == 8
+    assert decision["samples"]["baseline"] >= 8 and decision["samples"]["candidate"] >= 8
     assert admin.http.get("/api/audit/verify").json()["ok"] is True
 
     # every next call, the candidate's users included, uses the baseline

@@ -19,6 +19,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from pilothouse.prompts.folder_state import STATE_FILE
 from tests.e2e import assert_clean_log, only_span
 from tests.support.servers import REPO, RunningServer
 
@@ -153,14 +154,14 @@ def test_push_edit_push_pull_is_idempotent_and_lossless(project: Project, pushed
     assert '"status": "created"' not in again  # nothing changed: no versions
     (pushed / "support-answer.yaml").write_text(SUPPORT_V2)
     out = project.ok("prompt", "push", str(pushed), "-m", "shorter and friendlier")
-    assert "1 new version(s)" in out and "created v2" in out
+    assert "1 new version(s)" in out and "new version 2" in out
     assert versions(project, "support-answer") == [1, 2]
     assert versions(project, "greeting") == [1]
 
     pulled = tmp_path / "pulled"
     project.ok("prompt", "pull", str(pulled), "--all-latest")
-    expected = {p.name: p.read_bytes() for p in pushed.iterdir() if p.name != "README.md"}
-    assert {p.name: p.read_bytes() for p in pulled.iterdir()} == expected
+    expected = {p.name: p.read_bytes() for p in pushed.iterdir() if p.name not in ("README.md", STATE_FILE)}
+    assert {p.name: p.read_bytes() for p in pulled.iterdir() if p.name != STATE_FILE} == expected
 
     # Production still points at version 1: pulling it gives the file as it was first pushed.
     production = tmp_path / "production"

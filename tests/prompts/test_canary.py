@@ -94,7 +94,7 @@ def test_canary_split_feedback_check_and_rollback(app: App) -> None:
 
     live = app.ok("GET", f"/api/prompts/{PROMPT}/labels/production/canary")
     assert live["status"] == "worse" and not live["rolled_back"]  # GET only looks
-    assert live["comparison"]["test"] == "welch_t" and live["comparison"]["p_value"] == 0.0
+    assert live["decision"]["test"]["name"] == "msprt" and live["decision"]["test"]["p_value"] < 0.05
     assert live["samples"]["baseline"] + live["samples"]["candidate"] == 40
     assert label_splits(app) == [{"version": 1, "weight": 50}, {"version": 2, "weight": 50}]
 
@@ -104,6 +104,8 @@ def test_canary_split_feedback_check_and_rollback(app: App) -> None:
     assert label_splits(app) == [{"version": 1, "weight": 100}]
     (event,) = rollback_events(app)
     assert event["details"]["reason"] == checked["reason"]
+    assert event["details"]["decision"]["samples"] == checked["decision"]["samples"]
+    assert event["details"]["decision"]["decision"] == "rollback"
     assert "score:helpful" in checked["reason"] and "rolled back to v1" in checked["reason"]
     assert event["details"]["to"] == [{"version": 1, "weight": 100}]
     # the next calls, including from users the candidate had, all use the baseline
@@ -144,7 +146,7 @@ def test_an_equal_candidate_is_kept(app: App) -> None:
         trace_id, _ = call(app, f"user-{i}")
         app.ok("POST", "/api/scores", status=201, json={"trace_id": trace_id, "name": "helpful", "value": i % 2})
     checked = app.ok("POST", f"/api/prompts/{PROMPT}/labels/production/canary/check")
-    assert checked["status"] == "not_worse" and not checked["rolled_back"]
+    assert checked["status"] in ("continue", "promote") and not checked["rolled_back"]
     assert len(label_splits(app)) == 2 and rollback_events(app) == []
 
 
@@ -165,6 +167,9 @@ def test_canary_api_errors(app: App) -> None:
     assert "rollback metric" in error(400, {**good, "rollback_rule": {"metric": "vibes"}})["message"]
     assert "min_samples" in error(400, {**good, "rollback_rule": {**canary_rule(), "min_samples": 1}})["message"]
     assert "alpha" in error(400, {**good, "rollback_rule": {**canary_rule(), "alpha": 2}})["message"]
+    bad_effect = {**canary_rule(), "min_effect_rel": -0.1}
+    assert "min_effect_rel" in error(400, {**good, "rollback_rule": bad_effect})["message"]
+    assert error(400, {**good, "rollback_rule": {**canary_rule(), "bucket_s": 0}})["param"] == "rollback_rule"
     assert error(404, good, url="/api/prompts/nope/labels/production/canary")["code"] == "prompt_not_found"
     error(403, good, key=app.key("viewer"))
     error(403, good, key=app.key("service"))
@@ -193,3 +198,18 @@ def test_stats_api_errors(app: App) -> None:
     assert response.status_code == 404 and response.json()["error"]["param"] == "label"
     empty = app.ok("GET", f"/api/prompts/{PROMPT}/stats", key=app.key("viewer"))
     assert empty["versions"] == [] and empty["prompt"] == PROMPT
+
+
+def test_canary_status_route_and_sdk(app: App) -> None:
+    start(app)
+    traffic_with_feedback(app, users=30)
+    status = app.ok("GET", f"/api/prompts/{PROMPT}/labels/production/canary/status", key=app.key("viewer"))
+    assert status["status"] == "worse" and not status["rolled_back"]  # looking never acts
+    decision = status["decision"]
+    assert decision["decision"] == "rollback" and decision["baseline"]["mean"] == 1.0
+    assert decision["candidate"]["mean"] == 0.0 and decision["interval"]["upper"] < 0
+    assert [e["action"] for e in status["events"]] == ["prompt.canary.start"]
+    assert status["checked_at"] >= status["since"]
+    assert len(label_splits(app)) == 2
+    missing = app.call("GET", f"/api/prompts/{PROMPT}/labels/staging/canary/status")
+    assert missing.status_code == 404

@@ -261,9 +261,12 @@ async def test_protected_labels_need_an_admin_before_anything_runs(setup: tuple[
             role="admin",
         )
     answers = Answers({1: "hello", 2: "hello"})
-    with pytest.raises(Forbidden, match="protected"):
+    with pytest.raises(Forbidden, match="protected") as refused:
         await promote(store, principal, "greeter", PromotionRequest(2), answers)
     assert answers.calls == []
+    # The hint does not send a developer back to `prompt promote` on their own: an admin must run it.
+    assert "promoting to it needs an admin key" in refused.value.message
+    assert "Ask an admin to run `pilothouse prompt promote greeter 2 --to production`" in refused.value.message
     admin = Principal("key_admin", principal.project_id, "admin")
     assert (await promote(store, admin, "greeter", PromotionRequest(2), answers)).moved
 

@@ -54,8 +54,11 @@ def test_push_is_idempotent_and_numbers_versions(store: Store, project: str) -> 
     [first] = push(store, project, ("support-answer.yaml", SUPPORT), message="first")
     assert first["status"] == "created" and first["version"] == 1
     assert first["labels_moved"] == ["latest", "production"]
+    [same] = push(store, project, ("support-answer.yaml", SUPPORT))
+    assert same["status"] == "unchanged" and same["version"] == 1 and same["content_hash"] == first["content_hash"]
     [again] = push(store, project, ("support-answer.yaml", SUPPORT + "# just a comment\n"))
-    assert again["status"] == "unchanged" and again["version"] == 1 and again["content_hash"] == first["content_hash"]
+    assert again["status"] == "source_updated" and again["version"] == 1
+    assert again["content_hash"] == first["content_hash"] and again["labels_moved"] == []
     [second] = push(store, project, ("support-answer.yaml", variant(2)))
     assert second["status"] == "created" and second["version"] == 2 and second["labels_moved"] == ["latest"]
     [third] = push(store, project, ("support-answer.yaml", SUPPORT))  # back to v1's content: a new version
@@ -74,7 +77,48 @@ def test_push_is_idempotent_and_numbers_versions(store: Store, project: str) -> 
             ("production", [{"version": 1, "weight": 100}])
         ]
         row = repo.get_version(conn, versions[0].prompt_id, 1)
-        assert row is not None and row.source_text == SUPPORT and row.source_format == "yaml"
+        assert row is not None and row.source_text == SUPPORT + "# just a comment\n" and row.source_format == "yaml"
+
+
+def test_a_comment_only_edit_updates_the_stored_text_of_the_same_version(store: Store, project: str) -> None:
+    """Lossless: the latest pushed text comes back byte for byte, and a comment, whitespace or key-order edit
+    is no new version; the text it replaces is kept in the audit event's diff."""
+    [first] = push(store, project, ("support-answer.yaml", SUPPORT), message="first")
+    edits = [
+        "# Owner: the support team\n" + SUPPORT,  # a comment
+        SUPPORT.replace("temperature: 0\nmax_tokens: 64", "max_tokens: 64\ntemperature: 0"),  # key order
+        SUPPORT.replace("{type: string}", "{ type: string }") + "\n",  # whitespace
+    ]
+    for edit in edits:
+        [result] = push(store, project, ("support-answer.yaml", edit), message="reworded")
+        assert (result["status"], result["version"]) == ("source_updated", 1)
+        assert result["content_hash"] == first["content_hash"]
+    with store.connect() as conn:
+        version = registry.get_version(conn, project, parse_ref("support-answer@1"))
+        row = repo.get_version(conn, version.prompt_id, 1)
+        assert row is not None and row.source_text == edits[-1]
+        assert [v.version for v in registry.list_versions(conn, project, "support-answer")] == [1]
+        assert version.message == "first"  # the version's own message stays
+        updates = events(conn, project, "prompt.version.source_update")
+        assert verify_chain(conn)[1] is None
+    assert [u["target"] for u in updates] == ["prompt:support-answer@1"] * 3
+    details = updates[0]["details"]
+    assert details["version"] == 1 and details["content_hash"] == first["content_hash"]
+    assert details["message"] == "reworded" and details["diff_truncated"] is False
+    assert "+# Owner: the support team\n" in details["diff"]
+    assert details["from"]["sha256"] != details["to"]["sha256"] and details["to"]["format"] == "yaml"
+    # The same text again is unchanged; the same content as Markdown updates the text and its format.
+    assert push(store, project, ("support-answer.yaml", edits[-1]))[0]["status"] == "unchanged"
+    markdown = (
+        "---\nname: support-answer\nmodel: smollm2-135m\ntemperature: 0\nmax_tokens: 64\n"
+        "variables:\n  question: {type: string}\n---\n\n## system\n"
+        "You answer customer questions in one short sentence.\n\n## user\n{{ question }}\n"
+    )
+    [as_md] = push(store, project, ("support-answer.md", markdown))
+    assert (as_md["status"], as_md["version"]) == ("source_updated", 1)
+    with store.connect() as conn:
+        row = repo.get_version(conn, version.prompt_id, 1)
+    assert row is not None and (row.source_text, row.source_format) == (markdown, "md")
 
 
 def test_references_resolve(store: Store, project: str) -> None:
@@ -204,6 +248,14 @@ def test_protected_labels_need_an_admin(store: Store, project: str) -> None:
         assert registry.protect_label(conn, **move, protected=True, role="admin").protected
     with store.begin() as conn, pytest.raises(Forbidden, match="'production' of prompt 'support-answer' is protected"):
         registry.set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="developer")
+    # The hint names what works for this key: not `prompt promote` (refused too), but an admin running it,
+    # or an unprotected label.
+    with store.begin() as conn, pytest.raises(Forbidden) as refused:
+        registry.set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="developer")
+    hint = refused.value.message
+    assert "Ask an admin to run `pilothouse prompt promote support-answer 2 --to production`" in hint
+    assert "with this key you can point an unprotected label such as 'staging' at it" in hint
+    assert "`pilothouse prompt label support-answer 2 staging`" in hint
     with store.begin() as conn:
         moved = registry.set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="admin")
         assert moved.protected and moved.splits == [{"version": 2, "weight": 100}]
@@ -309,7 +361,13 @@ def test_api_created_versions_keep_no_file_text(store: Store, project: str) -> N
     with store.connect() as conn:
         row = repo.get_version(conn, result.version.prompt_id, 1)
     assert row is not None and row.source_text is None and row.source_format is None
-    # Pushing the same content as a file afterwards is unchanged: the hash covers content, not its form.
+    # Pushing the same content as a file afterwards makes no version (the hash covers content, not its form)
+    # but keeps the file's text, so pull returns it.
+    [pushed] = push(store, project, ("support-answer.yaml", SUPPORT))
+    assert (pushed["status"], pushed["version"]) == ("source_updated", 1)
+    with store.connect() as conn:
+        row = repo.get_version(conn, result.version.prompt_id, 1)
+    assert row is not None and (row.source_text, row.source_format) == (SUPPORT, "yaml")
     assert push(store, project, ("support-answer.yaml", SUPPORT))[0]["status"] == "unchanged"
 
 

@@ -2,7 +2,7 @@
 server generated it (never one the operator set in PILOTHOUSE_ADMIN_KEY) and always says where it was saved;
 the data directory is 0700 and every file the server writes in it 0600.
 
-`up` runs as a user runs it (typer's runner), with uvicorn.run replaced by a client that runs the
+`up` runs as a user runs it (typer's runner), with its uvicorn `serve` replaced by a client that runs the
 application's lifespan in this process, so the banner is the real one, printed on start."""
 
 from __future__ import annotations
@@ -47,14 +47,16 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name in ("PILOTHOUSE_DATA_DIR", "PILOTHOUSE_DATABASE_URL", "PILOTHOUSE_CONFIG", "PILOTHOUSE_ADMIN_KEY"):
         monkeypatch.delenv(name, raising=False)
 
-    def serve(app: Any, **_options: Any) -> None:
+    def serve(app: Any, sock: Any, **_options: Any) -> bool:
+        sock.close()  # `up` bound the port first; the application runs in this process instead
         with TestClient(app) as http:  # the lifespan: start-up (and the banner), then shutdown
             secret = (tmp_path / "data" / "admin_key").read_text().strip()
             chat = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}]}
             answer = http.post("/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {secret}"})
             assert answer.status_code == 200, answer.text
+        return True
 
-    monkeypatch.setattr(up_module.uvicorn, "run", serve)
+    monkeypatch.setattr(up_module, "serve", serve)
 
     def run() -> str:
         old = os.umask(0o022)  # the usual umask: without care, files 0644 in a 0755 directory

@@ -308,6 +308,7 @@ RECIPES: dict[str, Walk] = {
         "/labels/canary/canary", "PUT", json={"baseline": 1, "candidate": 2, "weight": 10}
     ),
     "GET /api/prompts/{name}/labels/{label}/canary": _prompt("/labels/canary/canary"),
+    "GET /api/prompts/{name}/labels/{label}/canary/status": _prompt("/labels/canary/canary/status"),
     "POST /api/prompts/{name}/labels/{label}/canary/check": _prompt("/labels/canary/canary/check", "POST"),
     "GET /api/prompts/{name}/tests": _prompt("/tests"),
     "POST /api/prompts/{name}/promote": _prompt("/promote", "POST", json={"version": 2, "to": "promo"}),

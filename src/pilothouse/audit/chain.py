@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, func, insert, or_, select, text
 
 from pilothouse.store.tables import audit_events
 
@@ -131,11 +132,27 @@ def _row_event(row: Any) -> AuditEvent:
 
 
 def list_events(
-    conn: Connection, *, project_id: str | None = None, limit: int = 100, after_seq: int = 0
+    conn: Connection,
+    *,
+    project_id: str | None = None,
+    limit: int = 100,
+    after_seq: int = 0,
+    actions: Sequence[str] = (),
+    since: float | None = None,
+    until: float | None = None,
 ) -> list[AuditEvent]:
+    """Events after `after_seq`, oldest first. `actions`: each matches itself and the actions under it
+    (`prompt.label` matches `prompt.label.move`); `since` <= ts < `until` (epoch seconds)."""
     query = select(audit_events).where(audit_events.c.seq > after_seq).order_by(audit_events.c.seq)
     if project_id is not None:
         query = query.where(audit_events.c.project_id == project_id)
+    if actions:
+        action = audit_events.c.action
+        query = query.where(or_(*(or_(action == a, action.startswith(f"{a}.", autoescape=True)) for a in actions)))
+    if since is not None:
+        query = query.where(audit_events.c.ts >= since)
+    if until is not None:
+        query = query.where(audit_events.c.ts < until)
     return [_row_event(r) for r in conn.execute(query.limit(limit))]
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from rich.markup import escape
 
-from pilothouse.audit.chain import BrokenLink, verify_chain
 from pilothouse.cli.common import (
     JsonOpt,
     KeyOpt,
@@ -22,15 +21,42 @@ from pilothouse.cli.common import (
     table,
     when,
 )
-from pilothouse.store.engine import StoreError, open_store
+
+if TYPE_CHECKING:
+    from pilothouse.audit.chain import BrokenLink
 
 audit_app = typer.Typer(help="Audit log: list events, verify the hash chain.", no_args_is_help=True)
 
 
+def details_text(details: dict[str, Any] | None) -> str:
+    """An event's details on one line, `key=value` (strings bare, other values as compact JSON)."""
+    if not details:
+        return ""
+    parts = []
+    for key, value in details.items():
+        shown = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        parts.append(f"{key}={shown}")
+    return "  ".join(parts)
+
+
 @audit_app.command("list")
 def list_(
-    after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    after: Annotated[int, typer.Option(min=0, help="Only events after this sequence number (for paging).")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many events.")] = 100,
+    action: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--action",
+            "-a",
+            help="Only this action (repeatable); a prefix such as `prompt.label` matches `prompt.label.move` too.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Events at or after: 7d, 24h, 30m before now, epoch seconds or ISO 8601.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Events before: 7d, 24h, 30m before now, epoch seconds or ISO 8601.")
+    ] = None,
     project: Annotated[
         str | None, typer.Option("--project", help="Owner keys: another project (id or name), or `all`.")
     ] = None,
@@ -38,22 +64,35 @@ def list_(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List audit events of your project, oldest first."""
+    """List audit events of your project, oldest first, with their details."""
     with client(url, api_key) as ph:
-        events = ph.audit_events(after=after, limit=limit, project=project)
-    emit(
-        as_json,
-        events,
-        lambda: table(
+        events = ph.audit_events(
+            after=after, limit=limit, project=project, action=action or None, since=since, until=until
+        )
+
+    def render() -> None:
+        table(
             "Audit events",
-            ["seq", "time (UTC)", "actor", "action", "target"],
-            [[e["seq"], when(e["ts"]), e["actor"], e["action"], e["target"]] for e in events],
-        ),
-    )
+            ["seq", "time (UTC)", "actor", "action", "target", "details"],
+            [
+                [e["seq"], when(e["ts"]), e["actor"], e["action"], e["target"], escape(details_text(e["details"]))]
+                for e in events
+            ],
+        )
+        if not events:
+            console.print("no audit events match")
+
+    emit(as_json, events, render)
 
 
 def _verify_database(database_url: str) -> tuple[int, BrokenLink | None]:
     """Verify the chain straight from the database; a missing or foreign database ends with one error line."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from pilothouse.audit.chain import verify_chain
+    from pilothouse.store.engine import StoreError, open_store
+
     try:
         parsed = make_url(database_url)
     except ArgumentError:

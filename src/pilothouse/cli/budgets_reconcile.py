@@ -5,32 +5,42 @@ the servers do the same every `limits.reconcile_interval_s`."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pilothouse.cli.budgets import budgets_app
 from pilothouse.cli.common import JsonOpt, console, emit, err_console, table
-from pilothouse.config import ConfigError, load_settings
-from pilothouse.gateway.limits.definitions import Definitions
-from pilothouse.gateway.limits.ledger_reconcile import Drift, reconcile
-from pilothouse.gateway.limits.redis_store import RedisLimitStore
-from pilothouse.store.engine import StoreError, open_store
+from pilothouse.cli.credentials import root_options
+
+if TYPE_CHECKING:
+    from pilothouse.gateway.limits.ledger_reconcile import Drift
 
 
+@budgets_app.command("reconcile")
 def reconcile_budgets(
     fix: Annotated[bool, typer.Option("--fix/--report", help="Correct the drift (default) or only report it.")] = True,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="pilothouse.toml to read.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="pilothouse.toml to read (default: as `pilothouse up`).")
+    ] = None,
     database_url: Annotated[
         str | None, typer.Option("--database-url", envvar="PILOTHOUSE_DATABASE_URL", help="The servers' database.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Redis budget counters against the traces: drift per budget (exit 1 if any remains uncorrected)."""
+    import asyncio
+
+    from pilothouse.config import ConfigError, load_settings
+    from pilothouse.gateway.limits.definitions import Definitions
+    from pilothouse.gateway.limits.ledger_reconcile import reconcile
+    from pilothouse.gateway.limits.redis_store import RedisLimitStore
+    from pilothouse.store.engine import StoreError, open_store
+
     try:
-        settings = load_settings(config, database_url=database_url)
+        settings = load_settings(config or root_options().config, database_url=database_url)
     except ConfigError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -1,4 +1,7 @@
-"""Options and output shared by the management commands: server URL and key, tables or JSON."""
+"""Options and output shared by the management commands: server URL and key, tables or JSON.
+
+Every command module imports this one, and `pilothouse --help` imports every command module: keep the imports
+here light (no httpx until a client is made, no server, no SQLAlchemy). tests/cli/test_startup.py checks it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pilothouse.cli.credentials import CredentialsError, find_api_key
 from pilothouse.client import Pilothouse, PilothouseError
 
 console = Console(soft_wrap=True)
@@ -36,12 +40,26 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 @contextmanager
 def client(url: str | None, api_key: str | None) -> Iterator[Pilothouse]:
-    """A client whose errors end the command with a one-line message and exit code 1."""
+    """A client whose errors end the command with a one-line message and exit code 1. Without a key given, the
+    owner key saved in the server's data directory is used (cli/credentials.py); a 401 then says where the CLI
+    looked."""
     try:
-        with Pilothouse(url, api_key) as ph:
+        lookup = find_api_key(api_key)
+    except CredentialsError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        with Pilothouse(url, lookup.key) as ph:
             yield ph
     except PilothouseError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        if exc.status == 401 and lookup.key is None:
+            first, hint = lookup.missing()
+            err_console.print(f"[red]error:[/red] {first}", highlight=False)
+            err_console.print(hint, highlight=False, markup=False)
+        elif exc.status == 401 and lookup.from_file is not None:
+            err_console.print(f"[red]error:[/red] {exc.message} (the key saved at {lookup.from_file})", highlight=False)
+        else:
+            err_console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
 
 

@@ -10,8 +10,7 @@ import typer
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, table, when
 from pilothouse.cli.prompt import coerce
-from pilothouse.costs.report import GROUP_BY
-from pilothouse.prompts.refs import parse_ref
+from pilothouse.costs.grouping import GROUP_BY
 
 cost_app = typer.Typer(help="Cost reports and cost forecasts.", no_args_is_help=True)
 
@@ -206,6 +205,8 @@ def estimate(
             assert prompt is not None
             values = _variables_file(variables)
             if var:
+                from pilothouse.prompts.refs import parse_ref
+
                 try:
                     ref = parse_ref(prompt)
                 except ValueError as exc:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, table, when
-from pilothouse.store.keys import ROLES
+from pilothouse.roles import ROLES
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (secrets are shown once).", no_args_is_help=True)
 projects_app = typer.Typer(help="Create and list projects (the tenant boundary).", no_args_is_help=True)

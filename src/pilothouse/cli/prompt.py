@@ -14,8 +14,6 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.text import Text
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, table, when
-from pilothouse.prompts.files import discover
-from pilothouse.prompts.refs import parse_ref
 
 prompt_app = typer.Typer(
     help="Prompts as code: push/pull a folder of prompt files, versions, labels, diffs and previews.",
@@ -29,6 +27,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _split(ref_text: str) -> tuple[str, str]:
+    from pilothouse.prompts.refs import parse_ref  # lazy: `pilothouse --help` stays fast
+
     try:
         ref = parse_ref(ref_text)
     except ValueError as exc:
@@ -57,9 +57,14 @@ def push(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a version of every prompt whose content changed (idempotent: unchanged files make none)."""
+    """Create a version of every prompt whose content changed (idempotent: unchanged files make none); a file
+    whose content is unchanged but whose text differs (a comment) replaces the latest version's stored text."""
+    from pilothouse.prompts.folder_state import FolderStateError, record_push
+
     if not directory.is_dir():
         raise _fail(f"{directory} is not a folder")
+    from pilothouse.prompts.files import discover  # lazy: `pilothouse --help` stays fast
+
     paths = discover(directory)
     if not paths:
         raise _fail(f"no prompt files in {directory} (*.yaml, *.yml, or *.md with front matter)")
@@ -80,17 +85,27 @@ def push(
             with console.status(f"pushing {len(files)} files to {ph.url}"):
                 results = ph.push_prompts(files, message=message, author=author)
 
+    try:
+        record_push(directory, files, results)
+    except (FolderStateError, OSError) as exc:
+        err_console.print(Text(f"warning: pushed, but the folder's state was not saved: {exc}"))
+
     def render() -> None:
         rows = []
         for r in results:
             if r["kind"] == "prompt":
-                status = f"created v{r['version']}" if r["status"] == "created" else f"unchanged (v{r['version']})"
+                status = {
+                    "created": f"new version {r['version']}",
+                    "source_updated": f"source updated, no new version (v{r['version']})",
+                }.get(r["status"], f"unchanged (v{r['version']})")
                 rows.append([r["path"], r["name"], status, r["content_hash"][:12], ", ".join(r["labels_moved"])])
             else:
                 rows.append([r["path"], r["name"], f"tests {r['status']} ({r['cases']} cases)", "", ""])
         table("Pushed", ["file", "prompt", "result", "hash", "labels moved"], rows)
         created = sum(1 for r in results if r["kind"] == "prompt" and r["status"] == "created")
-        console.print(f"{created} new version(s), {len(results)} file(s)")
+        updated = sum(1 for r in results if r["kind"] == "prompt" and r["status"] == "source_updated")
+        also = f", {updated} source text(s) updated" if updated else ""
+        console.print(f"{created} new version(s){also}, {len(results)} file(s)")
 
     emit(as_json, results, render)
 
@@ -98,31 +113,66 @@ def push(
 @prompt_app.command("pull")
 def pull(
     directory: Annotated[Path, typer.Argument(help="Where to write the prompt files (created if missing).")],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these prompts: NAME, or NAME@REF (a version, label or sha:PREFIX). Default: all."),
+    ] = None,
     label: Annotated[str, typer.Option(help="Write the version each prompt's label names.")] = "production",
     all_latest: Annotated[bool, typer.Option("--all-latest", help="Write each prompt's newest version.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite files with local changes (never pushed or pulled).")
+    ] = False,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write every prompt back as a file (exactly as pushed) with its test file."""
+    """Write prompts back as files (exactly as last pushed) with their test files. A file edited since it was
+    last pushed or pulled is not overwritten without --force: the command shows the diff and writes nothing."""
+    from pilothouse.prompts.folder_state import FolderState, FolderStateError, apply_pull, plan_pull
+
+    try:
+        state = FolderState.load(directory)
+    except FolderStateError as exc:
+        raise _fail(str(exc)) from None
     with client(url, api_key) as ph:
-        pulled = ph.pull_prompts(label=label, latest=all_latest)
-    files: list[dict[str, Any]] = pulled["files"]
-    directory.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for f in files:
-        name = Path(f["path"]).name
-        if name != f["path"] or name.startswith("."):
-            raise _fail(f"the server sent an unsafe file name {f['path']!r}")
-        target = directory / name
-        data = f["content"].encode("utf-8")
-        status = "unchanged" if target.is_file() and target.read_bytes() == data else "written"
-        if status == "written":
-            target.write_bytes(data)
-        rows.append([name, f["name"], f.get("version", ""), status])
+        pulled = ph.pull_prompts(label=label, latest=all_latest, names=names or None)
+    try:
+        plan = plan_pull(directory, pulled["files"], state)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    conflicts = plan.conflicts
+    if conflicts and not force:
+        if as_json:
+            emit(
+                True,
+                {"written": False, "conflicts": [{"file": f.name, "diff": f.diff} for f in conflicts]},
+                lambda: None,
+            )
+        else:
+            for f in conflicts:
+                _print_diff(f.diff)
+        raise _fail(
+            f"{len(conflicts)} file(s) changed here since they were last pushed or pulled: "
+            f"{', '.join(f.name for f in conflicts)}; nothing was written (the diff shows what pulling would do). "
+            "Push them first, or pull again with --force to overwrite them"
+        )
+    try:
+        apply_pull(directory, plan, state, force=force)
+    except OSError as exc:
+        raise _fail(f"{directory}: {exc}") from None
     if as_json:
-        emit(True, pulled, lambda: None)
+        emit(True, {**pulled, "written": True, "actions": {f.name: f.action for f in plan.files}}, lambda: None)
         return
+    rows = []
+    for f in plan.files:
+        added, removed = f.changed_lines
+        status = {
+            "create": "written",
+            "unchanged": "unchanged",
+            "update": f"updated (+{added} -{removed} lines)",
+            "conflict": f"overwritten local edits (+{added} -{removed} lines)",
+        }[f.action]
+        rows.append([f.name, f.prompt, f.version or "", status])
     table("Pulled", ["file", "prompt", "version", "status"], rows)
     if pulled["skipped"]:
         which = "no versions" if all_latest else f"no '{label}' label"

@@ -7,21 +7,23 @@ the tests file is invalid.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, print_json, table
 from pilothouse.cli.prompt import prompt_app
 from pilothouse.client import Pilothouse, PilothouseError
-from pilothouse.prompts.http_executor import HttpExecutor
-from pilothouse.prompts.junit import to_junit_xml
-from pilothouse.prompts.refs import PromptRef, parse_ref
-from pilothouse.prompts.runner import CaseResult, SuiteResult, run_suite
-from pilothouse.prompts.scenarios import Case, ScenarioFileError, load_cases_file, parse_cases
+
+# The runner, the scenario files and the OpenAI client are imported inside the commands: `pilothouse --help`
+# and every other command stay fast (tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from pilothouse.prompts.refs import PromptRef
+    from pilothouse.prompts.runner import CaseResult, SuiteResult
+    from pilothouse.prompts.scenarios import Case
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -33,6 +35,8 @@ def _invalid(message: str) -> typer.Exit:
 
 
 def _load_cases(ph: Pilothouse, name: str, file: Path | None) -> list[Case]:
+    from pilothouse.prompts.scenarios import ScenarioFileError, load_cases_file, parse_cases
+
     try:
         if file is not None:
             return load_cases_file(file)
@@ -49,6 +53,11 @@ def _resolve_version(ph: Pilothouse, ref: PromptRef) -> int:
 
 
 async def _run(ph: Pilothouse, target: str, version: int, cases: list[Case], show_progress: bool) -> SuiteResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pilothouse.prompts.http_executor import HttpExecutor
+    from pilothouse.prompts.runner import run_suite
+
     executor = HttpExecutor(ph.url, ph.api_key, target)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -72,6 +81,11 @@ async def _run(ph: Pilothouse, target: str, version: int, cases: list[Case], sho
             return await run_suite(cases, executor, target=target, version=version, progress=advance)
     finally:
         await executor.aclose()
+
+
+def show_progress(as_json: bool) -> bool:
+    """Progress goes to stderr, and only to a terminal: piped or redirected output gets nothing extra."""
+    return not as_json and err_console.is_terminal
 
 
 def _ms(value: float | None) -> str:
@@ -122,7 +136,13 @@ def test(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a prompt version's scenario tests through the gateway; exit code 1 if any case fails."""
+    """Run a prompt version's scenario tests through the gateway; exit code 1 if any case fails. A bar and each
+    case's verdict show on a terminal (on stderr); nothing extra when the output is piped."""
+    import asyncio
+
+    from pilothouse.prompts.junit import to_junit_xml
+    from pilothouse.prompts.refs import parse_ref
+
     try:
         parsed = parse_ref(ref)
     except ValueError as exc:
@@ -131,7 +151,7 @@ def test(
         cases = _load_cases(ph, parsed.name, file)
         version = _resolve_version(ph, parsed)
         target = f"{parsed.name}@{version}"
-        suite = asyncio.run(_run(ph, target, version, cases, show_progress=not as_json))
+        suite = asyncio.run(_run(ph, target, version, cases, show_progress=show_progress(as_json)))
     if junit is not None:
         junit.write_text(to_junit_xml(suite), encoding="utf-8")
     emit(as_json, suite.to_dict(), lambda: render_suite(suite))
@@ -169,6 +189,32 @@ def render_comparison(comparison: dict[str, Any]) -> None:
         console.print(f"[red]regressions[/red] (pass on the current version, fail on the candidate): {regressed}")
 
 
+def _promote_activity(ph: Pilothouse, name: str, version: int, to: str) -> str:
+    """What the spinner says while the server works: how many cases on which versions, when that is known."""
+    try:
+        cases = len(ph.prompt_tests(name))
+    except PilothouseError:  # the promotion itself reports a missing prompt
+        cases = 0
+    suite = f"{cases} scenario test{'' if cases == 1 else 's'}" if cases else "the scenario tests"
+    return f"running {suite} of {name} v{version} and of its current '{to}' version on the server"
+
+
+def _waiting(activity: str, shown: bool) -> Progress:
+    """A spinner and the elapsed time on stderr while one long request runs; gone when it ends."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not shown,
+    )
+    progress.add_task(activity, total=None)
+    return progress
+
+
 @prompt_app.command("promote")
 def promote(
     name: Annotated[str, typer.Argument(help="Prompt name.")],
@@ -182,10 +228,14 @@ def promote(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move a label to VERSION if it passes the prompt's scenario tests and is no worse than the current one."""
+    """Move a label to VERSION if it passes the prompt's scenario tests and is no worse than the current one.
+    The server runs the suite on both versions first (seconds to minutes): a spinner with the elapsed time shows
+    on a terminal (on stderr); nothing extra when the output is piped."""
     with client(url, api_key) as ph:
         try:
-            with err_console.status(f"running the scenario tests of {name} on the server…", spinner="dots"):
+            shown = show_progress(as_json)
+            activity = _promote_activity(ph, name, version, to) if shown else ""
+            with _waiting(activity, shown):
                 result = ph.promote_prompt(name, version, to=to, force=force, reason=reason)
         except PilothouseError as exc:
             refused = exc.body.get("comparison") if exc.status == 409 else None

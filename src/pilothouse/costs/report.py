@@ -23,18 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Select, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from pilothouse.costs.grouping import GROUP_BY as GROUP_BY
 from pilothouse.costs.money import money, per_item
 from pilothouse.costs.samples import Samples
 from pilothouse.store.tables import api_keys, projects, spans, traces
 from pilothouse.store.types import from_pico
 
-GroupBy = Literal["key", "project", "model", "user", "prompt"]
-GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 CACHE_SAVED_ATTR = "pilothouse.cache_saved_usd"
 STREAM_ROWS = 5_000
 

@@ -1,12 +1,17 @@
-"""Canary rollback rules: compare a label's candidate version with its baseline and roll back when worse.
+"""Canary rollback: judge a label's candidate version against its baseline, and act on the decision.
 
-A label with two splits is a canary. Its `rollback_rule` is
-`{"metric": "score:NAME" | "error_rate" | "cost_per_request" | "latency_ms", "min_samples": int, "alpha": float,
-"baseline": int}`. The check takes the traces of that prompt at the two versions since the split was set
-(`label.updated_at`), one value per trace (see `metric_values`), and tests whether the candidate is
-significantly worse (`pilothouse.prompts.stats.compare_metric`). When both groups have `min_samples` values and
-it is, the label goes back to the baseline alone (`registry.set_label`, audited as `prompt.canary.rollback`
-with the statistics as the reason).
+A label with two splits is a canary. Its `rollback_rule` (`canary_rule.RollbackRule`) names a metric; the
+check takes the traces of that prompt at the two versions since the split was set (`label.updated_at`), one
+sample per trace (`collect_samples`: its value, arm, start time and end user), and `canary_rule.decide`
+rolls back, recommends promotion or continues, with an always-valid sequential test, so checking every 30 s
+does not inflate false rollbacks. Calls that a caller mistake ended (a 4xx such as a 422 for a missing
+variable, `outcomes.is_caller_error`) are left out of every metric and counted separately.
+
+What is recorded (docs/prompt-canary.md, "What the audit log holds"): a rollback moves the label
+(`registry.set_label`, audited as `prompt.canary.rollback` with the whole decision in `details.decision`); a
+change of the canary's state, from collecting samples to watching and on to "may be promoted", is audited
+once as `prompt.canary.decision`. A "continue" look is not an audit event: the state is recomputed from the
+traces by every look (`canary status`), and only its changes are written.
 
 The server runs every canary's check in the background (`CanaryMonitor`); with several replicas each may run
 it, so the rollback re-reads the label under a row lock and acts only if it is still the split it evaluated.
@@ -19,89 +24,70 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
+from pilothouse.audit.chain import append_event
 from pilothouse.errors import NotFound
 from pilothouse.prompts import registry
-from pilothouse.prompts.refs import MAX_VERSION
-from pilothouse.prompts.stats import Comparison, MetricKind, compare_metric
+from pilothouse.prompts.canary_rule import (
+    PLAIN_METRICS,
+    SCORE_PREFIX,
+    Decision,
+    RollbackRule,
+    Samples,
+    decide,
+    parse_rule,
+)
+from pilothouse.prompts.outcomes import caller_error_traces
 from pilothouse.store.engine import Store
-from pilothouse.store.tables import prompt_labels, prompts, scores, traces
+from pilothouse.store.tables import audit_events, prompt_labels, prompts, scores, traces
 
 if TYPE_CHECKING:
     from pilothouse.server.state import AppState
 
+__all__ = [
+    "PLAIN_METRICS",
+    "SCORE_PREFIX",
+    "CanaryMonitor",
+    "CheckOutcome",
+    "RollbackRule",
+    "Split",
+    "canary_split",
+    "canary_status",
+    "check_all",
+    "check_label",
+    "collect_samples",
+    "evaluate",
+    "parse_rule",
+    "watched_labels",
+]
+
 log = logging.getLogger("pilothouse.prompts.monitor")
 
 ROLLBACK_ACTION = "prompt.canary.rollback"
+DECISION_ACTION = "prompt.canary.decision"
+START_ACTION = "prompt.canary.start"
 MONITOR_ACTOR = "system:canary-monitor"
-PLAIN_METRICS: tuple[str, ...] = ("error_rate", "cost_per_request", "latency_ms")
-SCORE_PREFIX = "score:"
-DEFAULT_MIN_SAMPLES = 10
-DEFAULT_ALPHA = 0.05
+_STATE_RANK = {"collecting": 0, "watching": 1, "promote": 2}
 
 LabelChanged = Callable[[str, str], None]  # (project_id, prompt_name)
 Status = Literal[
-    "no_canary", "no_rule", "invalid_rule", "insufficient_samples", "not_worse", "worse", "rolled_back", "changed"
+    "no_canary",
+    "no_rule",
+    "invalid_rule",
+    "insufficient_samples",
+    "continue",
+    "promote",
+    "worse",
+    "rolled_back",
+    "changed",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class RollbackRule:
-    metric: str
-    min_samples: int = DEFAULT_MIN_SAMPLES
-    alpha: float = DEFAULT_ALPHA
-    baseline: int | None = None
-
-    @property
-    def kind(self) -> MetricKind:
-        if self.metric.startswith(SCORE_PREFIX):
-            return "score"
-        kind: MetricKind = self.metric  # type: ignore[assignment]  # parse_rule admits only these names
-        return kind
-
-    @property
-    def score_name(self) -> str | None:
-        return self.metric[len(SCORE_PREFIX) :] if self.metric.startswith(SCORE_PREFIX) else None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"metric": self.metric, "min_samples": self.min_samples, "alpha": self.alpha}
-        if self.baseline is not None:
-            out["baseline"] = self.baseline
-        return out
-
-
-def parse_rule(raw: dict[str, Any]) -> RollbackRule:
-    """Validate a rollback rule; ValueError saying what is wrong."""
-    if not isinstance(raw, dict):
-        raise ValueError("a rollback rule is an object with 'metric', 'min_samples' and 'alpha'")
-    unknown = set(raw) - {"metric", "min_samples", "alpha", "baseline"}
-    if unknown:
-        raise ValueError(f"unknown rollback rule field(s): {', '.join(sorted(unknown))}")
-    metric = raw.get("metric")
-    if not isinstance(metric, str) or not (
-        metric in PLAIN_METRICS or (metric.startswith(SCORE_PREFIX) and len(metric) > len(SCORE_PREFIX))
-    ):
-        raise ValueError(
-            f"rollback metric must be 'score:<score name>', 'error_rate', 'cost_per_request' or 'latency_ms', "
-            f"got {metric!r}"
-        )
-    min_samples = raw.get("min_samples", DEFAULT_MIN_SAMPLES)
-    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or not 2 <= min_samples <= 1_000_000:
-        raise ValueError(f"min_samples must be a whole number from 2 to 1000000, got {min_samples!r}")
-    alpha = raw.get("alpha", DEFAULT_ALPHA)
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 < float(alpha) <= 0.5:
-        raise ValueError(f"alpha must be a number in (0, 0.5], got {alpha!r}")
-    baseline = raw.get("baseline")
-    if baseline is not None and (
-        isinstance(baseline, bool) or not isinstance(baseline, int) or not 1 <= baseline <= MAX_VERSION
-    ):
-        raise ValueError(f"baseline must be a version number, got {baseline!r}")
-    return RollbackRule(metric=metric, min_samples=min_samples, alpha=float(alpha), baseline=baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,50 +118,67 @@ def canary_split(splits: list[dict[str, Any]], rule: RollbackRule | None) -> Spl
     return Split(baseline=baseline, candidate=candidate, weight=round(100.0 * by_version[candidate] / total, 6))
 
 
-def metric_values(
+def collect_samples(
     conn: Connection,
     *,
     project_id: str,
     prompt_name: str,
-    versions: tuple[int, int],
+    split: Split,
     since: float,
     rule: RollbackRule,
-) -> dict[int, list[float]]:
-    """One value per trace of `prompt_name` at each of `versions` started since `since`:
+) -> Samples:
+    """One sample per trace of `prompt_name` at the split's versions started since `since`:
     score:NAME → the trace's mean numeric score NAME (unscored traces are left out); error_rate → 1 for an
     error trace, 0 otherwise; cost_per_request → its cost in USD; latency_ms → its duration (ok traces only:
-    failures are counted by error_rate and are often fast)."""
+    failures are counted by error_rate and are often fast). Traces a caller mistake ended are left out and
+    counted per arm in `caller_errors`. A sample's cluster is its end user (`user`), else the trace itself."""
     scope = (
         traces.c.project_id == project_id,
         traces.c.prompt_name == prompt_name,
-        traces.c.prompt_version.in_(versions),
+        traces.c.prompt_version.in_((split.baseline, split.candidate)),
         traces.c.started_at >= since,
     )
-    out: dict[int, list[float]] = {v: [] for v in versions}
+    caller = caller_error_traces(conn, scope)
+    arm_of = {split.baseline: "baseline", split.candidate: "candidate"}
+    caller_errors = {"baseline": 0, "candidate": 0}
+    rows: list[tuple[float, bool, float, str]] = []
     name = rule.score_name
+    query = select(
+        traces.c.id,
+        traces.c.prompt_version,
+        traces.c.status,
+        traces.c.cost_usd,
+        traces.c.started_at,
+        traces.c.ended_at,
+        traces.c.user_id,
+    ).where(*scope)
+    per_trace: dict[str, list[float]] = {}
     if name is not None:
-        per_trace: dict[str, tuple[int, list[float]]] = {}
-        query = (
-            select(traces.c.id, traces.c.prompt_version, scores.c.value)
-            .join(scores, scores.c.trace_id == traces.c.id)
+        scored = (
+            select(scores.c.trace_id, scores.c.value)
+            .join(traces, scores.c.trace_id == traces.c.id)
             .where(*scope, scores.c.project_id == project_id, scores.c.name == name, scores.c.value.is_not(None))
         )
-        for scored in conn.execute(query):
-            per_trace.setdefault(scored.id, (scored.prompt_version, []))[1].append(float(scored.value))
-        for version, values in per_trace.values():
-            out[version].append(math.fsum(values) / len(values))
-        return out
-    query = select(
-        traces.c.prompt_version, traces.c.status, traces.c.cost_usd, traces.c.started_at, traces.c.ended_at
-    ).where(*scope)
+        for score in conn.execute(scored):
+            per_trace.setdefault(score.trace_id, []).append(float(score.value))
     for row in conn.execute(query):
-        if rule.metric == "error_rate":
-            out[row.prompt_version].append(1.0 if row.status == "error" else 0.0)
+        if row.id in caller:
+            caller_errors[arm_of[row.prompt_version]] += 1
+            continue
+        value: float | None = None
+        if name is not None:
+            values = per_trace.get(row.id)
+            value = None if not values else math.fsum(values) / len(values)
+        elif rule.metric == "error_rate":
+            value = 1.0 if row.status == "error" else 0.0
         elif rule.metric == "cost_per_request":
-            out[row.prompt_version].append(float(row.cost_usd))
+            value = float(row.cost_usd)
         elif row.status == "ok" and row.ended_at is not None:  # latency_ms
-            out[row.prompt_version].append((row.ended_at - row.started_at) * 1000.0)
-    return out
+            value = (row.ended_at - row.started_at) * 1000.0
+        if value is not None:
+            cluster = f"user:{row.user_id}" if row.user_id else f"trace:{row.id}"
+            rows.append((value, row.prompt_version == split.candidate, float(row.started_at), cluster))
+    return Samples.build(rows, caller_errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +194,25 @@ class CheckOutcome:
     rule: RollbackRule | None = None
     since: float | None = None
     samples: dict[str, int] | None = None
-    comparison: Comparison | None = None
+    decision: Decision | None = None
     reason: str | None = None
 
     @property
     def rolled_back(self) -> bool:
         return self.status == "rolled_back"
+
+    def decision_details(self) -> dict[str, Any] | None:
+        """The decision with the canary it was about: what the audit log records."""
+        if self.decision is None or self.split is None:
+            return None
+        return {
+            "baseline_version": self.split.baseline,
+            "candidate_version": self.split.candidate,
+            "weight": self.split.weight,
+            "since": self.since,
+            "rule": self.decision.rule.effective(),
+            **self.decision.to_dict(),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,13 +228,16 @@ class CheckOutcome:
             "rollback_rule": None if self.rule is None else self.rule.to_dict(),
             "since": self.since,
             "samples": self.samples,
-            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "decision": self.decision_details(),
             "reason": self.reason,
         }
 
 
+_STATUS_OF = {"collecting": "insufficient_samples", "watching": "continue", "promote": "promote", "rollback": "worse"}
+
+
 def evaluate(conn: Connection, project_id: str, prompt_name: str, label: registry.Label) -> CheckOutcome:
-    """Compare the label's candidate with its baseline under its rollback rule; changes nothing."""
+    """Decide on the label's canary under its rollback rule; changes nothing."""
     common: dict[str, Any] = {"prompt": prompt_name, "label": label.name, "splits": label.splits}
     rule = None
     if label.rollback_rule:
@@ -235,30 +254,25 @@ def evaluate(conn: Connection, project_id: str, prompt_name: str, label: registr
     if rule is None:
         message = f"v{split.candidate} gets {split.weight:g}% of {label.name}; no rollback rule is set"
         return CheckOutcome(status="no_rule", message=message, **common)
-    values = metric_values(
-        conn,
-        project_id=project_id,
-        prompt_name=prompt_name,
-        versions=(split.baseline, split.candidate),
-        since=label.updated_at,
-        rule=rule,
+    samples = collect_samples(
+        conn, project_id=project_id, prompt_name=prompt_name, split=split, since=label.updated_at, rule=rule
     )
-    base, cand = values[split.baseline], values[split.candidate]
-    samples = {"baseline": len(base), "candidate": len(cand)}
-    common["samples"] = samples
-    if min(len(base), len(cand)) < rule.min_samples:
-        message = (
-            f"{rule.metric}: {len(base)} baseline and {len(cand)} candidate samples; waiting for "
-            f"{rule.min_samples} of each"
-        )
-        return CheckOutcome(status="insufficient_samples", message=message, **common)
-    comparison = compare_metric(rule.kind, base, cand, alpha=rule.alpha)
+    now = time.time()
+    window = {"since": label.updated_at, "until": now}
+    if samples.times.size:
+        window.update(first_sample=float(samples.times.min()), last_sample=float(samples.times.max()))
+    decision = decide(rule, samples, window=window)
     who = f"{rule.metric}: candidate v{split.candidate} vs baseline v{split.baseline}: "
-    if not comparison.worse:
-        return CheckOutcome(status="not_worse", message=who + comparison.explanation, comparison=comparison, **common)
-    reason = f"{who}{comparison.explanation}; rolled back to v{split.baseline}"
+    reason = None
+    if decision.decision == "rollback":
+        reason = f"{who}{decision.why}; rolled back to v{split.baseline}"
     return CheckOutcome(
-        status="worse", message=who + comparison.explanation, comparison=comparison, reason=reason, **common
+        status=_STATUS_OF[decision.state],  # type: ignore[arg-type]  # the values are Status literals
+        message=who + decision.why,
+        samples=decision.samples,
+        decision=decision,
+        reason=reason,
+        **common,
     )
 
 
@@ -270,10 +284,99 @@ def _lock_prompt(conn: Connection, project_id: str, prompt_name: str) -> None:
     )
 
 
+def _target(prompt_name: str, label: str) -> str:
+    return f"prompt:{prompt_name}@{label}"
+
+
+def canary_events(conn: Connection, project_id: str, prompt_name: str, label: registry.Label) -> list[dict[str, Any]]:
+    """The audit events of the label's current canary (since its split was set), oldest first."""
+    query = (
+        select(audit_events)
+        .where(
+            audit_events.c.project_id == project_id,
+            audit_events.c.target == _target(prompt_name, label.name),
+            or_(
+                and_(
+                    audit_events.c.action.in_((DECISION_ACTION, ROLLBACK_ACTION)), audit_events.c.ts >= label.updated_at
+                ),
+                # the start event is written just before the rule is attached (which sets updated_at)
+                and_(audit_events.c.action == START_ACTION, audit_events.c.ts >= label.updated_at - 1.0),
+            ),
+        )
+        .order_by(audit_events.c.seq)
+    )
+    return [
+        {"seq": int(r.seq), "ts": float(r.ts), "actor": r.actor, "action": r.action, "details": r.details}
+        for r in conn.execute(query)
+    ]
+
+
+class _RecordedStates:
+    """The highest state each canary has recorded in the audit log, remembered so that a look whose state did
+    not change costs no query. Keyed by the split's identity (label and when it was set)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._ranks: dict[tuple[str, str, str, float], int] = {}
+        self._limit = limit
+
+    def get(self, key: tuple[str, str, str, float]) -> int | None:
+        with self._lock:
+            return self._ranks.get(key)
+
+    def put(self, key: tuple[str, str, str, float], rank: int) -> None:
+        with self._lock:
+            if len(self._ranks) >= self._limit:
+                self._ranks.clear()
+            self._ranks[key] = max(rank, self._ranks.get(key, -1))
+
+
+_recorded = _RecordedStates()
+
+
+def _recorded_rank(conn: Connection, project_id: str, prompt_name: str, label: registry.Label) -> int:
+    ranks = [
+        _STATE_RANK.get(str((e["details"] or {}).get("state")), 0)
+        for e in canary_events(conn, project_id, prompt_name, label)
+        if e["action"] == DECISION_ACTION
+    ]
+    return max(ranks, default=0)
+
+
+def _record_state(store: Store, project_id: str, label: registry.Label, outcome: CheckOutcome, actor: str) -> bool:
+    """Audit the canary's move to a higher state (watching, then may-be-promoted) once; True when written.
+    Under the prompt's row lock, so replicas checking at once write it once."""
+    if outcome.decision is None:
+        return False
+    rank = _STATE_RANK.get(outcome.decision.state, 0)
+    key = (project_id, outcome.prompt, label.name, label.updated_at)
+    known = _recorded.get(key)
+    if rank == 0 or (known is not None and known >= rank):
+        return False
+    with store.begin() as conn:
+        _lock_prompt(conn, project_id, outcome.prompt)
+        current = registry.get_label(conn, project_id, outcome.prompt, label.name)
+        if current is None or current.splits != label.splits or current.updated_at != label.updated_at:
+            return False
+        recorded = _recorded_rank(conn, project_id, outcome.prompt, label)
+        if recorded < rank:
+            append_event(
+                conn,
+                actor=actor,
+                action=DECISION_ACTION,
+                target=_target(outcome.prompt, label.name),
+                project_id=project_id,
+                details={"prompt": outcome.prompt, "label": label.name, "decision": outcome.decision_details()},
+            )
+    _recorded.put(key, max(rank, recorded))
+    return recorded < rank
+
+
 def check_label(
     store: Store, project_id: str, prompt_name: str, label_name: str, *, actor: str = MONITOR_ACTOR
 ) -> CheckOutcome:
-    """Run the label's rollback rule now and roll back when the candidate is significantly worse.
+    """Decide on the label's canary now: roll back when the candidate is worse by more than the rule's minimum
+    effect (sequentially significant), audit a change of state, otherwise change nothing.
 
     Raises pilothouse.errors.NotFound when the prompt or the label does not exist."""
     with store.connect() as conn:
@@ -282,6 +385,7 @@ def check_label(
             raise NotFound(f"prompt {prompt_name!r} has no label {label_name!r}")
         outcome = evaluate(conn, project_id, prompt_name, label)
     if outcome.status != "worse" or outcome.split is None:
+        _record_state(store, project_id, label, outcome, actor)
         return outcome
     baseline_only = [{"version": outcome.split.baseline, "weight": 100}]
     with store.begin() as conn:
@@ -307,6 +411,7 @@ def check_label(
             role="admin",  # the rollback was authorised when the canary and its rule were set
             reason=outcome.reason,
             action=ROLLBACK_ACTION,
+            details={"decision": outcome.decision_details()},
         )
     return CheckOutcome(
         prompt=prompt_name,
@@ -318,9 +423,20 @@ def check_label(
         rule=outcome.rule,
         since=outcome.since,
         samples=outcome.samples,
-        comparison=outcome.comparison,
+        decision=outcome.decision,
         reason=outcome.reason,
     )
+
+
+def canary_status(conn: Connection, project_id: str, prompt_name: str, label_name: str) -> dict[str, Any]:
+    """The canary's state for `canary status`: the live decision (recomputed from the traces now) and the
+    audit events of this canary so far. Raises NotFound for an unknown prompt or label."""
+    label = registry.get_label(conn, project_id, prompt_name, label_name)
+    if label is None:
+        raise NotFound(f"prompt {prompt_name!r} has no label {label_name!r}")
+    outcome = evaluate(conn, project_id, prompt_name, label)
+    events = canary_events(conn, project_id, prompt_name, label) if outcome.split is not None else []
+    return {**outcome.to_dict(), "checked_at": time.time(), "events": events}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,10 @@
 Computed in Python from the window's trace rows (one query for traces, one for their numeric scores), so the
 percentiles are exact and identical on SQLite and PostgreSQL. That reads every trace of the prompt in the
 window: fine for hundreds of thousands of calls; beyond that, pre-aggregate per day (roadmap).
-Latency percentiles cover successful calls (failures are counted by the error rate and are often fast);
+Latency percentiles cover successful calls (failures are counted by the error rate and are often fast).
+Calls a caller mistake ended (a 4xx such as a 422 for a missing variable, `outcomes.is_caller_error`) are
+counted as `caller_errors`, apart from `errors`; the error rate is errors / (calls - caller_errors), so a
+client bug does not make a version look broken.
 scores are averaged per trace first, so a trace scored twice counts once, and `n` is the number of traces
 with that score.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
+from pilothouse.prompts.outcomes import caller_error_traces
 from pilothouse.store.tables import scores, traces
 
 _PICO = Decimal("1e-12")
@@ -72,6 +76,7 @@ class Bucket:
 
     calls: int = 0
     errors: int = 0
+    caller_errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -80,10 +85,12 @@ class Bucket:
 
     def to_dict(self) -> dict[str, Any]:
         calls = self.calls
+        judged = calls - self.caller_errors
         return {
             "calls": calls,
             "errors": self.errors,
-            "error_rate": round(self.errors / calls, 6) if calls else None,
+            "caller_errors": self.caller_errors,
+            "error_rate": round(self.errors / judged, 6) if judged else None,
             "latency_ms": {
                 "p50": percentile(self.latencies_ms, 50),
                 "p95": percentile(self.latencies_ms, 95),
@@ -122,6 +129,7 @@ def prompt_performance(
     totals: dict[int, Bucket] = {}
     days: dict[int, dict[str, Bucket]] = {}
     trace_key: dict[str, tuple[int, str]] = {}
+    caller = caller_error_traces(conn, [*scope, traces.c.prompt_version.is_not(None)])
     rows = conn.execute(
         select(
             traces.c.id,
@@ -142,7 +150,9 @@ def prompt_performance(
             bucket.input_tokens += row.input_tokens or 0
             bucket.output_tokens += row.output_tokens or 0
             bucket.cost += row.cost_usd or 0
-            if row.status == "error":
+            if row.id in caller:
+                bucket.caller_errors += 1
+            elif row.status == "error":
                 bucket.errors += 1
             elif row.ended_at is not None:
                 bucket.latencies_ms.append((row.ended_at - row.started_at) * 1000.0)

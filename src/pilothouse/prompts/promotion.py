@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.audit.chain import append_event
-from pilothouse.errors import Conflict, Forbidden, InvalidRequest, Unprocessable
+from pilothouse.errors import Conflict, InvalidRequest, Unprocessable
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.prompts import registry
 from pilothouse.prompts.comparison import Comparison, compare
@@ -91,11 +91,7 @@ def _plan(store: Store, principal: Principal, name: str, request: PromotionReque
         label = registry.get_label(conn, principal.project_id, name, request.to)
         raw_cases = registry.get_test_suite(conn, principal.project_id, name)
     if label is not None and label.protected and not role_at_least(principal.role, registry.ADMIN):
-        raise Forbidden(
-            f"the label '{request.to}' of prompt '{name}' is protected: promoting to it needs an admin key "
-            f"(this key's role is '{principal.role}')",
-            code="label_protected",
-        )
+        raise registry.protected_label_error(name, request.to, candidate.version, principal.role, "promoting to it")
     try:
         cases = parse_cases(raw_cases, source=f"the stored tests of '{name}'") if raw_cases else []
     except ScenarioFileError as exc:

@@ -3,7 +3,10 @@
 Every function takes a Connection inside the caller's transaction; changes append their audit event in the
 same transaction. Rules:
 - A push creates a version only when the content hash differs from the prompt's LATEST version; versions are
-  numbered 1, 2, 3, ... per prompt and never change.
+  numbered 1, 2, 3, ... per prompt and their content never changes. A push whose content equals the latest
+  version's but whose file text differs (a comment, whitespace, key order) updates the file text kept with
+  that version (audited as `prompt.version.source_update`, with a diff of the text), so `pull` returns the
+  latest pushed text byte for byte.
 - The label `latest` always points at the newest version (moved by pushes only). The label `production` is
   set to a new version automatically only when the prompt has no `production` label yet (its first version);
   after that it moves only when someone moves it (a rollout or rollback, audited as `prompt.label.move`).
@@ -12,6 +15,8 @@ same transaction. Rules:
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,20 +73,28 @@ class Label:
 
 @dataclass(frozen=True)
 class PushResult:
-    """What one pushed prompt file did: a new version (`created`) or none (`unchanged`)."""
+    """What one pushed prompt file did: a new version (`created`), the same version with its file text
+    replaced (`source_updated`: only comments or formatting changed), or nothing (`unchanged`)."""
 
     name: str
     version: PromptVersion
     created: bool
     labels_moved: list[str]
     path: str | None = None
+    source_updated: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.created:
+            return "created"
+        return "source_updated" if self.source_updated else "unchanged"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "prompt",
             "path": self.path,
             "name": self.name,
-            "status": "created" if self.created else "unchanged",
+            "status": self.status,
             "version": self.version.version,
             "content_hash": self.version.content_hash,
             "labels_moved": self.labels_moved,
@@ -295,11 +308,13 @@ def set_label(
     role: str,
     reason: str | None = None,
     action: str = "prompt.label.move",
+    details: dict[str, Any] | None = None,
 ) -> Label:
     """Point `label` at `splits` (one version at weight 100, or a canary split), creating the label if needed.
 
     Refuses `latest` (moved by pushes), unknown versions (NotFound) and, unless `role` is admin, protected
-    labels (Forbidden). Records `action` in the audit log with {from, to, reason}."""
+    labels (Forbidden). Records `action` in the audit log with {from, to, reason} and any `details` (the
+    canary monitor adds its decision's numbers)."""
     _check_label_name(label)
     if label == LATEST_LABEL:
         raise InvalidRequest("the label 'latest' always points at the newest version; pushes move it", param="label")
@@ -318,11 +333,7 @@ def set_label(
         )
     current = repo.get_label(conn, prompt.id, label)
     if current is not None and current.protected and not role_at_least(role, ADMIN):
-        raise Forbidden(
-            f"the label '{label}' of prompt '{prompt_name}' is protected: moving it needs an admin key "
-            f"(this key's role is '{role}'); use `pilothouse prompt promote` or ask an admin",
-            code="label_protected",
-        )
+        raise protected_label_error(prompt_name, label, baseline_version(clean), role, "moving it")
     row = repo.put_label(conn, prompt_id=prompt.id, name=label, splits=clean, updated_by=actor)
     append_event(
         conn,
@@ -336,10 +347,24 @@ def set_label(
             "from": None if current is None else current.splits,
             "to": clean,
             "reason": reason,
+            **(details or {}),
         },
     )
     notify_label_change(project_id, prompt_name)
     return to_label(row)
+
+
+def protected_label_error(prompt_name: str, label: str, version: int, role: str, doing: str) -> Forbidden:
+    """The 403 for a non-admin key on a protected label. Both `prompt label` and `prompt promote` are refused
+    there, so the hint names what does work: an admin running the gated promotion, or an unprotected label."""
+    other = "another unprotected label" if label == "staging" else "an unprotected label such as 'staging'"
+    return Forbidden(
+        f"the label '{label}' of prompt '{prompt_name}' is protected: {doing} needs an admin key (this key's role "
+        f"is '{role}'). Ask an admin to run `pilothouse prompt promote {prompt_name} {version} --to {label}` "
+        f"(gated by the scenario tests) or to unprotect the label; with this key you can point {other} at it "
+        f"(`pilothouse prompt label {prompt_name} {version} {'canary' if label == 'staging' else 'staging'}`)",
+        code="label_protected",
+    )
 
 
 def protect_label(
@@ -424,7 +449,12 @@ def push_definition(
         prompt = repo.create_prompt(conn, project_id, definition.name, actor)
     latest = repo.latest_version(conn, prompt.id)
     if latest is not None and latest.content_hash == definition.content_hash:
-        return PushResult(prompt.name, to_version(latest, prompt.name), False, [], definition.path)
+        changed = definition.source_text is not None and (
+            definition.source_text != latest.source_text or definition.source_format != latest.source_format
+        )
+        if changed:
+            _update_source(conn, project_id, prompt.name, latest, definition, actor, message or definition.message)
+        return PushResult(prompt.name, to_version(latest, prompt.name), False, [], definition.path, changed)
     number = 1 if latest is None else latest.version + 1
     row = repo.insert_version(
         conn,
@@ -467,6 +497,54 @@ def push_definition(
         )
     notify_label_change(project_id, prompt.name)
     return PushResult(prompt.name, to_version(row, prompt.name), True, moved, definition.path)
+
+
+MAX_SOURCE_DIFF = 64 * 1024
+"""The longest text diff an audit event of a source update keeps (longer ones are cut, and say so)."""
+
+
+def _sha256(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _update_source(
+    conn: Connection,
+    project_id: str,
+    name: str,
+    latest: VersionRow,
+    definition: PromptDefinition,
+    actor: str,
+    message: str | None,
+) -> None:
+    """Keep `definition`'s file text with the latest version (same content hash) and audit the change with a
+    unified diff of the text, so the text it replaces can be recovered from the audit log."""
+    assert definition.source_text is not None
+    repo.update_version_source(conn, latest.id, definition.source_text, definition.source_format)
+    before = latest.source_text if latest.source_text is not None else ""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        definition.source_text.splitlines(keepends=True),
+        f"{name}@{latest.version} (before)",
+        f"{name}@{latest.version}",
+    )
+    diff = "".join(lines)
+    append_event(
+        conn,
+        actor=actor,
+        action="prompt.version.source_update",
+        target=f"prompt:{name}@{latest.version}",
+        project_id=project_id,
+        details={
+            "prompt": name,
+            "version": latest.version,
+            "content_hash": latest.content_hash,
+            "from": {"format": latest.source_format, "sha256": _sha256(latest.source_text)},
+            "to": {"format": definition.source_format, "sha256": _sha256(definition.source_text)},
+            "diff": diff[:MAX_SOURCE_DIFF],
+            "diff_truncated": len(diff) > MAX_SOURCE_DIFF,
+            "message": message,
+        },
+    )
 
 
 def push_test_suite(conn: Connection, *, project_id: str, prompt_name: str, suite: TestSuiteFile, actor: str) -> str:

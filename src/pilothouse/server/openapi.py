@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.costs.report import GROUP_BY
 from pilothouse.prompts.refs import LABEL_MAX, LABEL_RE, MAX_VERSION, MODEL_PREFIX, NAME_MAX, NAME_PATTERN
+from pilothouse.server.api.audit import MAX_ACTIONS
 from pilothouse.server.gateway_schema import CHAT_REQUEST_REF, PROMPT_REF, SELECTOR, gateway_paths, gateway_schemas
 
 DESCRIPTIONS = {
@@ -83,6 +84,9 @@ PARAMETERS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("/api/prompts/{name}/resolve", "query", "variables", _JSON_OBJECT),
     ("/api/prompts/{name}/stats", "query", "since", _WHEN),
     ("/api/prompts/{name}/stats", "query", "until", _WHEN),
+    ("/api/audit", "query", "since", _WHEN),
+    ("/api/audit", "query", "until", _WHEN),
+    ("/api/audit", "query", "action", {"maxItems": MAX_ACTIONS}),
     ("/api/traces", "query", "since", _TIME),
     ("/api/traces", "query", "until", _TIME),
     ("/api/costs/report", "query", "since", _WHEN),

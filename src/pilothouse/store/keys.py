@@ -6,17 +6,17 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+# Re-exported: the roles moved to pilothouse.roles (importable without the store).
+from pilothouse.roles import OWNER as OWNER
+from pilothouse.roles import ROLES as ROLES
+from pilothouse.roles import Role as Role
 from pilothouse.store.ids import new_id
 from pilothouse.store.tables import api_keys
 
-Role = Literal["viewer", "service", "developer", "admin", "owner"]
-ROLES: tuple[str, ...] = get_args(Role)
-"""Every role, lowest to highest; each may do what the ones before it may (docs/security.md)."""
-OWNER = "owner"
 KEY_PREFIX = "ph-"
 
 

@@ -216,6 +216,15 @@ def insert_version(
     return row
 
 
+def update_version_source(conn: Connection, version_id: str, source_text: str, source_format: str | None) -> None:
+    """Replace the file text kept with a version (its content, and so its hash, stay as they are)."""
+    conn.execute(
+        update(prompt_versions)
+        .where(prompt_versions.c.id == version_id)
+        .values(source_text=source_text, source_format=source_format)
+    )
+
+
 # -- labels -----------------------------------------------------------------------------------------------------
 def get_label(conn: Connection, prompt_id: str, name: str) -> LabelRow | None:
     query = select(prompt_labels).where(prompt_labels.c.prompt_id == prompt_id, prompt_labels.c.name == name)

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from pilothouse.audit.chain import list_events, verify_chain
+from pilothouse.errors import InvalidRequest
+from pilothouse.prompts.performance import parse_since
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.scope import resolve_projects
@@ -21,6 +23,16 @@ router = APIRouter(prefix="/api/audit", tags=["audit"])
 
 MAX_SEQ = 2**31 - 1
 """The largest audit sequence number (a 32-bit INTEGER column): a larger `after` is a 422, not a database error."""
+MAX_ACTIONS = 20
+
+
+def _time(text: str | None, param: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from exc
 
 
 @router.get("")
@@ -30,11 +42,24 @@ def events(
     after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Events after this sequence number.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     project: Annotated[str | None, Query(description="Another project or `all` (owner keys).")] = None,
+    action: Annotated[
+        list[str] | None,
+        Query(description="Only these actions (repeatable); `prompt.label` also matches `prompt.label.move`."),
+    ] = None,
+    since: Annotated[
+        str | None, Query(description="Events at or after: a duration before now (7d, 24h, 30m), epoch or ISO 8601.")
+    ] = None,
+    until: Annotated[str | None, Query(description="Events before: a duration before now, epoch or ISO 8601.")] = None,
 ) -> dict[str, Any]:
     require_role(principal, "admin")
+    if action is not None and len(action) > MAX_ACTIONS:
+        raise InvalidRequest(f"at most {MAX_ACTIONS} 'action' filters, got {len(action)}", param="action")
+    start, end = _time(since, "since"), _time(until, "until")
     with state.store.connect() as conn:
         project_id = resolve_projects(conn, principal, project)
-        rows = list_events(conn, project_id=project_id, after_seq=after, limit=limit)
+        rows = list_events(
+            conn, project_id=project_id, after_seq=after, limit=limit, actions=action or (), since=start, until=end
+        )
     return {"data": [e.to_dict() for e in rows]}
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.errors import InvalidRequest, NotFound
 from pilothouse.prompts import registry
-from pilothouse.prompts.monitor import check_label, evaluate, parse_rule
+from pilothouse.prompts.monitor import canary_status, check_label, evaluate, parse_rule
 from pilothouse.prompts.refs import MAX_VERSION
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
@@ -28,7 +28,8 @@ class CanarySet(BaseModel):
     rollback_rule: dict[str, Any] | None = Field(
         default=None,
         description='{"metric": "score:NAME" | "error_rate" | "cost_per_request" | "latency_ms", '
-        '"min_samples": 10, "alpha": 0.05}; null: no automatic rollback.',
+        '"min_samples": 10, "alpha": 0.05, "min_effect_abs"?, "min_effect_rel"?, "bucket_s"?}; null: no '
+        "automatic rollback. Unset optional fields take the metric's defaults (docs/prompt-canary.md).",
     )
 
 
@@ -94,10 +95,19 @@ def get_canary(name: str, label: str, state: StateDep, principal: PrincipalDep) 
         return evaluate(conn, principal.project_id, name, current).to_dict()
 
 
+@router.get("/{name}/labels/{label}/canary/status")
+def get_canary_status(name: str, label: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The canary's state: both arms' samples and estimates, the always-valid interval, the decision and why
+    (recomputed from the traces now), and its audit events since the split was set (no action)."""
+    with state.store.connect() as conn:
+        return canary_status(conn, principal.project_id, name, label)
+
+
 @router.post("/{name}/labels/{label}/canary/check")
 def check_canary(name: str, label: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Run the rollback rule now: when the candidate is significantly worse, the label goes back to the baseline
-    (audited as `prompt.canary.rollback` with the statistics)."""
+    """Run the rollback rule now: when the candidate is worse by more than the minimum effect (sequentially
+    significant), the label goes back to the baseline (audited as `prompt.canary.rollback` with the decision's
+    numbers); a change of the canary's state is audited as `prompt.canary.decision`."""
     require_role(principal, "developer")
     outcome = check_label(state.store, principal.project_id, name, label, actor=principal.key_id)
     if outcome.rolled_back:

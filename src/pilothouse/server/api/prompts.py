@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pilothouse.errors import Conflict, InvalidRequest, Unprocessable
+from pilothouse.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from pilothouse.gateway.pipeline import Principal
 from pilothouse.prompts import registry
 from pilothouse.prompts.diff import diff_templates
@@ -28,7 +28,7 @@ from pilothouse.prompts.files import (
     test_file_name,
     to_yaml,
 )
-from pilothouse.prompts.refs import MAX_VERSION, PromptRef, check_name, parse_selector
+from pilothouse.prompts.refs import MAX_VERSION, PromptRef, check_name, parse_ref, parse_selector
 from pilothouse.prompts.templates import TemplateError, TemplateRenderError, VariableError, render_with
 from pilothouse.prompts.templates import validate_variables as check_variables
 from pilothouse.server.api.deps import PrincipalDep, StateDep
@@ -39,6 +39,8 @@ from pilothouse.store.keys import get_key
 from pilothouse.store.prompts import LabelRow, PromptRow, VersionRow
 
 router = APIRouter(prefix="/api/prompts", tags=["prompts"])
+PULL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,199}(@([1-9][0-9]{0,8}|sha:[0-9a-f]{6,64}|[a-z][a-z0-9._-]{0,99}))?$"
+"""A `names` item of a pull: NAME, or NAME@REF (a version, a label, sha:PREFIX), as `refs.parse_ref` reads it."""
 
 
 class PushFile(BaseModel):
@@ -61,6 +63,12 @@ class PullBody(BaseModel):
 
     label: str | None = Field(default="production", description="Export the version each prompt's label names.")
     latest: bool = Field(default=False, description="Export each prompt's newest version instead.")
+    names: list[Annotated[str, Field(pattern=PULL_NAME_PATTERN)]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Only these prompts (default: all). NAME, or NAME@REF (a version, label or sha:PREFIX) to "
+        "export that version of it; an unknown name is a 404.",
+    )
 
 
 class VersionBody(BaseModel):
@@ -190,18 +198,45 @@ def push(body: PushBody, state: StateDep, principal: PrincipalDep) -> dict[str, 
     return {"results": results}
 
 
+def _pull_filter(names: list[str] | None) -> dict[str, PromptRef | None] | None:
+    """{name: the reference given with it, or None} for a `names` filter; None when there is no filter."""
+    if names is None:
+        return None
+    wanted: dict[str, PromptRef | None] = {}
+    for i, item in enumerate(names):
+        try:
+            ref = parse_ref(item)
+        except ValueError as exc:
+            raise InvalidRequest(f"names[{i}]: {exc}", param="names") from None
+        wanted[ref.name] = ref if "@" in item else None
+    return wanted
+
+
 @router.post("/pull")
 def pull(body: PullBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Every prompt as a file (its text as pushed, or canonical YAML), with its test file; read-only."""
+    """Every prompt (or those in `names`) as a file (its text as pushed, or canonical YAML), with its test
+    file; read-only."""
     if not body.latest and not body.label:
         raise InvalidRequest("give a 'label' or set 'latest'", param="label")
+    wanted = _pull_filter(body.names)
     out: list[dict[str, Any]] = []
     skipped: list[str] = []
     with state.store.connect() as conn:
         prompts = repo.list_prompts(conn, principal.project_id)
+        if wanted is not None:
+            missing = sorted(set(wanted) - {p.name for p in prompts})
+            if missing:
+                raise NotFound(
+                    f"no prompt named {', '.join(map(repr, missing))} in this project", code="prompt_not_found"
+                )
+            prompts = [p for p in prompts if p.name in wanted]
         labels = repo.labels_of(conn, [p.id for p in prompts])
         for prompt in prompts:
-            if body.latest:
+            ref = None if wanted is None else wanted[prompt.name]
+            row: VersionRow | None
+            if ref is not None:
+                row = registry.get_version_row(conn, principal.project_id, ref)[1]
+            elif body.latest:
                 row = repo.latest_version(conn, prompt.id)
             else:
                 label = next((lbl for lbl in labels[prompt.id] if lbl.name == body.label), None)
