@@ -65,7 +65,6 @@ class Project:
     def cli(self, *args: str, role: str = "developer") -> subprocess.CompletedProcess[str]:
         """`python -m pilothouse ARGS --url ... --api-key ...` in a real process."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
-        env["COLUMNS"] = "250"
         cmd = [sys.executable, "-m", "pilothouse", *args, "--url", self.server.url, "--api-key", self.keys[role]]
         return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
 
@@ -153,8 +152,13 @@ def test_report_by_model_shows_the_calls(project: Project) -> None:
     assert group["llm_calls"] == 8 and group["output_tokens_per_s"] > 0
     assert report["models"][0]["model"] == LOCAL and report["total"]["requests"] == 8
 
+    # piped (a real process's stdout is a pipe): `| grep smollm2-135m` finds the whole row on one line
     table = project.ok("cost", "report", "--by", "model", "--since", "1h")
-    assert "Cost by model since" in table and LOCAL in table and "total" in table
+    lines = table.splitlines()
+    assert lines[0].startswith("# Cost by model since ") and lines[1].startswith("group\trequests\terrors\t")
+    [row] = [line.split("\t") for line in lines if LOCAL in line]
+    assert row[:2] == [LOCAL, "8"] and len(row) == len(lines[1].split("\t"))
+    assert any(line.startswith("total\t8\t") for line in lines)
 
 
 def test_report_by_key_prompt_and_user(project: Project) -> None:
@@ -163,7 +167,7 @@ def test_report_by_key_prompt_and_user(project: Project) -> None:
     by_prompt = project.json("cost", "report", "--by", "prompt", "--since", "1h")
     assert {g["group"]: g["requests"] for g in by_prompt["groups"]} == {"cost-greeting": 3, None: 5}
     table = project.ok("cost", "report", "--by", "prompt")
-    assert "Speed per model" in table and "(none)" in table
+    assert "# Speed per model" in table.splitlines() and "(none)\t5\t" in table
     later = project.json("cost", "report", "--since", "2099-01-01T00:00:00Z")
     assert later["groups"] == [] and later["total"]["requests"] == 0
 

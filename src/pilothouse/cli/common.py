@@ -1,5 +1,9 @@
 """Options and output shared by the management commands: server URL and key, tables or JSON.
 
+The output contract (README, "Manage it"): on a terminal a table is a Rich table; when stdout is not a terminal
+(piped, redirected) it is tab-separated text, `# title`, a header row, then one row per line, no value ever
+wrapped or cut, so `pilothouse cost report | grep smollm2-135m` prints the row. `--json` gives everything.
+
 Every command module imports this one, and `pilothouse --help` imports every command module: keep the imports
 here light (no httpx until a client is made, no server, no SQLAlchemy). tests/cli/test_startup.py checks it."""
 
@@ -15,6 +19,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pilothouse.cli.credentials import CredentialsError, find_api_key
 from pilothouse.client import Pilothouse, PilothouseError
@@ -74,12 +79,30 @@ def when(ts: float | None) -> str:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A Rich table on a terminal; tab-separated lines when piped (see the module's docstring). None shows as -."""
+    cells = [["-" if v is None else str(v) for v in row] for row in rows]
+    if not console.is_terminal:
+        write = console.file.write
+        write(f"# {_tsv_cell(title)}\n")
+        for line in [list(columns), *[[Text.from_markup(c).plain for c in row] for row in cells]]:
+            write("\t".join(_tsv_cell(c) for c in line) + "\n")
+        console.file.flush()
+        return
     out = Table(title=title)
     for col in columns:
         out.add_column(col, overflow="fold")
-    for row in rows:
-        out.add_row(*["-" if v is None else str(v) for v in row])
+    for row in cells:
+        out.add_row(*row)
     console.print(out)
+
+
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _tsv_cell(value: str) -> str:
+    """One value on one line: a backslash, tab, newline or carriage return in it is written \\\\, \\t, \\n, \\r
+    (the escapes of PostgreSQL's COPY text format), so a row is always one line of exactly len(columns) fields."""
+    return value.translate(_TSV_ESCAPES)
 
 
 def emit(as_json: bool, value: Any, render: Callable[[], None]) -> None:
