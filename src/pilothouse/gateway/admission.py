@@ -1,8 +1,10 @@
-"""The admission and settle stages of a chat request: rate limits, budgets, loop guards, max_tokens caps.
+"""The admission and settle stages of a model call: rate limits, budgets, loop guards, max_tokens caps.
 
 `Admission.admit` runs after the request is prepared (model resolved, input tokens counted) and before the
-cache and the upstream call: it finds the limits and budgets that apply (an in-process index, no database
-query), checks the per-key max_tokens cap, and acquires every rate-limit window, budget reservation and run
+cache and the upstream call, for chat and embeddings alike through the `Demand` each prepared call produces
+(an embeddings call reserves its input bound and no output; max_tokens caps apply to chat only). It finds
+the limits and budgets that apply (an in-process index, no database query), checks the per-key max_tokens
+cap, and acquires every rate-limit window, budget reservation and run
 counter in ONE LimitStore call (one Redis round trip), all or nothing. A refusal raises the ApiError the
 caller sees (429 with Retry-After where waiting helps; budgets and loop guards are audit events). A request
 that no limit, budget or run applies to costs a dict lookup and nothing else. A budget counter the limit
@@ -28,6 +30,7 @@ from pilothouse.errors import ApiError, Forbidden, InvalidRequest
 from pilothouse.gateway.limits.audit_writer import AuditWriter, replay_audit_spill
 from pilothouse.gateway.limits.budgets import BudgetCheck, budget_check, budget_refusal, describe, seed_budget
 from pilothouse.gateway.limits.definitions import Definitions
+from pilothouse.gateway.limits.demand import Demand
 from pilothouse.gateway.limits.ledger import Ledger
 from pilothouse.gateway.limits.loop_guard import RunCheck, run_caps, run_checks, run_refusal
 from pilothouse.gateway.limits.memory import MemoryLimitStore
@@ -37,9 +40,8 @@ from pilothouse.gateway.limits.rate_limits import RateCheck, describe_subject, r
 from pilothouse.gateway.limits.redis_store import RedisLimitStore, safe_url
 from pilothouse.gateway.limits.store import CounterSettle, LimitStore, LimitStoreUnavailable, Refusal, WindowSettle
 from pilothouse.gateway.limits.worst_case import WorstCase, WorstCaseCalculator
-from pilothouse.gateway.pipeline import Prepared
+from pilothouse.gateway.pipeline import Prepared, PreparedEmbeddings
 from pilothouse.gateway.pricing import PriceBook
-from pilothouse.gateway.tokens import input_token_bound
 from pilothouse.store.budgets import Budget, RateLimit
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import InflightCall, ReservedCounter
@@ -233,8 +235,8 @@ class Admission:
             self.audit.close()
 
     # -- the admission stage ------------------------------------------------------------------------------
-    async def admit(self, prep: Prepared, trace: TraceRecord, headers: Headers) -> Ticket | None:
-        """Refuse the request (raise) or reserve what it may use; None when nothing applies to it."""
+    async def admit(self, prep: Prepared | PreparedEmbeddings, trace: TraceRecord, headers: Headers) -> Ticket | None:
+        """Refuse the call (raise) or reserve what it may use; None when nothing applies to it."""
         index = self.definitions.index
         caps = run_caps(self.limits, headers)
         if index.empty and caps is None:
@@ -256,21 +258,20 @@ class Admission:
                 budgets.extend(index.budgets.get(subject, ()))
         if not limits and not budgets and caps is None:
             return None
-        if limits:
+        if limits and isinstance(prep, Prepared):
             await self._cap_max_tokens(prep, trace, limits)
-        bound = input_token_bound(prep.body.messages, prep.body.params)  # a true upper bound, not an estimate
-        tokens_in = prep.input_tokens if prep.input_tokens is not None else bound
+        need = prep.demand()
         priced = bool(budgets) or (caps is not None and caps.cost_pico is not None)
         worst = self.worst.compute(
-            prep.entry, prep.deployment, tokens_in, prep.body.max_tokens, priced=priced, input_bound=bound
+            need.entry, need.deployment, need.input_tokens, need.max_tokens, priced=priced, input_bound=need.input_bound
         )
         now = time.time()
         hard = [b for b in budgets if b.mode == "hard"]
         if hard and worst.cost_pico is None:
-            await self._unbounded(prep, trace, hard[0], worst)
+            await self._unbounded(need, trace, hard[0], worst)
         rates = rate_checks(self.prefix, limits, worst.tokens)
         bchecks = [budget_check(self.prefix, b, now, worst.cost_pico or 0) for b in budgets]
-        rchecks = [] if caps is None else run_checks(self.prefix, project, caps, prep.body, worst, self._run_ttl_ms)
+        rchecks = [] if caps is None else run_checks(self.prefix, project, caps, need.call, worst, self._run_ttl_ms)
         reservation = secrets.token_hex(8)
         windows, counters = [c.spec for c in rates], [*(b.spec for b in bchecks), *(r.spec for r in rchecks)]
         try:
@@ -290,7 +291,7 @@ class Admission:
                 self._known.clear()
             self._known.update(b.spec.key for b in bchecks)
         if refusal is not None:
-            await self._refuse(prep, trace, refusal, rates, bchecks, rchecks, worst, now)
+            await self._refuse(need, trace, refusal, rates, bchecks, rchecks, worst, now)
         if caps is not None:
             prep.span.attributes["pilothouse.run.id"] = caps.run_id
         ticket = Ticket(self, reservation, trace, rates, bchecks, rchecks)
@@ -342,9 +343,9 @@ class Admission:
             code="max_tokens_above_cap",
         )
         details = {"limit_id": tightest.id, "cap": cap, "requested": asked, "model": prep.entry.name}
-        await self._refused(prep, trace, "limits.max_tokens_refused", tightest.id, details, error)
+        await self._refused(prep.demand(), trace, "limits.max_tokens_refused", tightest.id, details, error)
 
-    async def _unbounded(self, prep: Prepared, trace: TraceRecord, budget: Budget, worst: WorstCase) -> None:
+    async def _unbounded(self, prep: Demand, trace: TraceRecord, budget: Budget, worst: WorstCase) -> None:
         if worst.output_tokens is None:
             error: ApiError = InvalidRequest(
                 f"{describe(budget)} applies to this request, and its cost has no upper bound: '{prep.entry.name}' "
@@ -364,7 +365,7 @@ class Admission:
 
     async def _refuse(
         self,
-        prep: Prepared,
+        prep: Demand,
         trace: TraceRecord,
         refusal: Refusal,
         rates: list[RateCheck],
@@ -407,7 +408,7 @@ class Admission:
         await self._refused(prep, trace, "loop_guard.refused", run.caps.run_id, details, run_refusal(run, refusal))
 
     async def _refused(
-        self, prep: Prepared, trace: TraceRecord, action: str, target: str, details: dict[str, Any], error: ApiError
+        self, prep: Demand, trace: TraceRecord, action: str, target: str, details: dict[str, Any], error: ApiError
     ) -> NoReturn:
         """Record a refusal on the trace and in the audit log (committed before the caller is answered)."""
         self._refusal_span(prep, trace, action, {f"pilothouse.limits.{k}": v for k, v in details.items()})
@@ -422,7 +423,7 @@ class Admission:
         raise error
 
     @staticmethod
-    def _refusal_span(prep: Prepared, trace: TraceRecord, what: str, attrs: dict[str, Any]) -> None:
+    def _refusal_span(prep: Demand, trace: TraceRecord, what: str, attrs: dict[str, Any]) -> None:
         """No call was made: the trace gets an `admission` guard span (the server marks it as the error)
         instead of the llm span the preparation opened."""
         if prep.span in trace.spans and prep.span.ended_at is None:

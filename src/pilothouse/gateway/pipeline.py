@@ -18,6 +18,8 @@ import numpy as np
 
 from pilothouse.config import Deployment, ModelEntry, Settings
 from pilothouse.errors import ApiError, InvalidRequest, NotFound, RateLimited, UpstreamError, UpstreamTimeout
+from pilothouse.gateway.limits.demand import Demand
+from pilothouse.gateway.limits.loop_guard import chat_call
 from pilothouse.gateway.pricing import PriceBook, cost
 from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError, Usage
 from pilothouse.gateway.providers.redact import redact
@@ -25,7 +27,13 @@ from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.routing import Router
 from pilothouse.gateway.routing.deadline import Deadline, DeadlineExceeded, deadline_error, mark_cut
 from pilothouse.gateway.streaming import StreamAccumulator, sse
-from pilothouse.gateway.tokens import estimate_messages_tokens, input_token_bound, message_text, output_token_estimate
+from pilothouse.gateway.tokens import (
+    estimate_messages_tokens,
+    input_token_bound,
+    message_text,
+    output_token_estimate,
+    texts_token_bound,
+)
 from pilothouse.gateway.validation import ChatBody, parse_chat_body, parse_embeddings_body
 from pilothouse.prompts.refs import MODEL_PREFIX
 from pilothouse.prompts.resolver import ExpandedPrompt, PromptResolver
@@ -74,6 +82,31 @@ class Prepared:
         if self.input_tokens is not None and same:
             return self.input_tokens
         return input_token_bound(self.body.messages, self.body.params)
+
+    def demand(self) -> Demand:
+        """What admission reserves for this call: the input (exact count or bound) and max_tokens."""
+        bound = input_token_bound(self.body.messages, self.body.params)  # a true upper bound, not an estimate
+        tokens_in = self.input_tokens if self.input_tokens is not None else bound
+        call = chat_call(self.body)
+        return Demand(self.entry, self.deployment, self.span, tokens_in, bound, self.body.max_tokens, call)
+
+
+@dataclass(slots=True)
+class PreparedEmbeddings:
+    """A validated embeddings call, ready to send (`Gateway.prepare_embeddings`, then `Gateway.embed`)."""
+
+    entry: ModelEntry
+    deployment: Deployment
+    provider: Provider
+    inputs: list[str]
+    encoding_format: str
+    span: SpanRecord
+
+    def demand(self) -> Demand:
+        """What admission reserves for this call: the bound on its input tokens, and no output."""
+        bound = texts_token_bound(self.inputs)
+        call = {"model": self.entry.name, "input": self.inputs}
+        return Demand(self.entry, self.deployment, self.span, bound, bound, 0, call)
 
 
 def provider_error_to_api(exc: ProviderError, deployment: str) -> ApiError:
@@ -347,11 +380,19 @@ class Gateway:
 
     # -- embeddings -------------------------------------------------------------------------------
     async def embeddings(self, raw: Any, trace: TraceRecord) -> dict[str, Any]:
+        """`prepare_embeddings` then `embed`, with no admission stage between them (the server admits there)."""
+        return await self.embed(self.prepare_embeddings(raw, trace))
+
+    def prepare_embeddings(self, raw: Any, trace: TraceRecord) -> PreparedEmbeddings:
+        """Validate, resolve the model and open the embedding span; nothing is sent yet."""
         name, inputs, fmt = parse_embeddings_body(raw)
         entry = self.resolve(name, "embedding")
         deployment = self.router.pick(entry)
         provider = self.pool.get(deployment)
-        trace.model = entry.name
+        user = raw.get("user")  # OpenAI's end-user id: user budgets count embeddings too
+        if user is not None and not isinstance(user, str):
+            raise InvalidRequest("'user' must be a string", param="user")
+        trace.model, trace.user_id = entry.name, user
         span = trace.span("embedding", f"embeddings {entry.name}")
         span.model, span.provider = entry.name, deployment.provider
         span.attributes.update(
@@ -364,6 +405,12 @@ class Gateway:
         )
         if self.settings.capture_content:
             span.input = {"input": inputs}
+        return PreparedEmbeddings(entry, deployment, provider, inputs, fmt, span)
+
+    async def embed(self, prep: PreparedEmbeddings) -> dict[str, Any]:
+        """Call the upstream within the model's deadline, meter the span; returns the OpenAI `list` body."""
+        entry, deployment, provider, span = prep.entry, prep.deployment, prep.provider, prep.span
+        inputs, fmt = prep.inputs, prep.encoding_format
         deadline = Deadline(entry.call_deadline_s or self.settings.routing.call_deadline_s, time.monotonic())
         try:
             async with asyncio.timeout_at(deadline.loop_at) as timer:  # not routed, but bounded all the same

@@ -147,3 +147,9 @@ def input_token_bound(messages: list[Any], params: dict[str, Any] | None = None)
             if value is not None and not isinstance(value, bool):
                 total += _json_bytes(value) + PER_MESSAGE_BOUND
     return total
+
+
+def texts_token_bound(texts: list[str]) -> int:
+    """An upper bound on the input tokens of an embeddings call: each text's UTF-8 bytes plus
+    `PER_MESSAGE_BOUND` for the special tokens an encoder adds ([CLS]/[SEP], BOS/EOS, a dummy prefix)."""
+    return sum(_text_bytes(text) + PER_MESSAGE_BOUND for text in texts)

@@ -175,8 +175,10 @@ class GatewayEndpoints:
             raw = parse_json(body, settings.max_json_depth)  # size, read deadline and nesting: server/body_guard.py
             watch.start(receive)  # from here on, receive() only reports a disconnect
             if scope["path"] == EMBEDDINGS_PATH:
-                watch.arm()
-                payload = await gateway.embeddings(raw, trace)
+                eprep = gateway.prepare_embeddings(raw, trace)
+                once.ticket = await self.state.admission.admit(eprep, trace, scope["headers"])  # admission
+                watch.arm()  # raises ClientLeft if the client left during admission: no call at all
+                payload = await gateway.embed(eprep)
                 watch.disarm()
             else:
                 prep = await gateway.prepare_chat_async(raw, trace)  # prompt rendering off the event loop

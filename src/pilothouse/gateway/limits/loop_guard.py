@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -104,14 +104,23 @@ def run_caps(settings: LimitSettings, headers: list[tuple[bytes, bytes]]) -> Run
     )
 
 
+def chat_call(body: ChatBody) -> dict[str, Any]:
+    """A chat call as the loop guard hashes it: model, messages and every parameter that shapes the answer."""
+    params = {k: v for k, v in body.params.items() if k not in _UNHASHED}
+    return {"model": body.model, "messages": body.messages, "params": params}
+
+
 def request_hash(body: ChatBody) -> str:
-    """The canonical hash of a call: model, messages and every parameter that shapes the answer.
+    """The canonical hash of a chat call (`chat_call`)."""
+    return call_hash(chat_call(body))
+
+
+def call_hash(call: dict[str, Any]) -> str:
+    """The canonical hash of a call (chat or embeddings).
 
     orjson writes it; what orjson refuses (integers past 64 bits, nesting past its limit, which the server's
     `max_json_depth` keeps requests well under) falls back to the standard library, and what that refuses
     too is a 400 rather than a 500."""
-    params = {k: v for k, v in body.params.items() if k not in _UNHASHED}
-    call = {"model": body.model, "messages": body.messages, "params": params}
     try:
         canonical = orjson.dumps(call, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError
@@ -127,8 +136,9 @@ def request_hash(body: ChatBody) -> str:
 
 
 def run_checks(
-    prefix: str, project_id: str, caps: RunCaps, body: ChatBody, worst: WorstCase, idle_ttl_ms: int
+    prefix: str, project_id: str, caps: RunCaps, call: dict[str, Any], worst: WorstCase, idle_ttl_ms: int
 ) -> list[RunCheck]:
+    """The run's counters for one call; `call` is its canonical form (`chat_call`, `Demand.call`)."""
     base = f"{prefix}run:{project_id}:{caps.run_id}:"
     checks = [RunCheck(CounterSpec(base + "calls", caps.calls, 1, idle_ttl_ms=idle_ttl_ms), "calls", caps)]
     checks.append(
@@ -137,7 +147,7 @@ def run_checks(
     cost = worst.cost_pico or 0
     checks.append(RunCheck(CounterSpec(base + "cost", caps.cost_pico, cost, idle_ttl_ms=idle_ttl_ms), "cost", caps))
     if caps.repeats is not None:
-        key = base + "req:" + request_hash(body)
+        key = base + "req:" + call_hash(call)
         checks.append(RunCheck(CounterSpec(key, caps.repeats, 1, idle_ttl_ms=idle_ttl_ms), "repeats", caps))
     return checks
 
