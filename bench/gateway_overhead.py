@@ -15,6 +15,13 @@ One run, all on loopback:
     .venv/bin/python bench/gateway_overhead.py                     # everything, ~70 s when quiet
     .venv/bin/python bench/gateway_overhead.py --skip-litellm --duration 10
     .venv/bin/python bench/gateway_overhead.py --json > results.json
+    .venv/bin/python bench/gateway_overhead.py --shape long --skip-litellm   # long LLM calls, ~60 s
+
+`--shape` picks the load (bench/overhead/shapes.py): `fast` (the default above) measures what the gateway
+costs per request; `long` puts 500 connections on an upstream that answers in 1.5 s, the shape of real LLM
+traffic, and checks that nothing in the gateway queues calls: Pilothouse req/s >= 0.9 x direct with no
+client timeouts (LiteLLM is shown, not checked). Explicit options (--connections, --delay-ms, ...) override
+the shape's.
 
 It is a benchmark, not a test: it needs `wrk` (`apt-get install -y wrk`) and, for LiteLLM, PyPI access on
 first use. See bench/README.md for what the numbers mean and their limits (wrk, the upstream and the
@@ -35,9 +42,14 @@ from overhead.processes import Processes
 from overhead.profile import print_profiles
 from overhead.report import print_report
 from overhead.runner import run
+from overhead.shapes import DEFAULT_SHAPE, SHAPES
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    # The shape sets the defaults of the load options, so it is read first; explicit options still win.
+    shape_parser = argparse.ArgumentParser(add_help=False)
+    shape_parser.add_argument("--shape", choices=sorted(SHAPES), default=DEFAULT_SHAPE)
+    shape = SHAPES[shape_parser.parse_known_args(argv)[0].shape]
     parser = argparse.ArgumentParser(
         description=(
             "Measure the overhead of Pilothouse and of the LiteLLM proxy in front of a fast fake "
@@ -48,8 +60,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "on: bench/gateway_features.py.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default=DEFAULT_SHAPE,
+        help="; ".join(f"{name}: {sh.describes}" for name, sh in SHAPES.items()),
+    )
     add_run_args(parser)
     add_profile_args(parser)
+    parser.set_defaults(
+        connections=shape.connections,
+        delay_ms=shape.delay_ms,
+        duration=shape.duration_s,
+        warmup=shape.warmup_s,
+        timeout=shape.timeout_s,
+    )
     args = parser.parse_args(argv)
     check_run_args(parser, args)
     return args

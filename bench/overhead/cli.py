@@ -29,6 +29,12 @@ def add_run_args(parser: argparse.ArgumentParser, duration: float = 15.0) -> Non
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (-c)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="upstream delay before each reply")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="client timeout: wrk counts a request unanswered this long as an error",
+    )
     parser.add_argument("--skip-litellm", action="store_true", help="do not install or measure LiteLLM")
     parser.add_argument("--skip-pilothouse", action="store_true", help="do not measure Pilothouse")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout (no table)")
@@ -93,6 +99,8 @@ def add_profile_args(parser: argparse.ArgumentParser) -> None:
 def check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.duration < 1 or args.warmup < 1:
         parser.error("--duration and --warmup must be at least 1 second")
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
 

@@ -81,7 +81,7 @@ def _measure_once(
 ) -> tuple[TargetResult, str]:
     busy_before = wait_until_quiet(procs.pgids(), args.wait_quiet, BUSY_THRESHOLD_PCT)
     log(f"{name}: warm-up {args.warmup:g} s")
-    warm, _ = run_wrk(url, lua, args.warmup, args.connections, args.threads, wrk_cpus)
+    warm, _ = run_wrk(url, lua, args.warmup, args.connections, args.threads, wrk_cpus, args.timeout)
     if warm.errors:
         log(f"{name}: warm-up had {warm.errors} errors ({warm.non_2xx} non-2xx, {warm.socket_errors})")
     server.ensure_alive(name, "the warm-up")
@@ -89,7 +89,7 @@ def _measure_once(
     machine_before = cpu_snapshot(procs.pgids())
     cpu_before = group_cpu_seconds(server.proc.pid)
     calls_before = upstream_counter() if upstream_counter else None
-    result, raw = run_wrk(url, lua, args.duration, args.connections, args.threads, wrk_cpus)
+    result, raw = run_wrk(url, lua, args.duration, args.connections, args.threads, wrk_cpus, args.timeout)
     cpu_after = group_cpu_seconds(server.proc.pid)
     calls_after = upstream_counter() if upstream_counter else None
     upstream_calls = None if calls_before is None or calls_after is None else calls_after - calls_before

@@ -17,6 +17,7 @@ from .measure import TargetResult, measure
 from .processes import Processes, Server, plan_cpus
 from .profile import profile_under_load
 from .report import evaluate, machine_info, result_json
+from .shapes import DEFAULT_SHAPE, SHAPES
 from .targets import (
     check_completion,
     ensure_litellm,
@@ -76,18 +77,21 @@ def run(args: argparse.Namespace, procs: Processes, work: Path) -> tuple[dict[st
     for name, r in results.items():
         if name != "direct":
             r.added_p50_ms = r.p50_ms - direct.p50_ms
-    checks = evaluate(results)
+    shape_name = getattr(args, "shape", DEFAULT_SHAPE)
+    checks = evaluate(results, SHAPES[shape_name])
     report = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine,
         "versions": versions,
         "pinning": cpus.description,
+        "shape": shape_name,
         "connections": args.connections,
         "threads": args.threads,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "delay_ms": args.delay_ms,
+        "client_timeout_s": args.timeout,
         "results": {k: result_json(v) for k, v in results.items()},
         "checks": checks,
         "all_met": all(c["met"] for c in checks) if checks else None,

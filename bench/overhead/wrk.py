@@ -39,6 +39,10 @@ class WrkResult:
     socket_errors: dict[str, int] = field(default_factory=dict)
 
     @property
+    def timeouts(self) -> int:
+        return self.socket_errors.get("timeout", 0)
+
+    @property
     def errors(self) -> int:
         return self.non_2xx + sum(self.socket_errors.values())
 
@@ -72,10 +76,18 @@ def wrk_command(url: str, lua: Path, seconds: int, connections: int, threads: in
 
 
 def run_wrk(
-    url: str, lua: Path, duration: float, connections: int, threads: int, cpus: set[int] | None
+    url: str,
+    lua: Path,
+    duration: float,
+    connections: int,
+    threads: int,
+    cpus: set[int] | None,
+    timeout_s: float = 10.0,
 ) -> tuple[WrkResult, str]:
-    """One wrk run with the latency distribution; its numbers and its raw output."""
-    argv = wrk_command(url, lua, max(1, round(duration)), connections, threads, "--latency", "--timeout", "10s")
+    """One wrk run with the latency distribution; its numbers and its raw output. A request unanswered after
+    `timeout_s` (whole seconds: wrk takes no finer unit) counts as a socket timeout error."""
+    timeout = f"{max(1, round(timeout_s))}s"
+    argv = wrk_command(url, lua, max(1, round(duration)), connections, threads, "--latency", "--timeout", timeout)
     proc = subprocess.run(
         argv,
         capture_output=True,

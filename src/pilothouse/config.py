@@ -48,7 +48,19 @@ class Deployment(BaseModel):
         description="Read timeout: the longest gap between two reads of one upstream call (a retryable `timeout`).",
     )
     connect_timeout_s: float = Field(default=10.0, gt=0)
-    options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific options.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Provider-specific options; `max_connections` sizes the upstream pool (default 1000, 0: no limit).",
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _check_max_connections(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The pool size caps concurrent calls, so a typo (a string, a negative) must fail at load, not at traffic."""
+        value = options.get("max_connections")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"options.max_connections must be a whole number >= 0 (0: no limit), not {value!r}")
+        return options
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None

@@ -19,7 +19,11 @@ from pilothouse.config import Deployment
 from pilothouse.gateway.providers.base import ErrorKind, ProviderError
 from pilothouse.gateway.providers.redact import redact
 
-DEFAULT_MAX_CONNECTIONS = 100
+# Upstream connections per deployment (`options.max_connections`; 0: no limit). One connection carries one call
+# at a time, so this caps a deployment's concurrent calls: at 1.5 s a call, 100 would cap it near 66 calls/s.
+# 1000 keeps long LLM calls from queueing inside the gateway; each open connection is a file descriptor, so
+# the process's `ulimit -n` must leave room for these plus the clients' own connections.
+DEFAULT_MAX_CONNECTIONS = 1000
 KEEPALIVE_S = 30.0
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -52,9 +56,14 @@ class SessionHolder:
             await session.close()
 
 
+def connection_limit(deployment: Deployment) -> int:
+    """The deployment's pool size: `options.max_connections` (validated by the config), else the default."""
+    return int(deployment.options.get("max_connections", DEFAULT_MAX_CONNECTIONS))
+
+
 def _new_session(deployment: Deployment) -> aiohttp.ClientSession:
     options = deployment.options
-    limit = int(options.get("max_connections", DEFAULT_MAX_CONNECTIONS))
+    limit = connection_limit(deployment)
     connector = aiohttp.TCPConnector(
         limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300
     )

@@ -18,7 +18,7 @@ Deployment settings used:
     (and `/embeddings`), and the key is sent in an `api-key` header instead of `Authorization`.
   - `stream_options` (default true): set false for upstreams that reject the `stream_options` field;
     streams then carry no usage chunk and the gateway estimates usage.
-  - `headers`: extra request headers (dict); `max_connections` (default 100); `trust_env` (proxies).
+  - `headers`: extra request headers (dict); `max_connections` (default 1000, 0: no limit); `trust_env` (proxies).
 
 Streams ask for `stream_options.include_usage`, so the last chunk usually carries usage (with
 `choices: []`) even if the caller did not ask for it; the gateway decides whether to forward it.
