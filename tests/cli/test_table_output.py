@@ -87,8 +87,9 @@ def test_piped_cost_report_by_model_greps_to_the_row(http: TestClient) -> None:
 
 
 def test_a_value_with_tabs_newlines_or_markup_stays_one_row(capsys: pytest.CaptureFixture[str]) -> None:
-    common.table("T", ["a", "b"], [["x\ty\nz\\w", None], ["[green]pass[/green]", 3]])
-    assert capsys.readouterr().out.splitlines() == ["# T", "a\tb", "x\\ty\\nz\\\\w\t-", "pass\t3"]
+    common.table("T", ["a", "b"], [["x\ty\nz\\w", None], ["[green]pass[/green]", 3], ["team[/b]", "[x"]])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["# T", "a\tb", "x\\ty\\nz\\\\w\t-", "pass\t3", "team[/b]\t[x"]  # not markup: data
 
 
 def test_on_a_terminal_a_table_is_a_rich_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,6 +99,10 @@ def test_on_a_terminal_a_table_is_a_rich_table(monkeypatch: pytest.MonkeyPatch) 
     shown = screen.getvalue()
     assert "┃" in shown and "Models" in shown and "\t" not in shown  # box drawing, a title, no tabs
     assert LONG not in shown  # folded to the terminal's width, as before
+    screen.truncate(0)
+    common.table("Odd", ["name"], [["team[/b]"], ["[green]ok[/green]"]])  # data that is not markup is shown
+    shown = screen.getvalue()
+    assert "team[/b]" in shown and "ok" in shown and "[green]" not in shown
 
 
 def _leaves(group: Any, ctx: Any, path: list[str]) -> Iterator[tuple[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.table import Table
 from rich.text import Text
 
@@ -84,7 +85,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     if not console.is_terminal:
         write = console.file.write
         write(f"# {_tsv_cell(title)}\n")
-        for line in [list(columns), *[[Text.from_markup(c).plain for c in row] for row in cells]]:
+        for line in [list(columns), *[[_plain(c) for c in row] for row in cells]]:
             write("\t".join(_tsv_cell(c) for c in line) + "\n")
         console.file.flush()
         return
@@ -92,8 +93,21 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for col in columns:
         out.add_column(col, overflow="fold")
     for row in cells:
-        out.add_row(*row)
+        out.add_row(*[_styled(c) for c in row])
     console.print(out)
+
+
+def _styled(cell: str) -> Text:
+    """A cell with the colour tags commands add (`[green]pass[/green]`); a value that is not valid markup (a
+    name like `a[/b]`) is data, shown as it is instead of failing the command."""
+    try:
+        return Text.from_markup(cell)
+    except MarkupError:
+        return Text(cell)
+
+
+def _plain(cell: str) -> str:
+    return _styled(cell).plain
 
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
