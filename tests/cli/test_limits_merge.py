@@ -12,11 +12,9 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from pilothouse import Pilothouse
-from pilothouse.cli import common
 from pilothouse.cli.main import app
 from pilothouse.config import Deployment, ModelEntry
-from tests.support.asgi_app import app_settings, running
+from tests.support.asgi_app import app_settings, cli_in_process
 
 runner = CliRunner()
 MODELS = [ModelEntry(name="m", deployments=[Deployment(provider="fake", model="echo")])]
@@ -25,18 +23,7 @@ MODELS = [ModelEntry(name="m", deployments=[Deployment(provider="fake", model="e
 @pytest.fixture
 def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The server in process; the CLI's client (with its usual error handling) talks to it."""
-    with running(app_settings(tmp_path, MODELS), monkeypatch) as (client, _):
-
-        class InProcess(Pilothouse):
-            def __init__(self, url: str | None, api_key: str | None) -> None:
-                super().__init__("http://testserver", "unused")
-                self._http.close()
-                self._http = client
-
-            def close(self) -> None:  # the test client outlives each command
-                pass
-
-        monkeypatch.setattr(common, "Pilothouse", InProcess)
+    with cli_in_process(app_settings(tmp_path, MODELS), monkeypatch) as client:
         yield client
 
 

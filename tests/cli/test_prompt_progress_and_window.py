@@ -15,11 +15,10 @@ from rich.console import Console
 from starlette.testclient import TestClient
 from typer.testing import CliRunner, Result
 
-from pilothouse import Pilothouse
 from pilothouse.cli import common, prompt_test
 from pilothouse.cli.main import app
 from pilothouse.config import Deployment, ModelEntry
-from tests.support.asgi_app import app_settings, running
+from tests.support.asgi_app import app_settings, cli_in_process
 from tests.support.servers import start_server
 
 runner = CliRunner()
@@ -54,22 +53,7 @@ def prompt_file(system: str) -> str:
 @pytest.fixture
 def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setattr(common.console, "width", 250)
-    with running(app_settings(tmp_path, MODELS), monkeypatch) as (client, _):
-
-        class InProcess(Pilothouse):
-            def __init__(self, url: str | None, api_key: str | None) -> None:
-                super().__init__("http://testserver", "unused")
-                self._http.close()
-                self._http = client
-
-            def close(self) -> None:
-                pass
-
-            def request(self, method: str, path: str, **kwargs: Any) -> Any:
-                kwargs.pop("timeout", None)  # the TestClient has no per-request timeout (promote sets one)
-                return super().request(method, path, **kwargs)
-
-        monkeypatch.setattr(common, "Pilothouse", InProcess)
+    with cli_in_process(app_settings(tmp_path, MODELS), monkeypatch) as client:
         for system in ("Be brief.", "Be very brief."):
             files = [{"path": f"{NAME}.yaml", "content": prompt_file(system)}]
             files.append({"path": f"{NAME}.tests.yaml", "content": TESTS})

@@ -41,3 +41,29 @@ def running(
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
     with TestClient(app, headers=headers, raise_server_exceptions=raise_server_exceptions) as client:
         yield client, app
+
+
+@contextmanager
+def cli_in_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """`running(settings)`, with the CLI's SDK client (its usual error handling included) talking to it: CLI
+    commands run through typer's CliRunner reach this in-process server with the admin key."""
+    from pilothouse.cli import common
+    from pilothouse.client import Pilothouse
+
+    with running(settings, monkeypatch) as (client, _):
+
+        class InProcess(Pilothouse):
+            def __init__(self, url: str | None, api_key: str | None) -> None:
+                super().__init__("http://testserver", "unused")
+                self._http.close()
+                self._http = client
+
+            def close(self) -> None:  # the test client outlives each command
+                pass
+
+            def request(self, method: str, path: str, **kwargs: Any) -> Any:
+                kwargs.pop("timeout", None)  # the TestClient has no per-request timeout (promote sets one)
+                return super().request(method, path, **kwargs)
+
+        monkeypatch.setattr(common, "Pilothouse", InProcess)
+        yield client
