@@ -3,13 +3,13 @@
 1. exact lookup: the cache lookup stage (`ResponseCache.lookup_request`: key hash, store read, decode, trace
    span) per request with N entries stored, hits and misses, on the memory, SQLite and Redis backends;
 2. semantic lookup, embedding included: the same stage when the exact key misses (MiniLM embedding of the
-   last user message in a worker thread, Redis sync of the partition, vector search, guards, answer read),
+   last user message in a worker thread, Redis sync of the partition, vector search, contrast checks, answer read),
    with N vectors in one partition (one product's support bot: the hard case) and spread over 100
    partitions, on both backends; plus a new Redis replica's time to load N vectors;
 3. quality on bench/data/semantic_pairs.jsonl (paraphrases that should hit, contrast pairs that must not):
    precision and hit rate, the threshold sweep (chosen on half the pairs, reported on the other half), per
-   category, with and without guards, and all questions in one partition; the held-out set
-   (bench/data/semantic_pairs_holdout.jsonl, written after the threshold and guards were fixed) if present.
+   category, with and without the contrast checks, and all questions in one partition; the held-out set
+   (bench/data/semantic_pairs_holdout.jsonl, written after the threshold and contrast checks were fixed) if present.
 
 Targets: exact p99 < 1 ms, semantic p99 < 10 ms (embedding included), hit precision >= 97%.
 
@@ -87,9 +87,11 @@ async def run_latency(args: argparse.Namespace) -> dict[str, Any]:
         await sqlite.aclose()
     for partitions, label in layouts:
         memory = MemoryCacheStore(
-            max_entries=args.entries * 2, max_bytes=1 << 34, max_vectors_per_partition=args.entries
+            max_entries=args.entries * 2,
+            max_bytes=1 << 34,
+            max_vectors_per_partition=args.entries,
+            max_vectors=args.entries,
         )
-        memory.index.max_total = args.entries
         await latency.load_semantic(memory, data, partitions)
         results += await latency.semantic(memory, "memory", data, partitions, args.semantic_lookups, label)
         results += await latency.semantic(
@@ -112,7 +114,7 @@ async def run_latency(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 for p in range(partitions):
                     await reader.refresh(latency.partition_name(p))
-                while reader.index.size() < args.entries and time.perf_counter() - started < 600:
+                while len(reader.index) < args.entries and time.perf_counter() - started < 600:
                     await asyncio.sleep(0.05)
                 sync_s = time.perf_counter() - started
                 notes[f"redis {label}"] = {"load_s": round(load_s, 1), "new_replica_sync_s": round(sync_s, 1)}
@@ -121,7 +123,7 @@ async def run_latency(args: argparse.Namespace) -> dict[str, Any]:
                     reader, "redis", data, partitions, args.semantic_lookups, label, embedding=False
                 )
                 for run in runs:
-                    run.notes = f"a new replica loaded {reader.index.size()} vectors in {sync_s:.1f} s"
+                    run.notes = f"a new replica loaded {len(reader.index)} vectors in {sync_s:.1f} s"
                 results += runs
                 await reader.aclose()
                 keys = [k async for k in writer.client.scan_iter(match=prefix + "v:*", count=1000)]
@@ -155,21 +157,21 @@ async def run_quality(args: argparse.Namespace) -> dict[str, Any]:
     pairs = quality.load_pairs(args.pairs)
     scored = quality.score(pairs)
     chosen, sweep = quality.choose_threshold(scored)
-    expect_hit = (scored.similarity >= chosen) & scored.guard_ok
+    expect_hit = (scored.similarity >= chosen) & scored.contrast_ok
     out: dict[str, Any] = {
         "pairs": len(pairs),
         "should_hit": sum(p.expect_hit for p in pairs),
         "threshold": chosen,
         "all": quality.metrics(scored, chosen),
         "test_half": quality.metrics(scored, chosen, subset=np.asarray([p.id % 2 == 0 for p in pairs])),
-        "no_guards": quality.metrics(scored, chosen, use_guards=False),
+        "no_contrast": quality.metrics(scored, chosen, use_contrast=False),
         "by_category": quality.by_category(scored, chosen),
         "sweep": sweep,
         "real_path_disagreements": await quality.real_path_agrees(pairs, chosen, expect_hit),
         "shared_partition": await quality.shared_partition(pairs, chosen),
         "wrong_hits": [
             {"cached": p.cached, "query": p.query, "similarity": round(float(s), 3)}
-            for p, s, ok in zip(pairs, scored.similarity, scored.guard_ok, strict=True)
+            for p, s, ok in zip(pairs, scored.similarity, scored.contrast_ok, strict=True)
             if not p.expect_hit and ok and s >= chosen
         ],
     }
@@ -180,10 +182,10 @@ async def run_quality(args: argparse.Namespace) -> dict[str, Any]:
         held_scored = quality.score(held)
         out["holdout"] = quality.metrics(held_scored, chosen)
         out["holdout"]["by_category"] = quality.by_category(held_scored, chosen)
-        out["holdout_no_guards"] = quality.metrics(held_scored, chosen, use_guards=False)
+        out["holdout_no_contrast"] = quality.metrics(held_scored, chosen, use_contrast=False)
         out["holdout"]["wrong_hit_pairs"] = [
             {"cached": p.cached, "query": p.query, "similarity": round(float(s), 3)}
-            for p, s, ok in zip(held, held_scored.similarity, held_scored.guard_ok, strict=True)
+            for p, s, ok in zip(held, held_scored.similarity, held_scored.contrast_ok, strict=True)
             if not p.expect_hit and ok and s >= chosen
         ]
         checks.append(_check("hit precision, held-out pairs", out["holdout"]["precision"], ">=", MIN_PRECISION))

@@ -183,7 +183,7 @@ def answer(i: int) -> bytes:
 
 def embed_cached(texts: list[str], cache_dir: Path) -> FloatArray:
     """MiniLM embeddings of `texts`, kept in `cache_dir` (bench/results/, gitignored) between runs."""
-    from pilothouse.gateway.embeddings.minilm import load_minilm
+    from pilothouse.embeddings.minilm import load_minilm
 
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     path = cache_dir / f"cache-bench-embeddings-{digest}.npy"

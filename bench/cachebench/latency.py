@@ -18,7 +18,7 @@ from pilothouse.config import CacheSettings, Deployment, ModelEntry, SemanticCac
 from pilothouse.gateway.cache import ResponseCache
 from pilothouse.gateway.cache.keys import context_hash, exact_key
 from pilothouse.gateway.cache.store import CacheStore, VectorRecord
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.tracing.model import TraceRecord
@@ -157,7 +157,7 @@ async def semantic(
 ) -> list[Latency]:
     """Timed semantic lookups. `embedding=False`: the question vectors are computed beforehand and handed
     over by the embedder hook, so what is timed is everything but the model (thread hop, sync, search,
-    guards, answer read)."""
+    contrast checks, answer read)."""
     settings = bench_settings(SemanticCacheSettings(enabled=True))
     gw = Gateway(settings, ProviderPool(settings), default_price_book())
     cache = ResponseCache(settings, store)
@@ -191,7 +191,7 @@ async def semantic(
 def components(data: SemanticCorpus, lookups: int) -> list[Latency]:
     """Where a semantic lookup's time goes: the embedding alone, and the search alone at N rows."""
     from pilothouse.gateway.cache.semantic import minilm_embedder
-    from pilothouse.gateway.cache.vectors import VectorPartition
+    from pilothouse.vectors import MemoryVectorIndex, VectorItem
 
     embed = minilm_embedder()
     texts = [corpus.reworded(t) for t in data.texts[:lookups]]
@@ -201,14 +201,13 @@ def components(data: SemanticCorpus, lookups: int) -> list[Latency]:
         started = time.perf_counter()
         embed(text)
         embedding.samples.append((time.perf_counter() - started) * 1000.0)
-    part = VectorPartition(data.vectors.shape[1], len(data.vectors))
+    index = MemoryVectorIndex(max_per_partition=len(data.vectors))
     expires = time.time() + 3600
-    part.add(VectorRecord(f"k{j}", "", data.vectors[j], expires) for j in range(len(data.vectors)))
+    index.add(VectorItem(f"k{j}", data.vectors[j], expires_at=expires) for j in range(len(data.vectors)))
     search = Latency("vector search (alone), one partition", "memory", len(data.vectors))
-    now = time.time()
     for base in range(min(lookups, len(data.texts))):
         started = time.perf_counter()
-        found = part.search(data.bases[base], limit=4, min_score=0.91, now=now)
+        found = index.search(data.bases[base], k=4, min_score=0.91)
         search.samples.append((time.perf_counter() - started) * 1000.0)
         search.hits += bool(found)
     return [embedding, search]

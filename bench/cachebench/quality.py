@@ -2,7 +2,7 @@
 
 Each pair is a cached question and a later query, labelled `hit` (the same question: the cached answer is
 right for it) or `miss` (a different question: answering it from the cache would be wrong). The pairs were
-written before the guards, from the kinds of difference that matter, and not changed after.
+written before the contrast checks, from the kinds of difference that matter, and not changed after.
 
 - pairwise: each pair alone in its own partition; the query is a hit when the real lookup path returns the
   cached entry. Precision = right hits / all hits; hit rate = right hits / pairs labelled `hit`.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pilothouse.config import SemanticCacheSettings
-from pilothouse.gateway.cache import guards
+from pilothouse.gateway.cache import contrast
 from pilothouse.gateway.cache.memory import MemoryCacheStore
 from pilothouse.gateway.cache.semantic import SemanticCache, minilm_embedder
 from pilothouse.gateway.cache.store import VectorRecord
@@ -42,8 +42,8 @@ class Pair:
 class Scored:
     pairs: list[Pair]
     similarity: np.ndarray
-    guard_ok: np.ndarray
-    guard_reason: list[str | None] = field(default_factory=list)
+    contrast_ok: np.ndarray
+    contrast_reason: list[str | None] = field(default_factory=list)
 
 
 def load_pairs(path: Path) -> list[Pair]:
@@ -62,20 +62,20 @@ def score(pairs: list[Pair]) -> Scored:
         a, b = embed(pair.cached), embed(pair.query)
         assert a is not None and b is not None
         sims.append(float(a @ b))
-        verdict = guards.check(pair.query, pair.cached)
+        verdict = contrast.check(pair.query, pair.cached)
         oks.append(verdict.ok)
         reasons.append(verdict.reason)
     return Scored(pairs, np.asarray(sims), np.asarray(oks), reasons)
 
 
 def metrics(
-    scored: Scored, threshold: float, *, use_guards: bool = True, subset: np.ndarray | None = None
+    scored: Scored, threshold: float, *, use_contrast: bool = True, subset: np.ndarray | None = None
 ) -> dict[str, Any]:
     expect = np.asarray([p.expect_hit for p in scored.pairs])
     mask = np.ones(len(expect), bool) if subset is None else subset
     hit = (scored.similarity >= threshold) & mask
-    if use_guards:
-        hit &= scored.guard_ok
+    if use_contrast:
+        hit &= scored.contrast_ok
     right = int((hit & expect).sum())
     wrong = int((hit & ~expect).sum())
     positives = int((expect & mask).sum())
@@ -103,7 +103,7 @@ def choose_threshold(scored: Scored) -> tuple[float, list[dict[str, Any]]]:
                 "threshold": t,
                 "dev": d,
                 "test": metrics(scored, t, subset=~dev),
-                "no_guards": metrics(scored, t, use_guards=False),
+                "no_contrast": metrics(scored, t, use_contrast=False),
             }
         )
         if chosen is None and d["wrong_hits"] == 0:
@@ -118,13 +118,13 @@ def by_category(scored: Scored, threshold: float) -> list[dict[str, Any]]:
         m = metrics(scored, threshold, subset=subset)
         m["category"] = category
         m["expect"] = "hit" if scored.pairs[int(np.flatnonzero(subset)[0])].expect_hit else "miss"
-        m["refused_by_guards"] = int((subset & (scored.similarity >= threshold) & ~scored.guard_ok).sum())
+        m["refused_by_contrast"] = int((subset & (scored.similarity >= threshold) & ~scored.contrast_ok).sum())
         out.append(m)
     return out
 
 
 async def real_path_agrees(pairs: list[Pair], threshold: float, expected: np.ndarray) -> int:
-    """Run every pair through SemanticCache itself (store, refresh, search, guards, get); returns how many
+    """Run every pair through SemanticCache itself (store, refresh, search, contrast checks, get); returns how many
     outcomes differ from the analytic sweep (0 unless the two disagree)."""
     store = MemoryCacheStore()
     cache = SemanticCache(SemanticCacheSettings(enabled=True, threshold=threshold), store)

@@ -84,33 +84,33 @@ def print_quality(result: dict[str, Any], out: TextIO) -> None:
     rows = [
         ("all pairs", result["all"]),
         ("test half (even ids)", result["test_half"]),
-        ("all, no guards", result["no_guards"]),
+        ("all, no contrast checks", result["no_contrast"]),
     ]
     if "holdout" in result:
-        rows += [("held-out set", result["holdout"]), ("held-out, no guards", result["holdout_no_guards"])]
+        rows += [("held-out set", result["holdout"]), ("held-out, no contrast checks", result["holdout_no_contrast"])]
     for name, m in rows:
         print(
             f"{name:<34}{m['pairs']:>7}{m['hits']:>6}{m['wrong_hits']:>7}{_pct(m['precision']):>11}{_pct(m['hit_rate']):>10}",
             file=out,
         )
     print(file=out)
-    print(f"{'category':<14}{'expect':>7}{'pairs':>7}{'hits':>6}{'wrong':>7}{'guard-refused':>15}", file=out)
+    print(f"{'category':<14}{'expect':>7}{'pairs':>7}{'hits':>6}{'wrong':>7}{'check-refused':>15}", file=out)
     for c in result["by_category"]:
         print(
-            f"{c['category']:<14}{c['expect']:>7}{c['pairs']:>7}{c['hits']:>6}{c['wrong_hits']:>7}{c['refused_by_guards']:>15}",
+            f"{c['category']:<14}{c['expect']:>7}{c['pairs']:>7}{c['hits']:>6}{c['wrong_hits']:>7}{c['refused_by_contrast']:>15}",
             file=out,
         )
     for c in result.get("holdout", {}).get("by_category", []):
         print(
             f"{'held-out ' + c['category']:<14}{c['expect']:>7}{c['pairs']:>7}{c['hits']:>6}{c['wrong_hits']:>7}"
-            f"{c['refused_by_guards']:>15}",
+            f"{c['refused_by_contrast']:>15}",
             file=out,
         )
     print(file=out)
     print("threshold sweep (dev = odd ids, test = even ids):", file=out)
-    print(f"{'t':>6}{'dev prec':>10}{'dev rate':>10}{'test prec':>11}{'test rate':>11}{'no-guard prec':>15}", file=out)
+    print(f"{'t':>6}{'dev prec':>10}{'dev rate':>10}{'test prec':>11}{'test rate':>11}{'no-check prec':>15}", file=out)
     for row in result["sweep"]:
-        d, t, n = row["dev"], row["test"], row["no_guards"]
+        d, t, n = row["dev"], row["test"], row["no_contrast"]
         print(
             f"{row['threshold']:>6.2f}{_pct(d['precision']):>10}{_pct(d['hit_rate']):>10}{_pct(t['precision']):>11}"
             f"{_pct(t['hit_rate']):>11}{_pct(n['precision']):>15}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -177,11 +178,30 @@ class SemanticCacheSettings(BaseModel):
     threshold: float = Field(
         default=0.91, gt=0, le=1, description="Least cosine similarity of a hit (tuned: docs/caching.md)."
     )
-    guards: bool = Field(default=True, description="Refuse hits that differ in negation, numbers, dates, names, units.")
-    candidates: int = Field(default=4, ge=1, le=32, description="Best matches checked against the guards.")
+    contrast_checks: bool = Field(
+        default=True, description="Refuse hits that differ in negation, opposites, numbers, dates, units, names."
+    )
+    candidates: int = Field(default=4, ge=1, le=32, description="Best matches put to the contrast checks.")
     max_entries: int = Field(default=200_000, ge=1, description="Vectors held per process; LRU partitions dropped.")
     max_entries_per_partition: int = Field(default=100_000, ge=1, description="Oldest entries dropped beyond this.")
     sync_batch: int = Field(default=512, ge=1, description="Redis, SQLite: new vectors read per lookup.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_guards(cls, data: Any) -> Any:
+        """`guards` is the old name of `contrast_checks` (the word is kept for runtime security guards)."""
+        if not isinstance(data, dict) or "guards" not in data:
+            return data
+        if "contrast_checks" in data:
+            raise ValueError("give contrast_checks only; guards is its old name")
+        warnings.warn(
+            "cache.semantic.guards is deprecated and will be removed: rename it to cache.semantic.contrast_checks",
+            FutureWarning,
+            stacklevel=2,
+        )
+        renamed = {k: v for k, v in data.items() if k != "guards"}
+        renamed["contrast_checks"] = data["guards"]
+        return renamed
 
 
 class CacheSettings(BaseModel):

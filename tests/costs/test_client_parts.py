@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pilothouse.client_costs import PART_BYTES, PART_REQUESTS, request_parts
 from pilothouse.costs.estimate import MAX_REQUESTS
+from pilothouse.sdk.costs import PART_BYTES, PART_REQUESTS, request_parts
 
 
 def test_parts_by_count() -> None:

@@ -28,7 +28,7 @@ from pilothouse.errors import InvalidRequest, NotFound, Unprocessable
 from pilothouse.gateway.pricing import Price, default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.tokens import estimate_messages_tokens
-from pilothouse.prompts import registry
+from pilothouse.prompts.registry.push import push_files
 from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
 from pilothouse.tracing.model import TraceRecord
@@ -251,7 +251,7 @@ def project(store: Store, sink: StoreSink) -> str:
     with store.begin() as conn:
         project_id = create_project(conn, "shop").id
         other = create_project(conn, "other").id
-        registry.push_files(conn, project_id=project_id, files=[("support.yaml", PROMPT)], actor="k")
+        push_files(conn, project_id=project_id, files=[("support.yaml", PROMPT)], actor="k")
     add_history(sink, project_id, "fake-chat", [10, 20, 30, 40, 50], prompt="support")
     add_history(sink, project_id, "fake-chat", [1000, 1000])  # the model without the prompt
     add_history(sink, project_id, "fake-chat", [5000], prompt="support", status="error")

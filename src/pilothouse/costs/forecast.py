@@ -19,12 +19,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pilothouse.costs.models import ModelCosting
-from pilothouse.costs.money import money, per_item
 from pilothouse.costs.plan import PlannedRequest
 from pilothouse.costs.samples import Samples
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.pricing import Price, cost
 from pilothouse.gateway.providers.base import ProviderError, Usage
+from pilothouse.money import per_item, usd_string
 
 DEFAULT_OUTPUT_TOKENS = 256
 FEW_SAMPLES = 20
@@ -144,11 +144,11 @@ def forecast(
         high = cost(costing.price, Usage(tokens.input, tokens.high))
         worst = None if tokens.worst is None else cost(costing.price, Usage(tokens.input, tokens.worst))
         cost_usd = {
-            "low": money(low),
-            "high": money(high),
-            "per_request_low": money(per_item(low, n)),
-            "per_request_high": money(per_item(high, n)),
-            "worst_case": None if worst is None else money(worst),
+            "low": usd_string(low),
+            "high": usd_string(high),
+            "per_request_low": usd_string(per_item(low, n)),
+            "per_request_high": usd_string(per_item(high, n)),
+            "worst_case": None if worst is None else usd_string(worst),
         }
     return {
         "model": costing.model,

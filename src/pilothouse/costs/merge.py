@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from pilothouse.costs.money import money, per_item
+from pilothouse.money import per_item, usd_string
 
 _COSTS = ("low", "high", "worst_case")
 
@@ -27,11 +27,11 @@ def _sum_costs(parts: Sequence[Mapping[str, Any]], requests: int) -> dict[str, A
     assert low is not None and high is not None
     worst = total["worst_case"]
     return {
-        "low": money(low),
-        "high": money(high),
-        "per_request_low": money(per_item(low, requests)),
-        "per_request_high": money(per_item(high, requests)),
-        "worst_case": None if worst is None else money(worst),
+        "low": usd_string(low),
+        "high": usd_string(high),
+        "per_request_low": usd_string(per_item(low, requests)),
+        "per_request_high": usd_string(per_item(high, requests)),
+        "worst_case": None if worst is None else usd_string(worst),
     }
 
 

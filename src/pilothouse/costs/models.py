@@ -6,7 +6,7 @@ config over catalog, local models free); with several deployments, the one with 
 first of equals) is the one priced. A model the server does not serve is looked up in the price catalog by
 name across the catalog's providers, so a forecast can compare against models not configured yet.
 
-Input tokens are exact where the deployment's provider has a tokenizer (`count_input_tokens`, e.g. the local
+Input tokens are exact where the deployment's provider has a tokenizer (`counts_tokens`, e.g. the local
 SmolLM2 under its chat template); otherwise they are estimated with `pilothouse.gateway.tokens` (about four
 characters per token plus four per message, and the JSON of tool definitions at the same rate).
 """
@@ -27,7 +27,7 @@ from pilothouse.gateway.tokens import estimate_messages_tokens, estimate_text_to
 CATALOG_PROVIDERS = ("openai", "anthropic", "google", "mistral")
 ESTIMATE_METHOD = "estimated: about 4 characters per token plus 4 per message (pilothouse.gateway.tokens)"
 
-TokenCounter = Callable[[list[dict[str, Any]]], int]
+TokenCounter = Callable[[list[dict[str, Any]]], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,9 @@ class ModelCosting:
 
     def input_tokens(self, messages: list[dict[str, Any]], tools: list[Any] | None) -> int:
         """The input tokens of one request: exact where a tokenizer is available, estimated otherwise."""
-        if self.counter is not None:
-            return int(self.counter(messages))
+        counted = self.counter(messages) if self.counter is not None else None
+        if counted is not None:
+            return counted
         tokens = estimate_messages_tokens(messages)
         if tools:
             tokens += estimate_text_tokens(json.dumps(tools, separators=(",", ":")))
@@ -91,13 +92,13 @@ def model_costing(
                 f"'{name}' is an {entry.kind} model; cost estimates are for chat models", param="models"
             )
         deployment = _primary(entry)
-        counter = getattr(provider_for(deployment), "count_input_tokens", None)
+        served_by = provider_for(deployment)
         return ModelCosting(
             model=name,
             served=True,
             deployment=f"{deployment.provider}/{deployment.model}",
             price=prices.price_for(deployment),
-            counter=counter if callable(counter) else None,
+            counter=served_by.count_input_tokens if served_by.counts_tokens else None,
         )
     for provider in CATALOG_PROVIDERS:
         price = prices.price_for(Deployment(provider=provider, model=name))

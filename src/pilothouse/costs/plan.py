@@ -10,9 +10,9 @@ from sqlalchemy import Connection
 
 from pilothouse.errors import InvalidRequest, NotFound, Unprocessable
 from pilothouse.gateway.validation import parse_chat_body
-from pilothouse.prompts.refs import MODEL_PREFIX, parse_ref
-from pilothouse.prompts.registry import get_version
-from pilothouse.prompts.templates import TemplateRenderError, VariableError, render
+from pilothouse.prompts.registry.lookup import get_version
+from pilothouse.prompts.registry.refs import MODEL_PREFIX, parse_ref
+from pilothouse.prompts.registry.templates import TemplateRenderError, VariableError, render
 
 _ANY_MODEL = "-"  # stands in for a body's missing model while its other fields are checked
 

@@ -29,10 +29,9 @@ from sqlalchemy import BigInteger, Connection, Select, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from pilothouse.costs.grouping import GROUP_BY as GROUP_BY
-from pilothouse.costs.money import money, per_item
 from pilothouse.costs.samples import Samples
+from pilothouse.money import from_pico, per_item, usd_string
 from pilothouse.store.tables import api_keys, projects, spans, traces
-from pilothouse.store.types import from_pico
 
 CACHE_SAVED_ATTR = "pilothouse.cache_saved_usd"
 STREAM_ROWS = 5_000
@@ -105,11 +104,11 @@ class GroupStats:
             "error_rate": round(self.errors / self.requests, 6) if self.requests else None,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "cost_usd": money(self.cost),
-            "cost_per_request_usd": money(per_item(self.cost, self.requests)) if self.requests else None,
+            "cost_usd": usd_string(self.cost),
+            "cost_per_request_usd": usd_string(per_item(self.cost, self.requests)) if self.requests else None,
             "unpriced_calls": self.speed.unpriced_calls,
             "cache_hits": self.cache_hits,
-            "cache_saved_usd": money(self.cache_saved),
+            "cache_saved_usd": usd_string(self.cache_saved),
             "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
             "ttft_ms": self.speed.ttft_dict(),
             "llm_calls": self.speed.llm_calls,

@@ -1,17 +1,15 @@
 """Fixtures for the cache tests: a Redis client on the test server (a missing Redis fails, never skips), a
-fresh key prefix per test with everything under it deleted afterwards, and unit vectors."""
+fresh key prefix per test with everything under it deleted afterwards."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from pilothouse.gateway.cache.store import FloatArray
 from tests.conftest import REDIS_URL
 
 
@@ -41,17 +39,3 @@ async def redis(prefix: str) -> AsyncIterator[Redis]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
-
-
-def unit(seed: int, dim: int = 384) -> FloatArray:
-    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-def near(base: FloatArray, cosine: float, seed: int) -> FloatArray:
-    """A unit vector with the given cosine similarity to `base`."""
-    other = np.random.default_rng(seed).standard_normal(base.size).astype(np.float32)
-    other -= other.dot(base) * base
-    other /= np.linalg.norm(other)
-    v = cosine * base + np.sqrt(1 - cosine**2) * other
-    return (v / np.linalg.norm(v)).astype(np.float32)

@@ -15,7 +15,7 @@ from pilothouse.gateway.cache import ResponseCache
 from pilothouse.gateway.cache.entry import CachedAnswer, chunks_from_events
 from pilothouse.gateway.cache.memory import MemoryCacheStore
 from pilothouse.gateway.cache.stage import CachePlan
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.fake import FakeProvider
 from pilothouse.gateway.providers.registry import ProviderPool

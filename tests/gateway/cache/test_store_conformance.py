@@ -19,7 +19,7 @@ from pilothouse.gateway.cache.redis_store import RedisCacheStore
 from pilothouse.gateway.cache.sqlite_store import SQLiteCacheStore
 from pilothouse.gateway.cache.store import CacheStore, VectorRecord
 from tests.conftest import REDIS_URL
-from tests.gateway.cache.conftest import near, unit
+from tests.vectors.conftest import near, unit
 
 pytestmark = pytest.mark.asyncio
 
@@ -183,12 +183,12 @@ class TestRedisCacheStore(CacheStoreConformance):
             for i in range(23):
                 await writer.add_vector("part", record(f"k{i}", near(q, 0.5 + i / 50, 100 + i)))
             await reader.refresh("part")
-            assert 5 <= reader.index.size() <= 23  # the first page at once, the rest in the background
+            assert 5 <= len(reader.index) <= 23  # the first page at once, the rest in the background
             for _ in range(50):
-                if reader.index.size() == 23:
+                if len(reader.index) == 23:
                     break
                 await asyncio.sleep(0.02)
-            assert reader.index.size() == 23
+            assert len(reader.index) == 23
             assert reader.search_vectors("part", q, limit=1, min_score=0.9)[0].key == "k22"
         finally:
             await writer.aclose()

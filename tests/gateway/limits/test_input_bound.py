@@ -15,7 +15,7 @@ from pilothouse.gateway.admission import Admission
 from pilothouse.gateway.limits.definitions import Definitions
 from pilothouse.gateway.limits.memory import MemoryLimitStore
 from pilothouse.gateway.limits.worst_case import WorstCaseCalculator
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.tokens import estimate_messages_tokens, input_token_bound

@@ -24,12 +24,12 @@ from pilothouse.gateway.limits.ledger import Ledger
 from pilothouse.gateway.limits.periods import period_window
 from pilothouse.gateway.limits.redis_store import RedisLimitStore
 from pilothouse.gateway.limits.store import CounterSettle, WindowSettle
+from pilothouse.money import to_pico
 from pilothouse.store import inflight
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import ReservedCounter
 from pilothouse.store.migrate import alembic_config
 from pilothouse.store.tables import inflight_calls, traces
-from pilothouse.store.types import to_pico
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import StoreSink
 from tests.conftest import REDIS_URL

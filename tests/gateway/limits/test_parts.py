@@ -10,9 +10,9 @@ import pytest
 from pilothouse.config import LimitSettings
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.limits.loop_guard import request_hash, run_caps
-from pilothouse.gateway.limits.money import usd
 from pilothouse.gateway.limits.periods import format_reset, period_window
 from pilothouse.gateway.validation import ChatBody, parse_chat_body
+from pilothouse.money import usd
 
 
 def ts(*args: int) -> float:

@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 
 import pilothouse.gateway.admission as admission_module
 from pilothouse.gateway.limits.budgets import budget_key, budget_status
-from pilothouse.gateway.limits.money import to_pico
 from pilothouse.gateway.limits.periods import period_window
 from pilothouse.gateway.limits.redis_store import RedisLimitStore
 from pilothouse.gateway.limits.store import LimitStoreUnavailable
+from pilothouse.money import to_pico
 from pilothouse.store.budgets import spend_since
 from pilothouse.store.engine import open_store
 from pilothouse.store.inflight import InflightCall, ReservedCounter, insert_calls

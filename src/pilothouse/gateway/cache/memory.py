@@ -1,4 +1,5 @@
-"""The in-process cache backend: a bounded LRU of entries with expiry, and the NumPy vector index.
+"""The in-process cache backend: a bounded LRU of entries with expiry, and a vector index (by default the
+NumPy one, `vectors.MemoryVectorIndex`).
 
 For one process. With several replicas use the Redis backend (`PILOTHOUSE_REDIS_URL`), which they share.
 Bounded by entry count and total bytes (least recently used dropped first), so memory stays flat however
@@ -10,21 +11,29 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from pilothouse.gateway.cache.store import FloatArray, VectorMatch, VectorRecord
-from pilothouse.gateway.cache.vectors import VectorIndex
+from pilothouse.gateway.cache.store import VectorMatch, VectorRecord
+from pilothouse.vectors import FloatArray, MemoryVectorIndex, VectorIndex
 
 
 class MemoryCacheStore:
     name = "memory"
 
     def __init__(
-        self, *, max_entries: int = 50_000, max_bytes: int = 256 * 1024 * 1024, max_vectors_per_partition: int = 200_000
+        self,
+        *,
+        max_entries: int = 50_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_vectors_per_partition: int = 200_000,
+        max_vectors: int = 1_000_000,
+        index: VectorIndex | None = None,
     ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, str], tuple[bytes, float]] = OrderedDict()
         self._bytes = 0
-        self.index = VectorIndex(max_vectors_per_partition)
+        self.index: VectorIndex = index or MemoryVectorIndex(
+            max_per_partition=max_vectors_per_partition, max_total=max_vectors
+        )
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         slot = (namespace, key)
@@ -59,18 +68,19 @@ class MemoryCacheStore:
         self._bytes -= len(value)
 
     async def add_vector(self, partition: str, record: VectorRecord) -> None:
-        self.index.add(partition, [record])
+        self.index.add([record.item()], partition=partition)
 
     async def refresh(self, partition: str) -> None:
         return None
 
     def search_vectors(self, partition: str, vector: FloatArray, *, limit: int, min_score: float) -> list[VectorMatch]:
-        return self.index.search(partition, vector, limit=limit, min_score=min_score)
+        hits = self.index.search(vector, k=limit, partition=partition, min_score=min_score)
+        return [VectorMatch.from_hit(hit) for hit in hits]
 
     async def aclose(self) -> None:
         self._entries.clear()
         self._bytes = 0
-        self.index.partitions.clear()
+        self.index.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,9 +1,10 @@
 """A process's copy of a shared semantic index (Redis, SQLite), kept up to date incrementally.
 
 The shared store keeps vectors in an append-only log per partition (a Redis stream, an SQLite table with a
-sequence number). `Mirror` holds, per partition, the NumPy index (vectors.py) and how far into the log it
-has read; `refresh` reads what was appended since, at most `sync_batch` entries at once; a longer backlog (a
-partition seen for the first time) is read page by page in the background, so no lookup waits for it.
+sequence number). `Mirror` holds the partitions in a vector index (`vectors.MemoryVectorIndex`) and, per
+partition, how far into the log it has read; `refresh` reads what was appended since, at most `sync_batch`
+entries at once; a longer backlog (a partition seen for the first time) is read page by page in the
+background, so no lookup waits for it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from pilothouse.gateway.cache.store import FloatArray, VectorMatch, VectorRecord
-from pilothouse.gateway.cache.vectors import VectorIndex
+from pilothouse.gateway.cache.store import VectorMatch, VectorRecord
+from pilothouse.vectors import FloatArray, MemoryVectorIndex, VectorIndex
 
 log = logging.getLogger("pilothouse.cache")
 
@@ -32,7 +33,9 @@ class Mirror(Generic[Cursor]):
     def __init__(self, fetch: Fetch[Cursor], *, max_per_partition: int, max_total: int, sync_batch: int) -> None:
         self._fetch_page = fetch
         self.sync_batch = sync_batch
-        self.index = VectorIndex(max_per_partition, max_total, on_evict=self._forget)
+        self.index: VectorIndex = MemoryVectorIndex(
+            max_per_partition=max_per_partition, max_total=max_total, on_evict=self._forget
+        )
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()  # partition -> last log position read
         self._busy: set[str] = set()  # partitions being read
         self._catch_ups: set[asyncio.Task[None]] = set()
@@ -63,7 +66,7 @@ class Mirror(Generic[Cursor]):
     async def _read(self, partition: str, count: int) -> int:
         records, cursor, read = await self._fetch_page(partition, self._cursors.get(partition), count)
         if read:
-            self.index.add(partition, records)
+            self.index.add([record.item() for record in records], partition=partition)
         if cursor is not None:
             self._cursors[partition] = cursor
             self._cursors.move_to_end(partition)
@@ -76,7 +79,8 @@ class Mirror(Generic[Cursor]):
         self._cursors.pop(partition, None)
 
     def search(self, partition: str, vector: FloatArray, *, limit: int, min_score: float) -> list[VectorMatch]:
-        return self.index.search(partition, vector, limit=limit, min_score=min_score)
+        hits = self.index.search(vector, k=limit, partition=partition, min_score=min_score)
+        return [VectorMatch.from_hit(hit) for hit in hits]
 
     async def aclose(self) -> None:
         for task in list(self._catch_ups):

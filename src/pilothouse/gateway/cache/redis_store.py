@@ -6,7 +6,7 @@ The semantic index lives in Redis as one stream per partition, `{prefix}v:{parti
 entry (`XADD`) with its entry key, text, expiry and the vector as float16 (768 bytes for MiniLM; the
 similarity error this adds is ~1e-4). Streams are trimmed by age (MINID: entries older than the longest TTL)
 and by length, and expire when a partition sees no writes for that long. Each replica searches its own
-NumPy copy of a partition (vectors.py) and, before each lookup, fetches what was added since it last looked
+NumPy copy of a partition (vectors/memory.py) and, before each lookup, fetches what was added since it last looked
 (`XRANGE (last-id +`, one round trip, bounded by `sync_batch`; a larger backlog, such as a partition seen
 for the first time, is fetched page by page in the background: mirror.py).
 """
@@ -20,7 +20,8 @@ import numpy as np
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from pilothouse.gateway.cache.mirror import Mirror
-from pilothouse.gateway.cache.store import FloatArray, VectorMatch, VectorRecord
+from pilothouse.gateway.cache.store import VectorMatch, VectorRecord
+from pilothouse.vectors import FloatArray
 
 
 class RedisCacheStore:

@@ -4,11 +4,12 @@ A hit needs all of:
 1. the same partition: project, public model, parameters, tools, system prompt and every earlier turn equal
    (keys.context_hash); only the last user message may differ;
 2. cosine similarity of the MiniLM embeddings of the two last messages >= `cache.semantic.threshold`;
-3. the meaning-flip guards pass (guards.py);
+3. the contrast checks pass (contrast.py: the two questions do not differ in negation, opposites, numbers,
+   dates, units or names);
 4. the answer the match points at is still cached.
 
 The embedding runs in a worker thread (the event loop keeps serving) while the store fetches what other
-replicas added to the partition; the vector search itself is NumPy on this replica's copy.
+replicas added to the partition; the vector search itself runs on this replica's copy (a `VectorIndex`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from pilothouse.config import SemanticCacheSettings
-from pilothouse.gateway.cache import guards
-from pilothouse.gateway.cache.store import CacheStore, FloatArray, VectorMatch, VectorRecord
+from pilothouse.gateway.cache import contrast
+from pilothouse.gateway.cache.store import CacheStore, VectorMatch, VectorRecord
+from pilothouse.vectors import FloatArray
 
 Embed = Callable[[str], "FloatArray | None"]
 
@@ -31,13 +33,13 @@ class SemanticLookup:
     vector: FloatArray | None  # None: the text is too long to embed whole (not semantically cached)
     match: VectorMatch | None = None
     value: bytes | None = None
-    refused: list[str] | None = None  # guard refusals of candidates above the threshold
+    refused: list[str] | None = None  # contrast-check refusals of candidates above the threshold
 
 
 def minilm_embedder() -> Embed:
     """The bundled all-MiniLM-L6-v2, loaded on first use; texts longer than its window are not embedded
     (their tails would be invisible to the comparison)."""
-    from pilothouse.gateway.embeddings.minilm import load_minilm
+    from pilothouse.embeddings.minilm import load_minilm
 
     model = None
 
@@ -73,10 +75,10 @@ class SemanticCache:
         )
         if not matches:
             return result
-        query = guards.features(text) if self.settings.guards else None
+        query = contrast.features(text) if self.settings.contrast_checks else None
         for match in matches:
             if query is not None:
-                verdict = guards.compare(query, guards.features(match.text))
+                verdict = contrast.compare(query, contrast.features(match.text))
                 if not verdict.ok:
                     result.refused = [*(result.refused or []), f"{match.score:.3f} {verdict.reason}"]
                     continue

@@ -21,8 +21,9 @@ from typing import TypeVar
 import numpy as np
 
 from pilothouse.gateway.cache.mirror import Mirror
-from pilothouse.gateway.cache.store import FloatArray, VectorMatch, VectorRecord
+from pilothouse.gateway.cache.store import VectorMatch, VectorRecord
 from pilothouse.store.private_files import private_sqlite_file
+from pilothouse.vectors import FloatArray
 
 T = TypeVar("T")
 

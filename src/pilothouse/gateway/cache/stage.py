@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pilothouse.config import ConfigError, Settings
 from pilothouse.gateway.cache.entry import CachedAnswer, chunks_from_events
@@ -25,11 +25,10 @@ from pilothouse.gateway.cache.policy import CACHE_HEADER, Decision, decide, pars
 from pilothouse.gateway.cache.redis_store import RedisCacheStore
 from pilothouse.gateway.cache.semantic import Embed, SemanticCache
 from pilothouse.gateway.cache.sqlite_store import SQLiteCacheStore
-from pilothouse.gateway.cache.store import CacheStore, FloatArray, VectorMatch
+from pilothouse.gateway.cache.store import CacheStore, VectorMatch
+from pilothouse.gateway.prepared import Prepared
 from pilothouse.tracing.model import TraceRecord
-
-if TYPE_CHECKING:
-    from pilothouse.gateway.pipeline import Prepared
+from pilothouse.vectors import FloatArray
 
 log = logging.getLogger("pilothouse.cache")
 

@@ -5,7 +5,7 @@ Two kinds of data:
 - entries: opaque bytes under (namespace, key) with a time to live; the exact cache and the answers a
   semantic hit points at;
 - vectors: per partition, unit-length embeddings of cached questions, each naming the entry key it answers,
-  the text it was computed from (for the guards) and when it expires. `search_vectors` returns the best
+  the text it was computed from (for the contrast checks) and when it expires. `search_vectors` returns the best
   matches above a similarity; `refresh` brings a replica's view of a partition up to date with what other
   replicas added (a no-op where there is one process).
 """
@@ -15,18 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-FloatArray = npt.NDArray[np.float32]
+from pilothouse.vectors import FloatArray, VectorHit, VectorItem
 
 
 @dataclass(frozen=True, slots=True)
 class VectorRecord:
     key: str  # the entry key this vector's question is answered by
-    text: str  # the question, for the meaning-flip guards
+    text: str  # the question, for the contrast checks
     vector: FloatArray  # unit length, float32
     expires_at: float  # epoch seconds
+
+    def item(self) -> VectorItem:
+        """The record as a vector index item (its id is the entry key)."""
+        return VectorItem(id=self.key, vector=self.vector, text=self.text, expires_at=self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,10 @@ class VectorMatch:
     key: str
     text: str
     score: float  # cosine similarity
+
+    @classmethod
+    def from_hit(cls, hit: VectorHit) -> VectorMatch:
+        return cls(key=hit.id, text=hit.text, score=hit.score)
 
 
 class CacheStore(Protocol):

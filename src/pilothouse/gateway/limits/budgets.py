@@ -19,10 +19,10 @@ from functools import lru_cache
 from typing import Any
 
 from pilothouse.errors import RateLimited
-from pilothouse.gateway.limits.money import from_pico, to_pico, usd
 from pilothouse.gateway.limits.periods import PeriodWindow, format_reset, period_window
 from pilothouse.gateway.limits.rate_limits import describe_subject
 from pilothouse.gateway.limits.store import CounterSpec, Hold, LimitStore, Refusal
+from pilothouse.money import from_pico, to_pico, usd
 from pilothouse.store import inflight
 from pilothouse.store.budgets import Budget, spend_since
 from pilothouse.store.engine import Store

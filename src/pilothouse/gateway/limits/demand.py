@@ -1,7 +1,7 @@
 """What the admission stage reads of a prepared call, chat or embeddings alike.
 
 Both kinds of call produce a `Demand` (`Prepared.demand()`, `PreparedEmbeddings.demand()` in
-gateway/pipeline.py), so rate limits, budgets and loop guards are one code path for every call that reaches
+gateway/prepared.py), so rate limits, budgets and loop guards are one code path for every call that reaches
 a model. Only chat has an output: an embeddings call asks for `max_tokens=0`, and its worst case is its
 input tokens priced.
 """

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pilothouse.gateway.limits.budgets import budget_key, describe
-from pilothouse.gateway.limits.money import from_pico, to_pico, usd
 from pilothouse.gateway.limits.periods import period_window
 from pilothouse.gateway.limits.redis_store import RedisLimitStore
 from pilothouse.gateway.limits.store import LimitStore
+from pilothouse.money import from_pico, to_pico, usd
 from pilothouse.store import inflight
 from pilothouse.store.budgets import Budget, spend_since
 from pilothouse.store.engine import Store

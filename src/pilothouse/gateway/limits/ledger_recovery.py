@@ -19,11 +19,11 @@ from typing import Literal
 from sqlalchemy import Connection, insert, select
 
 from pilothouse.gateway.limits.store import CounterSettle, WindowSettle
+from pilothouse.money import from_pico
 from pilothouse.store import inflight
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import InflightCall
 from pilothouse.store.tables import spans, traces
-from pilothouse.store.types import from_pico
 from pilothouse.tracing.model import TraceRecord
 
 Outcome = Literal["recovered", "stored", "taken"]

@@ -18,10 +18,10 @@ import orjson
 
 from pilothouse.config import LimitSettings
 from pilothouse.errors import InvalidRequest, RateLimited
-from pilothouse.gateway.limits.money import to_pico, usd
 from pilothouse.gateway.limits.store import CounterSpec, Refusal
 from pilothouse.gateway.limits.worst_case import WorstCase
 from pilothouse.gateway.validation import ChatBody
+from pilothouse.money import to_pico, usd
 
 RUN_PREFIX = b"x-pilothouse-run-"
 RUN_ID = b"x-pilothouse-run-id"

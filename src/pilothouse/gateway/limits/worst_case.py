@@ -13,17 +13,11 @@ catalog), else the room its context window leaves; None when none of these is kn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING
 
 from pilothouse.config import Deployment, ModelEntry
 from pilothouse.gateway.pricing import Price, PriceBook, worst_case_cost
-
-PICO = Decimal(10**12)
-
-
-def pico_ceil(usd: Decimal) -> int:
-    """USD as pico-dollars, rounded up (a reservation must never be smaller than the cost)."""
-    return int((usd * PICO).to_integral_value(rounding=ROUND_CEILING))
+from pilothouse.money import to_pico
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,5 +121,6 @@ class WorstCaseCalculator:
             bound = self.output_bound(deployment, n_in, max_tokens)
             if price is None or bound is None:
                 continue  # its cost cannot be known even afterwards
-            worst = max(worst, pico_ceil(worst_case_cost(price, n_in, bound)))
+            # rounded up: a reservation must never be smaller than the cost
+            worst = max(worst, to_pico(worst_case_cost(price, n_in, bound), rounding=ROUND_CEILING))
         return WorstCase(most_input, output, worst)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from pilothouse.gateway.embeddings import onnx_proto as pb
-from pilothouse.gateway.embeddings.types import BertConfig, FloatArray
+from pilothouse.embeddings import onnx_proto as pb
+from pilothouse.embeddings.types import BertConfig, FloatArray
 
 OPSET = 17  # LayerNormalization is a standard op from 17 on
 IR_VERSION = 8

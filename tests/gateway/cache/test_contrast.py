@@ -1,10 +1,10 @@
-"""Meaning-flip guards: contrast pairs are refused, paraphrases pass."""
+"""Contrast checks: contrast pairs are refused, paraphrases pass."""
 
 from __future__ import annotations
 
 import pytest
 
-from pilothouse.gateway.cache.guards import check, features
+from pilothouse.gateway.cache.contrast import check, features
 
 REFUSED = [
     # the issue's examples
@@ -63,11 +63,11 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(("query", "cached", "guard"), REFUSED)
-def test_contrast_pairs_are_refused(query: str, cached: str, guard: str) -> None:
+@pytest.mark.parametrize(("query", "cached", "refusing_check"), REFUSED)
+def test_contrast_pairs_are_refused(query: str, cached: str, refusing_check: str) -> None:
     verdict = check(query, cached)
     assert not verdict.ok, (query, cached)
-    assert verdict.reason is not None and verdict.reason.startswith(guard), verdict.reason
+    assert verdict.reason is not None and verdict.reason.startswith(refusing_check), verdict.reason
     assert not check(cached, query).ok  # symmetric
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pilothouse.gateway.embeddings.types import BertConfig, Encoder, FloatArray, IntArray
+from pilothouse.embeddings.types import BertConfig, Encoder, FloatArray, IntArray
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -71,7 +71,7 @@ def default_model_dir() -> Path:
 def _make_encoder(weights: dict[str, FloatArray], config: BertConfig, backend: Backend) -> Encoder:
     if backend != "numpy":
         try:
-            from pilothouse.gateway.embeddings.onnx_encoder import OnnxEncoder
+            from pilothouse.embeddings.onnx_encoder import OnnxEncoder
         except ImportError as exc:
             if backend == "onnxruntime":
                 raise MiniLMError(f"the onnxruntime backend needs `onnxruntime` and `onnx`: {exc}") from exc
@@ -83,7 +83,7 @@ def _make_encoder(weights: dict[str, FloatArray], config: BertConfig, backend: B
                 if backend == "onnxruntime":
                     raise MiniLMError(f"ONNX Runtime cannot run all-MiniLM-L6-v2: {exc}") from exc
                 log.warning("ONNX Runtime cannot run all-MiniLM-L6-v2 (%s); falling back to NumPy", exc)
-    from pilothouse.gateway.embeddings.numpy_encoder import NumpyEncoder
+    from pilothouse.embeddings.numpy_encoder import NumpyEncoder
 
     return NumpyEncoder(weights, config)
 

@@ -1,14 +1,19 @@
-"""The semantic index in NumPy: per partition a float32 matrix of unit vectors, searched by dot product.
+"""`MemoryVectorIndex`: the `VectorIndex` in NumPy, per partition a float32 matrix of unit vectors searched by
+dot product.
 
-Small partitions (up to `FLAT_MAX` rows) are scanned in full. Larger ones are first filtered with 384-bit
-SimHash codes (signs of projections on fixed random hyperplanes): the fraction of differing bits estimates
-the angle between two vectors (E[bits] = angle / pi for any distribution), so a Hamming cut-off 4 standard
-deviations above the one expected at the similarity threshold keeps every row that can clear it (a true
-match is dropped with probability ~3e-5 at exactly the threshold, far less above it) and the survivors are
-scored exactly. At 100k rows the filter reads 4.8 MB instead of the 154 MB of the matrix.
+Vectors are normalised on the way in, so a dot product is their cosine. Small partitions (up to `FLAT_MAX`
+rows) are scanned in full: exact. Larger ones are first filtered with 384-bit SimHash codes (signs of
+projections on fixed random hyperplanes): the fraction of differing bits estimates the angle between two
+vectors (E[bits] = angle / pi for any distribution), so a Hamming cut-off 4 standard deviations above the one
+expected at `min_score` keeps every row that can clear it (a true match is dropped with probability ~3e-5 at
+exactly the threshold, far less above it) and the survivors are scored exactly, at most `_MAX_RERANK` of
+them (the nearest by Hamming distance). At 100k rows the filter reads 4.8 MB instead of the 154 MB of the
+matrix. So a large partition searched with a high `min_score` (the semantic cache) is exact in practice; one
+searched for a plain top-k over more than `_MAX_RERANK` candidates is approximate.
 
 Rows are appended in order; expired rows are skipped by the search and dropped by `maintain`, which also
-caps a partition at `max_entries` (oldest first).
+caps a partition at `max_per_partition` (oldest first). Beyond `max_total` rows the least recently used
+partitions are dropped whole.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pilothouse.gateway.cache.store import FloatArray, VectorMatch, VectorRecord
+from pilothouse.vectors.protocol import DimensionMismatch, FloatArray, VectorHit, VectorItem
 
 FLAT_MAX = 8192
 SIMHASH_BITS = 384
@@ -73,8 +79,33 @@ def hamming_cutoff(min_score: float) -> int:
     return math.ceil(SIMHASH_BITS * p + _SIGMAS * math.sqrt(SIMHASH_BITS * p * (1.0 - p)))
 
 
+def unit_rows(vectors: Iterable[Any], dim: int | None) -> FloatArray:
+    """Vectors as an (n, dim) float32 matrix of unit rows (zero rows stay zero). Raises `DimensionMismatch`
+    when a vector's size differs from `dim` (or, with `dim` None, from the first one's), ValueError for NaN or
+    infinite values."""
+    rows = [np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]
+    if not rows:
+        return np.empty((0, dim or 0), dtype=np.float32)
+    expected = rows[0].size if dim is None else dim
+    for row in rows:
+        if row.size != expected:
+            raise DimensionMismatch(row.size, expected)
+    matrix = np.stack(rows)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # the slow path below sorts those out
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if not (np.isfinite(norms).all() and norms.all()):  # NaN or inf, zero, or squares out of float32's range
+        scale = np.abs(matrix).max(axis=1, keepdims=True)
+        if not np.isfinite(scale).all():
+            raise ValueError("a vector has NaN or infinite values")
+        matrix /= np.where(scale > 0, scale, 1.0)  # largest value 1 first: no square overflows or underflows
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0  # a zero vector stays zero (it scores 0)
+    matrix /= norms
+    return matrix
+
+
 class VectorPartition:
-    """The vectors of one (project, model, context) partition."""
+    """The vectors of one partition, in the order they were added."""
 
     def __init__(self, dim: int, max_entries: int) -> None:
         self.dim = dim
@@ -84,9 +115,10 @@ class VectorPartition:
         self._vecs: FloatArray = np.empty((cap, dim), dtype=np.float32)
         self._codes: CodeArray = np.empty((_WORDS, cap), dtype=np.uint64)  # word-major: one pass per word
         self._expires = np.empty(cap, dtype=np.float64)
-        self._keys: list[str] = []
+        self._ids: list[str] = []
         self._texts: list[str] = []
-        self.min_expires = math.inf  # cheap checks for `VectorIndex.maintain`
+        self._meta: list[Mapping[str, Any] | None] = []
+        self.min_expires = math.inf  # cheap checks for `MemoryVectorIndex.maintain`
         self.max_expires = -math.inf
 
     def __len__(self) -> int:
@@ -107,62 +139,72 @@ class VectorPartition:
         expires[: self.n] = self._expires[: self.n]
         self._vecs, self._codes, self._expires = vecs, codes, expires
 
-    def add(self, records: Iterable[VectorRecord]) -> None:
-        batch = list(records)
-        if not batch:
+    def add(self, items: list[VectorItem], matrix: FloatArray) -> None:
+        """Append `items`, whose vectors are the unit rows of `matrix` (see `unit_rows`)."""
+        if not items:
             return
-        if self.n + len(batch) > self.max_entries:
+        if self.n + len(items) > self.max_entries:
             self.maintain(time.time())
-            if self.n + len(batch) > self.max_entries:
-                self._drop_oldest(self.n + len(batch) - self.max_entries)
-        batch = batch[-self.max_entries :]
-        self._reserve(len(batch))
-        start, end = self.n, self.n + len(batch)
-        matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(self.dim) for r in batch])
+            if self.n + len(items) > self.max_entries:
+                self._drop_oldest(self.n + len(items) - self.max_entries)
+        items, matrix = items[-self.max_entries :], matrix[-self.max_entries :]
+        self._reserve(len(items))
+        start, end = self.n, self.n + len(items)
         self._vecs[start:end] = matrix
         self._codes[:, start:end] = simhash(matrix).T
-        self._expires[start:end] = [r.expires_at for r in batch]
-        self.min_expires = min(self.min_expires, min(r.expires_at for r in batch))
-        self.max_expires = max(self.max_expires, max(r.expires_at for r in batch))
-        self._keys.extend(r.key for r in batch)
-        self._texts.extend(r.text for r in batch)
+        expires = [item.expires_at for item in items]
+        self._expires[start:end] = expires
+        self.min_expires = min(self.min_expires, min(expires))
+        self.max_expires = max(self.max_expires, max(expires))
+        self._ids.extend(item.id for item in items)
+        self._texts.extend(item.text for item in items)
+        self._meta.extend(item.metadata for item in items)
         self.n = end
 
-    def search(self, query: FloatArray, *, limit: int, min_score: float, now: float) -> list[VectorMatch]:
+    def search(self, query: FloatArray, *, k: int, min_score: float, now: float) -> list[VectorHit]:
+        """Best first, each id once; `query` is a unit vector of this partition's dimension."""
         n = self.n
         if n == 0:
             return []
-        q = np.asarray(query, dtype=np.float32).reshape(self.dim)
         if n <= FLAT_MAX:
-            all_scores = self._vecs[:n] @ q
+            all_scores = self._vecs[:n] @ query
             rows = np.flatnonzero(all_scores >= min_score)
             scores = all_scores[rows]
         else:
-            qcode = simhash(q[None, :])[0]
+            qcode = simhash(query[None, :])[0]
             distance = _popcount(self._codes[0, :n] ^ qcode[0]).astype(np.uint16)
             for w in range(1, _WORDS):
                 distance += _popcount(self._codes[w, :n] ^ qcode[w])
             rows = np.flatnonzero(distance <= hamming_cutoff(min_score))
             if rows.size > _MAX_RERANK:
                 rows = rows[np.argpartition(distance[rows], _MAX_RERANK)[:_MAX_RERANK]]
-            scores = self._vecs[rows] @ q
+            scores = self._vecs[rows] @ query
             keep = scores >= min_score
             rows, scores = rows[keep], scores[keep]
         if rows.size == 0:
             return []
         order = np.argsort(-scores, kind="stable")
-        found: list[VectorMatch] = []
+        found: list[VectorHit] = []
         seen: set[str] = set()
         for i in order:
             row = int(rows[i])
-            key = self._keys[row]
-            if self._expires[row] <= now or key in seen:
+            item_id = self._ids[row]
+            if self._expires[row] <= now or item_id in seen:
                 continue
-            seen.add(key)
-            found.append(VectorMatch(key=key, text=self._texts[row], score=float(scores[i])))
-            if len(found) >= limit:
+            seen.add(item_id)
+            score = min(1.0, max(-1.0, float(scores[i])))
+            found.append(VectorHit(id=item_id, score=score, text=self._texts[row], metadata=self._meta[row]))
+            if len(found) >= k:
                 break
         return found
+
+    def remove(self, ids: set[str]) -> int:
+        """Drop every row of these ids; returns how many went."""
+        keep = np.flatnonzero([item_id not in ids for item_id in self._ids])
+        removed = self.n - int(keep.size)
+        if removed:
+            self._select(keep)
+        return removed
 
     def expired(self, now: float) -> int:
         return int(np.count_nonzero(self._expires[: self.n] <= now))
@@ -186,54 +228,86 @@ class VectorPartition:
         self._vecs[:m] = self._vecs[rows]
         self._codes[:, :m] = self._codes[:, rows]
         self._expires[:m] = self._expires[rows]
-        self._keys = [self._keys[int(r)] for r in rows]
+        self._ids = [self._ids[int(r)] for r in rows]
         self._texts = [self._texts[int(r)] for r in rows]
+        self._meta = [self._meta[int(r)] for r in rows]
         self.n = m
         self.min_expires = float(self._expires[:m].min()) if m else math.inf
         self.max_expires = float(self._expires[:m].max()) if m else -math.inf
 
 
-class VectorIndex:
-    """Partitions by name, created on first add. Holds at most `max_total` rows: beyond that the least
-    recently used partitions are dropped whole (`on_evict` is told). `maintain` drops expired rows and
-    partitions with nothing left."""
+class MemoryVectorIndex:
+    """A `VectorIndex` held in this process. Partitions are created on first add; beyond `max_total` rows the
+    least recently used partitions (added to or searched least recently) are dropped whole and `on_evict` is
+    told their names. `maintain` (run every 30 s from `add`) drops expired rows and partitions with nothing
+    left."""
 
     def __init__(
         self,
-        max_entries_per_partition: int,
+        *,
+        dim: int | None = None,
+        max_per_partition: int = 200_000,
         max_total: int = 1_000_000,
         on_evict: Callable[[str], None] | None = None,
     ) -> None:
-        self.max_entries = max_entries_per_partition
+        self.max_per_partition = max_per_partition
         self.max_total = max_total
         self.on_evict = on_evict
         self.partitions: OrderedDict[str, VectorPartition] = OrderedDict()
+        self._initial_dim = dim
+        self.dim = dim
         self._total = 0
         self._last_maintain = time.monotonic()
 
-    def add(self, partition: str, records: Iterable[VectorRecord]) -> None:
-        batch = list(records)
+    def add(self, items: Iterable[VectorItem], *, partition: str = "") -> None:
+        batch = list(items)
         if not batch:
             return
+        matrix = unit_rows((item.vector for item in batch), self.dim)
+        if self.dim is None:
+            self.dim = matrix.shape[1]
         part = self.partitions.get(partition)
         if part is None:
-            part = VectorPartition(int(np.asarray(batch[0].vector).size), self.max_entries)
+            part = VectorPartition(matrix.shape[1], self.max_per_partition)
             self.partitions[partition] = part
         else:
             self.partitions.move_to_end(partition)
         before = part.n
-        part.add(batch)
+        part.add(batch, matrix)
         self._total += part.n - before
         self.maybe_maintain()
         if self._total > self.max_total:
             self._evict(keep=partition)
 
-    def search(self, partition: str, query: FloatArray, *, limit: int, min_score: float) -> list[VectorMatch]:
+    def remove(self, ids: Iterable[str], *, partition: str = "") -> int:
+        part = self.partitions.get(partition)
+        if part is None:
+            return 0
+        removed = part.remove(set(ids))
+        self._total -= removed
+        return removed
+
+    def search(
+        self, query: FloatArray, *, k: int, partition: str = "", min_score: float = -math.inf
+    ) -> list[VectorHit]:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if self.dim is None:
+            return []  # nothing was ever added
+        q = unit_rows([query], self.dim)[0]
         part = self.partitions.get(partition)
         if part is None:
             return []
         self.partitions.move_to_end(partition)
-        return part.search(query, limit=limit, min_score=min_score, now=time.time())
+        return part.search(q, k=k, min_score=min_score, now=time.time())
+
+    def clear(self) -> None:
+        self.partitions.clear()
+        self._total = 0
+        self.dim = self._initial_dim
+
+    def __len__(self) -> int:
+        return self._total
 
     def _evict(self, keep: str) -> None:
         for name in list(self.partitions):
@@ -250,6 +324,7 @@ class VectorIndex:
             self.maintain()
 
     def maintain(self) -> None:
+        """Drop expired rows (of a partition once a quarter of it has expired) and empty partitions."""
         self._last_maintain = time.monotonic()
         now = time.time()
         for name in list(self.partitions):
@@ -264,6 +339,3 @@ class VectorIndex:
                 before = part.n
                 part.maintain(now)
                 self._total -= before - part.n
-
-    def size(self) -> int:
-        return self._total

@@ -1,6 +1,6 @@
 """Local text embedding models: all-MiniLM-L6-v2 on ONNX Runtime, or in pure NumPy."""
 
-from pilothouse.gateway.embeddings.minilm import (
+from pilothouse.embeddings.minilm import (
     EMBEDDING_DIM,
     MiniLMEmbedder,
     MiniLMError,

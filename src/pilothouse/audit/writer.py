@@ -1,11 +1,12 @@
-"""Audit events of the gateway's refusals (budgets, loop guards, max_tokens caps) and soft-budget alerts,
-group-committed off the event loop.
+"""Audit events written from the request path, group-committed off the event loop (on
+`store/batched_writer.py`, like the trace sink): today the gateway's refusals (budgets, loop guards,
+max_tokens caps) and soft-budget alerts.
 
-A refusal awaits `record()` until its event is committed, so an answered refusal is always in the audit log;
-events from concurrent refusals share one transaction (appends to the hash chain are serialised anyway, so
-one transaction for many is far cheaper than one each). If the database stays unavailable the events go to
-`<data_dir>/audit-unstored.jsonl`, appended to the chain at the next start. Successful requests never
-write here.
+A caller awaits `record()` until its event is committed, so an answered refusal is always in the audit log;
+concurrent events share one transaction (appends to the hash chain are serialised anyway, so one transaction
+for many is far cheaper than one each). If the database stays unavailable the events go to
+`<data_dir>/audit-unstored.jsonl`, appended to the chain at the next start (`replay_audit_spill`).
+Successful requests never write here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pilothouse.store.batched_writer import BatchedWriter, Pending
 from pilothouse.store.engine import Store
 from pilothouse.store.private_files import append_private
 
-log = logging.getLogger("pilothouse.limits")
+log = logging.getLogger("pilothouse.audit")
 
 Event = dict[str, Any]  # append_event's keyword arguments: actor, action, target, project_id, details
 

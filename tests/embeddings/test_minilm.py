@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from pilothouse.gateway.embeddings import EMBEDDING_DIM, MiniLMEmbedder, MiniLMError, load_minilm
-from pilothouse.gateway.embeddings.minilm import Backend, default_model_dir
+from pilothouse.embeddings import EMBEDDING_DIM, MiniLMEmbedder, MiniLMError, load_minilm
+from pilothouse.embeddings.minilm import Backend, default_model_dir
 
 pytestmark = pytest.mark.model
 
@@ -188,7 +188,7 @@ def test_loader_is_cached() -> None:
 
 def test_falls_back_to_numpy_without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
-    monkeypatch.delitem(sys.modules, "pilothouse.gateway.embeddings.onnx_encoder", raising=False)
+    monkeypatch.delitem(sys.modules, "pilothouse.embeddings.onnx_encoder", raising=False)
     assert MiniLMEmbedder().backend == "numpy"
     with pytest.raises(MiniLMError, match="onnxruntime"):
         MiniLMEmbedder(backend="onnxruntime")
@@ -200,8 +200,8 @@ def test_graph_is_valid_onnx() -> None:
     from onnx import numpy_helper
     from safetensors.numpy import load_file
 
-    from pilothouse.gateway.embeddings.onnx_graph import build_graph
-    from pilothouse.gateway.embeddings.types import BertConfig
+    from pilothouse.embeddings.onnx_graph import build_graph
+    from pilothouse.embeddings.types import BertConfig
 
     weights = load_file(str(default_model_dir() / "model.safetensors"))
     graph = build_graph(weights, BertConfig(hidden_size=384, num_heads=12, num_layers=6, eps=1e-12))

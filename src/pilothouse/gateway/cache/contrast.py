@@ -1,7 +1,7 @@
-"""Meaning-flip guards: a semantic hit is refused when the two questions differ in a way embeddings blur.
+"""Contrast checks: a semantic hit is refused when the two questions differ in a way embeddings blur.
 
 Sentence embeddings put "How do I enable X?" and "How do I disable X?" close together (cosine ~0.93 with
-MiniLM), and likewise questions that differ only in a number, a date, a name or a unit. Each guard extracts
+MiniLM), and likewise questions that differ only in a number, a date, a name or a unit. Each check extracts
 one kind of feature from both texts and refuses when they differ:
 
 - negation: the count of negating words (not, no, never, without, n't, ...);
@@ -17,7 +17,7 @@ one kind of feature from both texts and refuses when they differ:
   have one the other lacks.
 
 They are deliberately strict (a refused paraphrase costs one upstream call; a wrong hit answers the wrong
-question). Word lists are in lexicon.py.
+question). Word lists are in contrast_lexicon.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from pilothouse.gateway.cache import lexicon as lx
+from pilothouse.gateway.cache import contrast_lexicon as lx
 
 _TOKEN = re.compile(
     r"\d+(?:[.,:/]\d+)*"  # numbers, 1,000 / 3.5 / 9:30 / 1/5/2024
@@ -61,7 +61,7 @@ _LEXICON_WORDS = frozenset(
 @dataclass(frozen=True, slots=True)
 class Verdict:
     ok: bool
-    reason: str | None = None  # which guard refused, and on what
+    reason: str | None = None  # which check refused, and on what
 
 
 @dataclass(frozen=True, slots=True)

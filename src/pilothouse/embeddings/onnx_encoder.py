@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import onnxruntime as ort
 
-from pilothouse.gateway.embeddings.onnx_graph import ATTENTION_MASK, INPUT_IDS, OUTPUT, build_graph
-from pilothouse.gateway.embeddings.types import BertConfig, FloatArray, IntArray
+from pilothouse.embeddings.onnx_graph import ATTENTION_MASK, INPUT_IDS, OUTPUT, build_graph
+from pilothouse.embeddings.types import BertConfig, FloatArray, IntArray
 
 _ERROR_ONLY = 3  # ORT log severity: no warnings on stderr
 

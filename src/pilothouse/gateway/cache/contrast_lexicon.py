@@ -1,4 +1,4 @@
-"""Word lists for the semantic cache's meaning-flip guards (guards.py).
+"""Word lists for the semantic cache's contrast checks (contrast.py).
 
 General English, written from the kinds of difference that flip a question's meaning, not from any test
 set: negations, pairs of opposites, number words, dates and times, units, and the words that start a

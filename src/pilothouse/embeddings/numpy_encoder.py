@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from pilothouse.gateway.embeddings.types import BertConfig, FloatArray, IntArray
+from pilothouse.embeddings.types import BertConfig, FloatArray, IntArray
 
 # Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, below float32 resolution near 1.
 _ERF_P = np.float32(0.3275911)
