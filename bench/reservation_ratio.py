@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.config import Deployment, LocalModelSettings, Settings
-from pilothouse.gateway.embeddings.minilm import default_model_dir
+from pilothouse.embeddings.minilm import default_model_dir
 from pilothouse.gateway.providers.local import LocalProvider
 from pilothouse.gateway.tokens import estimate_messages_tokens, input_token_bound
 
@@ -242,7 +242,7 @@ class Tokenizers:
     def __post_init__(self) -> None:
         import llama_cpp
 
-        from pilothouse.gateway.providers.local import default_chat_model_path
+        from pilothouse.gateway.providers.local_runtime import default_chat_model_path
 
         self.llama = llama_cpp.Llama(model_path=str(default_chat_model_path()), vocab_only=True, verbose=False)
 

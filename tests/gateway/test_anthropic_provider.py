@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from pilothouse.config import Deployment
-from pilothouse.gateway.providers.anthropic import AnthropicProvider, translate_request, translate_response
+from pilothouse.gateway.providers.anthropic import AnthropicProvider
+from pilothouse.gateway.providers.anthropic_wire import translate_request, translate_response, translate_stream
 from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError
 from tests.support.anthropic_server import API_KEY, FINAL_OUTPUT_TOKENS, TEXT_PIECES, AnthropicServer
 
@@ -220,6 +221,39 @@ def test_translate_response_tool_use() -> None:
         assert translate_response({**message, "stop_reason": reason})["choices"][0]["finish_reason"] == expected
 
 
+async def _events(*events: tuple[str, Any]) -> AsyncIterator[tuple[str, bytes]]:
+    for name, data in events:
+        yield name, data if isinstance(data, bytes) else orjson.dumps(data)
+
+
+async def test_translate_stream_without_a_server() -> None:
+    start = {"type": "message_start", "message": {"id": "msg_9", "model": "claude-x", "usage": {"input_tokens": 3}}}
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}
+    end = {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 1}}
+    chunks = [
+        c
+        async for c in translate_stream(
+            _events(("message_start", start), ("content_block_delta", delta), ("message_delta", end)), "m"
+        )
+    ]
+    assert [c["choices"][0]["delta"] for c in chunks[:-1]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hi"},
+        {},
+    ]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length" and chunks[-1]["usage"]["total_tokens"] == 4
+    assert {c["id"] for c in chunks} == {"msg_9"}
+
+    with pytest.raises(ProviderError) as info:
+        async for _ in translate_stream(_events(("message_start", start), ("ping", b"{not json")), "m"):
+            pass
+    assert (info.value.kind, info.value.status) == ("upstream", 200)
+    with pytest.raises(ProviderError) as info:  # ended without a stop reason
+        async for _ in translate_stream(_events(("message_start", start), ("content_block_delta", delta)), "m"):
+            pass
+    assert info.value.kind == "unavailable"
+
+
 # --- against the local Messages API server ------------------------------------------------------
 
 
@@ -355,9 +389,3 @@ async def test_bad_key_is_auth(server: AnthropicServer, monkeypatch: pytest.Monk
         await prov.aclose()
     assert (info.value.kind, info.value.status) == ("auth", 401)
     assert "invalid x-api-key" in info.value.message
-
-
-async def test_embed_refused(provider: AnthropicProvider) -> None:
-    with pytest.raises(ProviderError, match="does not offer embeddings") as info:
-        await provider.embed("m", ["x"])
-    assert info.value.kind == "bad_request"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pilothouse.config import Deployment, LocalModelSettings, Settings
-from pilothouse.gateway.providers import local as local_module
+from pilothouse.gateway.providers import local_runtime as local_module
 from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError
 from pilothouse.gateway.providers.local import LocalProvider
 

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from pilothouse.config import Deployment
-from pilothouse.gateway.providers._http import parse_retry_after
 from pilothouse.gateway.providers.base import ChatRequest, Provider, ProviderError
+from pilothouse.gateway.providers.errors import parse_retry_after
 from pilothouse.gateway.providers.openai_compat import OpenAICompatProvider
 
 HI = [{"role": "user", "content": "Say hello in one short sentence."}]

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from pilothouse.config import Deployment
-from pilothouse.gateway.pipeline import provider_error_to_api
-from pilothouse.gateway.providers._http import error_from_event, error_from_response
 from pilothouse.gateway.providers.base import ProviderError
+from pilothouse.gateway.providers.errors import error_from_event, error_from_response
 from pilothouse.gateway.providers.redact import REDACTED, redact, remember_deployment, remember_secret
+from pilothouse.gateway.routing.upstream_errors import provider_error_to_api
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,18 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from pilothouse.config import Deployment, ModelEntry, RoutingSettings, Settings
-from pilothouse.gateway.pipeline import Gateway, Prepared
+from pilothouse.gateway.model_calls import Gateway
+from pilothouse.gateway.prepared import Prepared
 from pilothouse.gateway.pricing import default_price_book
-from pilothouse.gateway.providers.base import ChatRequest, ChatResult, Chunk, EmbeddingResult, ProviderError, Usage
+from pilothouse.gateway.providers.base import (
+    ChatRequest,
+    ChatResult,
+    Chunk,
+    EmbeddingResult,
+    Provider,
+    ProviderError,
+    Usage,
+)
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.routing import Router
 from pilothouse.tracing.model import TraceRecord
@@ -41,7 +50,7 @@ class FakeClock:
 Outcome = ProviderError | str | None  # an error to raise, "ok" / None to answer, "break" (stream: fail mid-way)
 
 
-class Scripted:
+class Scripted(Provider):
     """A provider whose calls follow a script; after the script, it answers. Each call may take `latency_s`
     of the fake clock."""
 

@@ -1,1 +1,3 @@
-"""Providers: one module per wire format, all behind the small protocol in `base`."""
+"""Providers: the `Provider` base class (`base`), one transport module per upstream API with its wire format
+beside it (`openai_compat` + `openai_wire`, `anthropic` + `anthropic_wire`, over `_http` and `errors`), the
+in-process `local` provider (`local_runtime`, `local_chat`), a deterministic `fake`, and the `registry`."""

@@ -1,7 +1,7 @@
 """A deterministic provider for unit tests of our own logic (never for measuring a model).
 
 It answers `reply` (option) or echoes the last user message, one token per word, honours `max_tokens`,
-calls the first offered tool when `options.tool_call` is true, and can be made to fail with
+calls the first offered tool (whole or streamed) when `options.tool_call` is true, and can be made to fail with
 `options.fail` set to a ProviderError kind. Embeddings are stable hash-derived unit vectors.
 """
 
@@ -22,6 +22,7 @@ from pilothouse.gateway.providers.base import (
     ChatResult,
     Chunk,
     EmbeddingResult,
+    Provider,
     ProviderError,
     Usage,
 )
@@ -36,18 +37,20 @@ def _text_of(message: dict[str, Any]) -> str:
     return ""
 
 
-class FakeProvider:
+class FakeProvider(Provider):
     name: ClassVar[str] = "fake"
     supports_streaming: ClassVar[bool] = True
     supports_tools: ClassVar[bool] = True
     supports_embeddings: ClassVar[bool] = True
+    counts_tokens: ClassVar[bool] = True
 
     def __init__(self, deployment: Deployment, settings: Settings | None = None) -> None:
-        self.deployment = deployment
+        super().__init__(deployment, settings)
         self.options = deployment.options
         self.calls: list[ChatRequest] = []
 
     def count_input_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """One token per word plus one per message: the same count its usage reports."""
         return sum(len(_text_of(m).split()) + 1 for m in messages)
 
     async def _prepare(self, request: ChatRequest) -> tuple[list[str], str]:
@@ -116,6 +119,10 @@ class FakeProvider:
             }
 
         yield chunk({"role": "assistant", "content": ""})
+        tool_calls = self._tool_call(request)
+        if tool_calls:
+            words, finish = [], "tool_calls"
+            yield chunk({"tool_calls": [{"index": i, **call} for i, call in enumerate(tool_calls)]})
         for i, word in enumerate(words):
             yield chunk({"content": word if i == 0 else " " + word})
         yield chunk({}, finish)
@@ -143,6 +150,3 @@ class FakeProvider:
             norm = math.sqrt(sum(v * v for v in raw)) or 1.0
             vectors.append([v / norm for v in raw])
         return EmbeddingResult(vectors=vectors, input_tokens=sum(len(t.split()) for t in inputs))
-
-    async def aclose(self) -> None:
-        return None
