@@ -12,7 +12,7 @@ PUBLIC_PRIVATE_NAMES = {"__version__"}
 
 
 def _public_members(module: types.ModuleType) -> set[str]:
-    """Names a user can import from the package: no private names, no submodules (e.g. `pilothouse.client`)."""
+    """Names a user can import from the package: no private names, no submodules (e.g. `pilothouse.sdk.client`)."""
     return {
         name
         for name, value in vars(module).items()

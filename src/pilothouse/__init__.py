@@ -3,7 +3,7 @@
 The public Python surface is small on purpose: the HTTP client SDK and the version.
 """
 
-from pilothouse.client import Pilothouse, PilothouseError
+from pilothouse.sdk import Pilothouse, PilothouseError
 
 __version__ = "0.1.0"
 

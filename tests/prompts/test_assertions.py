@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pilothouse.prompts.assertions import (
+from pilothouse.prompts.testing.assertions import (
     ASSERTION_KINDS,
     AssertionOutcome,
     Execution,
@@ -191,7 +191,7 @@ def test_unknown_kind_lists_the_known_ones() -> None:
 
 
 def test_new_kinds_register_and_duplicates_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pilothouse.prompts.assertions.ASSERTION_KINDS", dict(ASSERTION_KINDS))
+    monkeypatch.setattr("pilothouse.prompts.testing.assertions.ASSERTION_KINDS", dict(ASSERTION_KINDS))
 
     @register_assertion("shorter_than")
     class ShorterThan:

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from pilothouse.errors import InvalidRequest, Unprocessable
-from pilothouse.prompts import registry
-from pilothouse.prompts.files import (
+from pilothouse.prompts.registry.files import (
     MAX_PROMPT_SIZE,
     PromptDefinition,
     PromptFileError,
@@ -21,7 +20,8 @@ from pilothouse.prompts.files import (
     parse_prompt_file,
     parse_test_file,
 )
-from pilothouse.prompts.scenarios import ScenarioFileError, parse_cases_text
+from pilothouse.prompts.registry.push import push_definition, push_files
+from pilothouse.prompts.testing.scenarios import ScenarioFileError, parse_cases_text
 from pilothouse.store import prompts as repo
 from pilothouse.store.engine import Store, open_store
 from pilothouse.store.projects import create_project
@@ -109,7 +109,7 @@ def test_the_registry_refuses_and_stores_nothing(sqlite_store: Store) -> None:
     with sqlite_store.begin() as conn:
         project = create_project(conn, "p").id
     with pytest.raises(InvalidRequest, match="expands to more than") as caught, sqlite_store.begin() as conn:
-        registry.push_files(conn, project_id=project, files=[("laughs.yaml", billion_laughs())], actor="k")
+        push_files(conn, project_id=project, files=[("laughs.yaml", billion_laughs())], actor="k")
     assert caught.value.code == "invalid_prompt"
     big = f"name: big\nmessages:\n  - role: user\n    content: {'x' * MAX_PROMPT_SIZE}\n"
     files = [("small.yaml", SMALL), ("big.yaml", big)]
@@ -117,13 +117,13 @@ def test_the_registry_refuses_and_stores_nothing(sqlite_store: Store) -> None:
         pytest.raises(Unprocessable, match=r"big\.yaml: the file is too large") as too_large,
         sqlite_store.begin() as conn,
     ):
-        registry.push_files(conn, project_id=project, files=files, actor="k")
+        push_files(conn, project_id=project, files=files, actor="k")
     assert too_large.value.code == "prompt_too_large" and too_large.value.status == 422
     # a definition built some other way is checked when pushed, too
     template: dict[str, Any] = {"type": "text", "text": "z" * (MAX_PROMPT_SIZE + 1), "variables": {}, "config": {}}
     oversized = PromptDefinition("direct", template, "0" * 64)
     with pytest.raises(Unprocessable, match="prompt 'direct' is") as direct, sqlite_store.begin() as conn:
-        registry.push_definition(conn, project_id=project, definition=oversized, actor="k")
+        push_definition(conn, project_id=project, definition=oversized, actor="k")
     assert direct.value.code == "prompt_too_large"
     with sqlite_store.connect() as conn:
         assert repo.list_prompts(conn, project) == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pilothouse.prompts.files import (
+from pilothouse.prompts.registry.files import (
     PromptFileError,
     content_hash,
     discover,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pilothouse.prompts.folder_state import (
+from pilothouse.prompts.registry.folder_state import (
     STATE_FILE,
     FolderState,
     FolderStateError,

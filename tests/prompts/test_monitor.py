@@ -17,17 +17,12 @@ from sqlalchemy import Connection, insert, update
 
 from pilothouse.audit.chain import list_events, verify_chain
 from pilothouse.errors import NotFound
-from pilothouse.prompts import registry
-from pilothouse.prompts.monitor import (
-    CanaryMonitor,
-    RollbackRule,
-    canary_split,
-    canary_status,
-    check_all,
-    check_label,
-    parse_rule,
-    watched_labels,
-)
+from pilothouse.prompts.registry.labels import set_label, set_rollback_rule
+from pilothouse.prompts.registry.lookup import Label, get_label
+from pilothouse.prompts.registry.push import push_files
+from pilothouse.prompts.rollout.canary_check import RollbackRule, canary_split, canary_status, check_label, parse_rule
+from pilothouse.prompts.rollout.canary_monitor import CanaryMonitor, check_all
+from pilothouse.store.canaries import watched_labels
 from pilothouse.store.engine import Store
 from pilothouse.store.ids import new_trace_id
 from pilothouse.store.projects import create_project
@@ -50,15 +45,15 @@ def setup_prompt(store: Store, project: str = "acme") -> str:
     with store.begin() as conn:
         project_id = create_project(conn, project).id
         for text in ("Answer briefly.", "Answer at length."):
-            registry.push_files(conn, project_id=project_id, files=[(f"{PROMPT}.yaml", prompt_file(text))], actor=ACTOR)
+            push_files(conn, project_id=project_id, files=[(f"{PROMPT}.yaml", prompt_file(text))], actor=ACTOR)
     return project_id
 
 
 def start_canary(
     store: Store, project_id: str, rule: dict[str, Any] | None, *, weight: int = 50, label: str = "production"
-) -> registry.Label:
+) -> Label:
     with store.begin() as conn:
-        registry.set_label(
+        set_label(
             conn,
             project_id=project_id,
             prompt_name=PROMPT,
@@ -68,9 +63,7 @@ def start_canary(
             role="developer",
             action="prompt.canary.start",
         )
-        return registry.set_rollback_rule(
-            conn, project_id=project_id, prompt_name=PROMPT, label=label, rule=rule, actor=ACTOR
-        )
+        return set_rollback_rule(conn, project_id=project_id, prompt_name=PROMPT, label=label, rule=rule, actor=ACTOR)
 
 
 def add_traces(
@@ -123,7 +116,7 @@ def rollback_events(store: Store, project_id: str) -> list[Any]:
 
 def current_splits(store: Store, project_id: str, label: str = "production") -> list[dict[str, Any]]:
     with store.connect() as conn:
-        found = registry.get_label(conn, project_id, PROMPT, label)
+        found = get_label(conn, project_id, PROMPT, label)
     assert found is not None
     return found.splits
 
@@ -349,14 +342,14 @@ def test_a_label_moved_during_the_check_is_left_alone(store: Store, monkeypatch:
         cand = add_traces(conn, project_id, 2, 10, start=label.updated_at + 0.01)
         score_all(conn, project_id, base, [1.0] * 10)
         score_all(conn, project_id, cand, [0.0] * 10)
-    from pilothouse.prompts import monitor
+    import pilothouse.prompts.rollout.canary_check as monitor
 
     real_evaluate = monitor.evaluate
 
     def evaluate_then_someone_moves_it(conn: Connection, *args: Any) -> Any:
         outcome = real_evaluate(conn, *args)
         with store.begin() as other:
-            registry.set_label(
+            set_label(
                 other,
                 project_id=project_id,
                 prompt_name=PROMPT,
@@ -393,8 +386,8 @@ def test_check_all_covers_every_project_and_survives_a_broken_rule(store: Store)
     with store.begin() as conn:  # a rule that cannot be parsed (written around the API) must not stop the rest
         project_id = create_project(conn, "initech").id
         for text in ("A.", "B."):
-            registry.push_files(conn, project_id=project_id, files=[(f"{PROMPT}.yaml", prompt_file(text))], actor=ACTOR)
-        registry.set_label(
+            push_files(conn, project_id=project_id, files=[(f"{PROMPT}.yaml", prompt_file(text))], actor=ACTOR)
+        set_label(
             conn,
             project_id=project_id,
             prompt_name=PROMPT,
@@ -403,7 +396,7 @@ def test_check_all_covers_every_project_and_survives_a_broken_rule(store: Store)
             actor=ACTOR,
             role="admin",
         )
-        registry.set_rollback_rule(
+        set_rollback_rule(
             conn, project_id=project_id, prompt_name=PROMPT, label="production", rule={"metric": "bogus"}, actor=ACTOR
         )
     with store.connect() as conn:
@@ -548,7 +541,7 @@ def test_caller_mistakes_do_not_trip_an_error_rate_canary(store: Store) -> None:
 
 
 def test_prompt_stats_count_caller_errors_apart(store: Store) -> None:
-    from pilothouse.prompts.performance import prompt_performance
+    from pilothouse.prompts.rollout.performance import prompt_performance
 
     project_id = setup_prompt(store)
     start = time.time() - 60

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pilothouse.prompts.refs import MAX_VERSION, parse_ref
+from pilothouse.prompts.registry.refs import MAX_VERSION, parse_ref
 from pilothouse.server.api.audit import MAX_SEQ
 from pilothouse.store.engine import Store
 from tests.prompts.inprocess import FAKE_MODEL, App, running_app

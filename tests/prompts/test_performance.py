@@ -9,9 +9,11 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from pilothouse.prompts.performance import money, parse_since, percentile, prompt_performance
+from pilothouse.money import usd_string
+from pilothouse.prompts.rollout.performance import percentile, prompt_performance
 from pilothouse.store.engine import Store
 from pilothouse.store.scores import add_score
+from pilothouse.timewindow import parse_time
 from tests.prompts.test_monitor import PROMPT, add_traces, setup_prompt
 
 DAY1 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC).timestamp()
@@ -90,21 +92,21 @@ def test_performance_filters(store: Store) -> None:
 
 def test_helpers() -> None:
     now = 1_000_000.0
-    assert parse_since("7d", now=now) == now - 7 * 86400
-    assert parse_since("24h", now=now) == now - 86400
-    assert parse_since(" 30m", now=now) == now - 1800
-    assert parse_since("1.5h", now=now) == now - 5400
-    assert parse_since("2w", now=now) == now - 14 * 86400
-    assert parse_since("90s", now=now) == now - 90
-    assert parse_since("1700000000", now=now) == 1_700_000_000.0
-    assert parse_since("2025-03-01T10:00:00", now=now) == DAY1
-    assert parse_since("2025-03-01T10:00:00Z", now=now) == DAY1
+    assert parse_time("7d", now=now) == now - 7 * 86400
+    assert parse_time("24h", now=now) == now - 86400
+    assert parse_time(" 30m", now=now) == now - 1800
+    assert parse_time("1.5h", now=now) == now - 5400
+    assert parse_time("2w", now=now) == now - 14 * 86400
+    assert parse_time("90s", now=now) == now - 90
+    assert parse_time("1700000000", now=now) == 1_700_000_000.0
+    assert parse_time("2025-03-01T10:00:00", now=now) == DAY1
+    assert parse_time("2025-03-01T10:00:00Z", now=now) == DAY1
     with pytest.raises(ValueError, match="7d"):
-        parse_since("last week", now=now)
+        parse_time("last week", now=now)
     assert percentile([], 50) is None
     assert percentile([1.0], 95) == 1.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert money(Decimal(0)) == "0"
-    assert money(Decimal("0.0015000")) == "0.0015"
-    assert money(Decimal("1") / 3) == "0.333333333333"
-    assert money(Decimal("12")) == "12"
+    assert usd_string(Decimal(0)) == "0"
+    assert usd_string(Decimal("0.0015000")) == "0.0015"
+    assert usd_string(Decimal("1") / 3) == "0.333333333333"
+    assert usd_string(Decimal("12")) == "12"

@@ -13,13 +13,21 @@ import pytest
 
 from pilothouse.audit.chain import list_events
 from pilothouse.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from pilothouse.gateway.pipeline import Principal
-from pilothouse.prompts import registry
-from pilothouse.prompts.assertions import AssertionOutcome, Execution
-from pilothouse.prompts.comparison import RULE, compare
-from pilothouse.prompts.promotion import FORCED_ACTION, PROMOTE_ACTION, PromotionRefused, PromotionRequest, promote
-from pilothouse.prompts.runner import CaseResult, ExecutionFailed, Executor, SuiteResult
-from pilothouse.prompts.scenarios import Case
+from pilothouse.principal import Principal
+from pilothouse.prompts.registry.labels import protect_label, set_label
+from pilothouse.prompts.registry.lookup import baseline_version, get_label
+from pilothouse.prompts.registry.push import push_files
+from pilothouse.prompts.rollout.promotion import (
+    FORCED_ACTION,
+    PROMOTE_ACTION,
+    PromotionRefused,
+    PromotionRequest,
+    promote,
+)
+from pilothouse.prompts.testing.assertions import AssertionOutcome, Execution
+from pilothouse.prompts.testing.comparison import RULE, compare
+from pilothouse.prompts.testing.runner import CaseResult, ExecutionFailed, Executor, SuiteResult
+from pilothouse.prompts.testing.scenarios import Case
 from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
 
@@ -152,14 +160,14 @@ def setup(store: Store) -> tuple[Store, Principal]:
         project = create_project(conn, "promo")
         for text in ("Say hello to", "Greet"):
             files = [("greeter.yaml", prompt_file(text)), ("greeter.tests.yaml", TESTS)]
-            registry.push_files(conn, project_id=project.id, files=files, actor="key_admin")
+            push_files(conn, project_id=project.id, files=files, actor="key_admin")
     return store, Principal("key_dev", project.id, "developer")
 
 
 def label_version(store: Store, principal: Principal, label: str = "production") -> int | None:
     with store.connect() as conn:
-        found = registry.get_label(conn, principal.project_id, "greeter", label)
-    return None if found is None else registry.baseline_version(found.splits)
+        found = get_label(conn, principal.project_id, "greeter", label)
+    return None if found is None else baseline_version(found.splits)
 
 
 def events(store: Store, principal: Principal, action: str) -> list[dict[str, Any]]:
@@ -251,7 +259,7 @@ async def test_already_there_runs_nothing(setup: tuple[Store, Principal]) -> Non
 async def test_protected_labels_need_an_admin_before_anything_runs(setup: tuple[Store, Principal]) -> None:
     store, principal = setup
     with store.begin() as conn:
-        registry.protect_label(
+        protect_label(
             conn,
             project_id=principal.project_id,
             prompt_name="greeter",
@@ -277,7 +285,7 @@ async def test_a_label_moved_during_the_tests_is_not_overwritten(setup: tuple[St
 
     def someone_else_moves_it() -> None:
         with store.begin() as conn:
-            registry.set_label(
+            set_label(
                 conn,
                 project_id=principal.project_id,
                 prompt_name="greeter",
@@ -291,7 +299,7 @@ async def test_a_label_moved_during_the_tests_is_not_overwritten(setup: tuple[St
     with pytest.raises(Conflict, match="changed while the tests ran"):
         await promote(store, principal, "greeter", PromotionRequest(2), answers)
     with store.connect() as conn:
-        label = registry.get_label(conn, principal.project_id, "greeter", "production")
+        label = get_label(conn, principal.project_id, "greeter", "production")
     assert label is not None and len(label.splits) == 2
 
 
@@ -308,14 +316,14 @@ async def test_invalid_stored_tests_and_unknown_versions(setup: tuple[Store, Pri
         pytest.raises(InvalidRequest, match=r"cases\[0\]\.assert\[0\]\.regex: invalid regular expression"),
         store.begin() as conn,
     ):
-        registry.push_files(conn, project_id=principal.project_id, files=files, actor="key_admin")
+        push_files(conn, project_id=principal.project_id, files=files, actor="key_admin")
 
 
 async def test_without_tests_the_promotion_is_ungated(store: Store) -> None:
     with store.begin() as conn:
         project = create_project(conn, "bare")
         for text in ("Hi", "Hello"):
-            registry.push_files(conn, project_id=project.id, files=[("greeter.yaml", prompt_file(text))], actor="a")
+            push_files(conn, project_id=project.id, files=[("greeter.yaml", prompt_file(text))], actor="a")
     principal = Principal("key_dev", project.id, "developer")
     outcome = await promote(store, principal, "greeter", PromotionRequest(2), Answers({}))
     assert outcome.moved and outcome.comparison is not None and not outcome.comparison.gated

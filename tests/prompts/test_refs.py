@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from pilothouse.prompts.canary import choose_version
-from pilothouse.prompts.refs import PromptRef, parse_model_ref, parse_ref, parse_selector
+from pilothouse.prompts.registry.refs import PromptRef, parse_model_ref, parse_ref, parse_selector
+from pilothouse.prompts.registry.splits import choose_version
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,26 @@ from sqlalchemy import Connection
 
 from pilothouse.audit.chain import list_events, verify_chain
 from pilothouse.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from pilothouse.prompts import registry
-from pilothouse.prompts.files import parse_prompt_file
-from pilothouse.prompts.refs import PromptRef, parse_ref
+from pilothouse.prompts.registry.files import parse_prompt_file
+from pilothouse.prompts.registry.labels import (
+    add_label_listener,
+    protect_label,
+    remove_label_listener,
+    set_label,
+    set_rollback_rule,
+)
+from pilothouse.prompts.registry.lookup import (
+    get_label,
+    get_test_suite,
+    get_test_suite_row,
+    get_version,
+    list_labels,
+    list_versions,
+    require_prompt,
+    resolve_for_call,
+)
+from pilothouse.prompts.registry.push import push_definition, push_files
+from pilothouse.prompts.registry.refs import PromptRef, parse_ref
 from pilothouse.store import prompts as repo
 from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
@@ -43,7 +60,7 @@ def project(store: Store) -> str:
 
 def push(store: Store, project: str, *files: tuple[str, str], message: str | None = None) -> list[dict[str, Any]]:
     with store.begin() as conn:
-        return registry.push_files(conn, project_id=project, files=list(files), actor="key_dev", message=message)
+        return push_files(conn, project_id=project, files=list(files), actor="key_dev", message=message)
 
 
 def events(conn: Connection, project: str, action: str) -> list[dict[str, Any]]:
@@ -64,10 +81,10 @@ def test_push_is_idempotent_and_numbers_versions(store: Store, project: str) -> 
     [third] = push(store, project, ("support-answer.yaml", SUPPORT))  # back to v1's content: a new version
     assert third["version"] == 3 and third["content_hash"] == first["content_hash"]
     with store.connect() as conn:
-        versions = registry.list_versions(conn, project, "support-answer")
+        versions = list_versions(conn, project, "support-answer")
         assert [v.version for v in versions] == [1, 2, 3]
         assert versions[0].message == "first" and versions[0].author == "key_dev"
-        labels = {lbl.name: lbl for lbl in registry.list_labels(conn, project, "support-answer")}
+        labels = {lbl.name: lbl for lbl in list_labels(conn, project, "support-answer")}
         assert labels["latest"].splits == [{"version": 3, "weight": 100}]
         assert labels["production"].splits == [{"version": 1, "weight": 100}]  # never moved by a push
         created = events(conn, project, "prompt.version.create")
@@ -94,10 +111,10 @@ def test_a_comment_only_edit_updates_the_stored_text_of_the_same_version(store: 
         assert (result["status"], result["version"]) == ("source_updated", 1)
         assert result["content_hash"] == first["content_hash"]
     with store.connect() as conn:
-        version = registry.get_version(conn, project, parse_ref("support-answer@1"))
+        version = get_version(conn, project, parse_ref("support-answer@1"))
         row = repo.get_version(conn, version.prompt_id, 1)
         assert row is not None and row.source_text == edits[-1]
-        assert [v.version for v in registry.list_versions(conn, project, "support-answer")] == [1]
+        assert [v.version for v in list_versions(conn, project, "support-answer")] == [1]
         assert version.message == "first"  # the version's own message stays
         updates = events(conn, project, "prompt.version.source_update")
         assert verify_chain(conn)[1] is None
@@ -125,20 +142,20 @@ def test_references_resolve(store: Store, project: str) -> None:
     push(store, project, ("support-answer.yaml", SUPPORT))
     push(store, project, ("support-answer.yaml", variant(2)))
     with store.connect() as conn:
-        v2 = registry.get_version(conn, project, parse_ref("support-answer@2"))
+        v2 = get_version(conn, project, parse_ref("support-answer@2"))
         assert v2.version == 2 and v2.name == "support-answer" and "variant 2" in str(v2.template)
-        assert registry.get_version(conn, project, parse_ref("support-answer")).version == 1
-        assert registry.get_version(conn, project, parse_ref("support-answer@latest")).version == 2
-        assert registry.get_version(conn, project, parse_ref(f"support-answer@sha:{v2.content_hash[:6]}")) == v2
-        assert registry.get_version(conn, project, PromptRef("support-answer", sha=v2.content_hash)) == v2
+        assert get_version(conn, project, parse_ref("support-answer")).version == 1
+        assert get_version(conn, project, parse_ref("support-answer@latest")).version == 2
+        assert get_version(conn, project, parse_ref(f"support-answer@sha:{v2.content_hash[:6]}")) == v2
+        assert get_version(conn, project, PromptRef("support-answer", sha=v2.content_hash)) == v2
         with pytest.raises(NotFound, match="has no version 9 \\(its newest is 2\\)"):
-            registry.get_version(conn, project, parse_ref("support-answer@9"))
+            get_version(conn, project, parse_ref("support-answer@9"))
         with pytest.raises(NotFound, match="has no label 'staging' \\(its labels: latest, production\\)"):
-            registry.get_version(conn, project, parse_ref("support-answer@staging"))
+            get_version(conn, project, parse_ref("support-answer@staging"))
         with pytest.raises(NotFound, match="no prompt named 'nope'"):
-            registry.get_version(conn, project, parse_ref("nope"))
+            get_version(conn, project, parse_ref("nope"))
         with pytest.raises(NotFound, match="no version whose content hash starts with"):
-            registry.get_version(conn, project, parse_ref("support-answer@sha:" + "0" * 40))
+            get_version(conn, project, parse_ref("support-answer@sha:" + "0" * 40))
 
 
 def test_ambiguous_sha_prefix_is_a_conflict(store: Store, project: str) -> None:
@@ -146,7 +163,7 @@ def test_ambiguous_sha_prefix_is_a_conflict(store: Store, project: str) -> None:
     push(store, project, ("support-answer.yaml", SUPPORT))
     push(store, project, ("support-answer.yaml", variant(2)))
     with store.begin() as conn:
-        prompt = registry.require_prompt(conn, project, "support-answer")
+        prompt = require_prompt(conn, project, "support-answer")
         v1 = repo.get_version(conn, prompt.id, 1)
         assert v1 is not None
         repo.insert_version(
@@ -161,7 +178,7 @@ def test_ambiguous_sha_prefix_is_a_conflict(store: Store, project: str) -> None:
             author=None,
         )
     with store.connect() as conn, pytest.raises(Conflict, match="ambiguous") as caught:
-        registry.get_version(conn, project, parse_ref(f"support-answer@sha:{v1.content_hash[:6]}"))
+        get_version(conn, project, parse_ref(f"support-answer@sha:{v1.content_hash[:6]}"))
     assert caught.value.status == 409
 
 
@@ -173,10 +190,10 @@ def test_labels_move_instantly_and_are_audited(store: Store, project: str) -> No
     def listener(project_id: str, name: str) -> None:
         seen.append((project_id, name))
 
-    registry.add_label_listener(listener)
+    add_label_listener(listener)
     try:
         with store.begin() as conn:
-            label = registry.set_label(
+            label = set_label(
                 conn,
                 project_id=project,
                 prompt_name="support-answer",
@@ -188,7 +205,7 @@ def test_labels_move_instantly_and_are_audited(store: Store, project: str) -> No
             )
         assert label.splits == [{"version": 2, "weight": 100}] and label.updated_by == "key_dev"
         with store.begin() as conn:
-            registry.set_label(
+            set_label(
                 conn,
                 project_id=project,
                 prompt_name="support-answer",
@@ -198,11 +215,11 @@ def test_labels_move_instantly_and_are_audited(store: Store, project: str) -> No
                 role="developer",
             )
     finally:
-        registry.remove_label_listener(listener)
+        remove_label_listener(listener)
     assert seen == [(project, "support-answer")] * 2
     with store.connect() as conn:
-        assert registry.get_version(conn, project, parse_ref("support-answer")).version == 2
-        assert registry.get_version(conn, project, parse_ref("support-answer@staging")).version == 1
+        assert get_version(conn, project, parse_ref("support-answer")).version == 2
+        assert get_version(conn, project, parse_ref("support-answer@staging")).version == 1
         moves = events(conn, project, "prompt.label.move")
         assert moves[-2]["target"] == "prompt:support-answer@production"
         assert moves[-2]["details"] == {
@@ -233,7 +250,7 @@ def test_set_label_validates(
 ) -> None:
     push(store, project, ("support-answer.yaml", SUPPORT))
     with store.begin() as conn, pytest.raises(error, match=message):
-        registry.set_label(
+        set_label(
             conn, project_id=project, prompt_name="support-answer", label=label, splits=splits, actor="k", role="admin"
         )
 
@@ -243,30 +260,30 @@ def test_protected_labels_need_an_admin(store: Store, project: str) -> None:
     push(store, project, ("support-answer.yaml", variant(2)))
     move = {"project_id": project, "prompt_name": "support-answer", "label": "production", "actor": "k"}
     with store.begin() as conn, pytest.raises(Forbidden, match="admin key"):
-        registry.protect_label(conn, **move, protected=True, role="developer")
+        protect_label(conn, **move, protected=True, role="developer")
     with store.begin() as conn:
-        assert registry.protect_label(conn, **move, protected=True, role="admin").protected
+        assert protect_label(conn, **move, protected=True, role="admin").protected
     with store.begin() as conn, pytest.raises(Forbidden, match="'production' of prompt 'support-answer' is protected"):
-        registry.set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="developer")
+        set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="developer")
     # The hint names what works for this key: not `prompt promote` (refused too), but an admin running it,
     # or an unprotected label.
     with store.begin() as conn, pytest.raises(Forbidden) as refused:
-        registry.set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="developer")
+        set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="developer")
     hint = refused.value.message
     assert "Ask an admin to run `pilothouse prompt promote support-answer 2 --to production`" in hint
     assert "with this key you can point an unprotected label such as 'staging' at it" in hint
     assert "`pilothouse prompt label support-answer 2 staging`" in hint
     with store.begin() as conn:
-        moved = registry.set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="admin")
+        moved = set_label(conn, **move, splits=[{"version": 2, "weight": 100}], role="admin")
         assert moved.protected and moved.splits == [{"version": 2, "weight": 100}]
     with store.begin() as conn:
-        assert not registry.protect_label(conn, **move, protected=False, role="admin").protected
+        assert not protect_label(conn, **move, protected=False, role="admin").protected
     with store.begin() as conn:
-        registry.set_label(conn, **move, splits=[{"version": 1, "weight": 100}], role="developer")
+        set_label(conn, **move, splits=[{"version": 1, "weight": 100}], role="developer")
     with store.begin() as conn, pytest.raises(InvalidRequest, match="cannot be protected"):
-        registry.protect_label(conn, **{**move, "label": "latest"}, protected=True, role="admin")
+        protect_label(conn, **{**move, "label": "latest"}, protected=True, role="admin")
     with store.begin() as conn, pytest.raises(NotFound, match="no label 'qa'"):
-        registry.protect_label(conn, **{**move, "label": "qa"}, protected=True, role="admin")
+        protect_label(conn, **{**move, "label": "qa"}, protected=True, role="admin")
     with store.connect() as conn:
         actions = [e.action for e in list_events(conn, project_id=project, limit=1000)]
         assert actions.count("prompt.label.protect") == 1 and actions.count("prompt.label.unprotect") == 1
@@ -276,7 +293,7 @@ def test_canary_splits_resolve_per_sticky_key(store: Store, project: str) -> Non
     push(store, project, ("support-answer.yaml", SUPPORT))
     push(store, project, ("support-answer.yaml", variant(2)))
     with store.begin() as conn:
-        registry.set_label(
+        set_label(
             conn,
             project_id=project,
             prompt_name="support-answer",
@@ -287,25 +304,23 @@ def test_canary_splits_resolve_per_sticky_key(store: Store, project: str) -> Non
         )
     ref = parse_ref("support-answer@production")
     with store.connect() as conn:
-        chosen = {registry.resolve_for_call(conn, project, ref, f"user-{i}").version for i in range(40)}
+        chosen = {resolve_for_call(conn, project, ref, f"user-{i}").version for i in range(40)}
         assert chosen == {1, 2}
-        assert registry.resolve_for_call(conn, project, ref, "alice") == registry.resolve_for_call(
-            conn, project, ref, "alice"
-        )
-        assert registry.get_version(conn, project, ref).version == 1  # the baseline: a tie goes to the lower
-        assert registry.resolve_for_call(conn, project, parse_ref("support-answer@2"), "x").version == 2
+        assert resolve_for_call(conn, project, ref, "alice") == resolve_for_call(conn, project, ref, "alice")
+        assert get_version(conn, project, ref).version == 1  # the baseline: a tie goes to the lower
+        assert resolve_for_call(conn, project, parse_ref("support-answer@2"), "x").version == 2
 
 
 def test_rollback_rule(store: Store, project: str) -> None:
     push(store, project, ("support-answer.yaml", SUPPORT))
     rule = {"metric": "error_rate", "min_samples": 20, "alpha": 0.05}
     with store.begin() as conn:
-        label = registry.set_rollback_rule(
+        label = set_rollback_rule(
             conn, project_id=project, prompt_name="support-answer", label="production", rule=rule, actor="k"
         )
     assert label.rollback_rule == rule
     with store.begin() as conn, pytest.raises(InvalidRequest, match="alpha"):
-        registry.set_rollback_rule(
+        set_rollback_rule(
             conn,
             project_id=project,
             prompt_name="support-answer",
@@ -314,10 +329,10 @@ def test_rollback_rule(store: Store, project: str) -> None:
             actor="k",
         )
     with store.begin() as conn:
-        registry.set_rollback_rule(
+        set_rollback_rule(
             conn, project_id=project, prompt_name="support-answer", label="production", rule=None, actor="k"
         )
-        label2 = registry.get_label(conn, project, "support-answer", "production")
+        label2 = get_label(conn, project, "support-answer", "production")
     assert label2 is not None and label2.rollback_rule is None
 
 
@@ -327,15 +342,15 @@ def test_test_suites_are_stored_as_pushed(store: Store, project: str) -> None:
     assert [(r["kind"], r["status"]) for r in results] == [("prompt", "created"), ("tests", "created")]
     assert push(store, project, ("support-answer.tests.yaml", tests))[0]["status"] == "unchanged"
     with store.connect() as conn:
-        assert registry.get_test_suite(conn, project, "support-answer") == [
+        assert get_test_suite(conn, project, "support-answer") == [
             {"name": "parcel", "variables": {"question": "Where?"}}
         ]
-        row = registry.get_test_suite_row(conn, project, "support-answer")
+        row = get_test_suite_row(conn, project, "support-answer")
         assert row is not None and row.source_text == tests
     updated = push(store, project, ("support-answer.tests.yaml", "- {name: other}\n"))
     assert updated[0]["status"] == "updated"
     with store.connect() as conn:
-        assert registry.get_test_suite(conn, project, "support-answer") == [{"name": "other"}]
+        assert get_test_suite(conn, project, "support-answer") == [{"name": "other"}]
 
 
 def test_a_bad_file_pushes_nothing(store: Store, project: str) -> None:
@@ -356,7 +371,7 @@ def test_api_created_versions_keep_no_file_text(store: Store, project: str) -> N
     definition = parse_prompt_file("x.yaml", SUPPORT)
     plain = type(definition)(definition.name, definition.template, definition.content_hash)
     with store.begin() as conn:
-        result = registry.push_definition(conn, project_id=project, definition=plain, actor="k", author="ci")
+        result = push_definition(conn, project_id=project, definition=plain, actor="k", author="ci")
     assert result.created and result.version.author == "ci"
     with store.connect() as conn:
         row = repo.get_version(conn, result.version.prompt_id, 1)
@@ -376,5 +391,5 @@ def test_projects_are_separate(store: Store, project: str) -> None:
     with store.begin() as conn:
         other = create_project(conn, "other").id
     with store.connect() as conn, pytest.raises(NotFound):
-        registry.get_version(conn, other, parse_ref("support-answer"))
+        get_version(conn, other, parse_ref("support-answer"))
     assert push(store, other, ("support-answer.yaml", SUPPORT))[0]["version"] == 1

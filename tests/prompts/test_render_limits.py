@@ -1,4 +1,4 @@
-"""The template sandbox's bounds (prompts/sandbox.py): no template runs much past RENDER_TIMEOUT_S or builds,
+"""The template sandbox's bounds (prompts/registry/sandbox.py): no template runs much past RENDER_TIMEOUT_S or builds,
 writes or outputs more than its size caps, whichever construct it uses; ordinary templates are unaffected."""
 
 from __future__ import annotations
@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 
-from pilothouse.prompts.sandbox import MAX_OUTPUT_CHARS, RENDER_TIMEOUT_S, TOO_EXPENSIVE, TOO_LARGE
-from pilothouse.prompts.templates import TemplateError, TemplateRenderError, check_template, normalize_variables, render
+from pilothouse.prompts.registry.sandbox import MAX_OUTPUT_CHARS, RENDER_TIMEOUT_S, TOO_EXPENSIVE, TOO_LARGE
+from pilothouse.prompts.registry.templates import (
+    TemplateError,
+    TemplateRenderError,
+    check_template,
+    normalize_variables,
+    render,
+)
 
 NESTED_RANGES = "{% for i in range(15000) %}{% for j in range(15000) %}{% endfor %}{% endfor %}"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pilothouse.prompts.sandbox import RENDER_TIMEOUT_S
+from pilothouse.prompts.registry.sandbox import RENDER_TIMEOUT_S
 from pilothouse.store.engine import Store, open_store
 from tests.prompts.inprocess import FAKE_MODEL, App, running_app
 

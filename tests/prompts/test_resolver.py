@@ -12,11 +12,14 @@ from sqlalchemy import event
 
 from pilothouse.config import Deployment, ModelEntry, Settings
 from pilothouse.errors import ApiError, InvalidRequest, NotFound, Unprocessable
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
-from pilothouse.prompts import registry
-from pilothouse.prompts.resolver import PromptResolver
+from pilothouse.prompts.registry.labels import set_label
+from pilothouse.prompts.registry.lookup import get_version, require_prompt
+from pilothouse.prompts.registry.push import push_files
+from pilothouse.prompts.registry.refs import PromptRef
+from pilothouse.prompts.registry.resolver import PromptResolver
 from pilothouse.store import prompts as repo
 from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
@@ -49,8 +52,8 @@ def setup(store: Store) -> Iterator[tuple[Gateway, str, Store]]:
     gateway = Gateway(settings, ProviderPool(settings), default_price_book(), resolver)
     with store.begin() as conn:
         project = create_project(conn, "p").id
-        registry.push_files(conn, project_id=project, files=[("support-answer.yaml", PROMPT)], actor="k")
-        registry.push_files(
+        push_files(conn, project_id=project, files=[("support-answer.yaml", PROMPT)], actor="k")
+        push_files(
             conn, project_id=project, files=[("support-answer.yaml", PROMPT.replace("{{ 1 }}", "{{ 2 }}"))], actor="k"
         )
     yield gateway, project, store
@@ -59,7 +62,7 @@ def setup(store: Store) -> Iterator[tuple[Gateway, str, Store]]:
 
 def move(store: Store, project: str, version: int, label: str = "production") -> None:
     with store.begin() as conn:
-        registry.set_label(
+        set_label(
             conn,
             project_id=project,
             prompt_name="support-answer",
@@ -103,7 +106,7 @@ async def test_renders_applies_config_and_records_the_version(setup: tuple[Gatew
 async def test_version_and_sha_references(setup: tuple[Gateway, str, Store]) -> None:
     gateway, project, store = setup
     with store.connect() as conn:
-        v2 = registry.get_version(conn, project, registry.PromptRef("support-answer", version=2))
+        v2 = get_version(conn, project, PromptRef("support-answer", version=2))
     for model in ("prompt:support-answer@2", f"prompt:support-answer@sha:{v2.content_hash[:8]}"):
         trace = TraceRecord(project_id=project, name="chat")
         prep = gateway.prepare_chat({"model": model, "variables": {"question": "q"}, "max_tokens": 3}, trace)
@@ -145,7 +148,7 @@ async def test_prompt_without_a_model(setup: tuple[Gateway, str, Store]) -> None
     gateway, project, store = setup
     with store.begin() as conn:
         bare = "name: bare\nmessages: [{role: user, content: hi}]\n"
-        registry.push_files(conn, project_id=project, files=[("bare.yaml", bare)], actor="k")
+        push_files(conn, project_id=project, files=[("bare.yaml", bare)], actor="k")
     with pytest.raises(InvalidRequest, match="has no model in its configuration"):
         gateway.prepare_chat({"model": "prompt:bare"}, TraceRecord(project_id=project, name="chat"))
 
@@ -177,7 +180,7 @@ async def test_label_moves_are_seen_on_the_next_call_and_cached_otherwise(setup:
         assert (await call(gateway, project, variables=variables))[0].prompt_version == 1
         # A move this process does not see (another replica) is picked up within the 1 s TTL.
         with store.begin() as conn:
-            prompt = registry.require_prompt(conn, project, "support-answer")
+            prompt = require_prompt(conn, project, "support-answer")
             split = [{"version": 2, "weight": 100}]
             repo.put_label(conn, prompt_id=prompt.id, name="production", splits=split, updated_by="other-replica")
         assert (await call(gateway, project, variables=variables))[0].prompt_version == 1
@@ -195,7 +198,7 @@ async def test_label_moves_are_seen_on_the_next_call_and_cached_otherwise(setup:
 async def test_canary_split_is_sticky_per_user(setup: tuple[Gateway, str, Store]) -> None:
     gateway, project, store = setup
     with store.begin() as conn:
-        registry.set_label(
+        set_label(
             conn,
             project_id=project,
             prompt_name="support-answer",

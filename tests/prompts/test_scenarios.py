@@ -11,16 +11,18 @@ from pathlib import Path
 import pytest
 
 from pilothouse.config import Deployment, ModelEntry, Settings
-from pilothouse.gateway.pipeline import Gateway, Principal
+from pilothouse.gateway.model_calls import Gateway
+from pilothouse.gateway.pipeline import Pipeline
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
-from pilothouse.prompts import registry
-from pilothouse.prompts.assertions import Execution
-from pilothouse.prompts.gateway_executor import GatewayExecutor
-from pilothouse.prompts.junit import to_junit_xml
-from pilothouse.prompts.resolver import PromptResolver
-from pilothouse.prompts.runner import CaseResult, ExecutionFailed, run_suite
-from pilothouse.prompts.scenarios import (
+from pilothouse.principal import Principal
+from pilothouse.prompts.registry.push import push_files
+from pilothouse.prompts.registry.resolver import PromptResolver
+from pilothouse.prompts.testing.assertions import Execution
+from pilothouse.prompts.testing.gateway_executor import GatewayExecutor
+from pilothouse.prompts.testing.junit import to_junit_xml
+from pilothouse.prompts.testing.runner import CaseResult, ExecutionFailed, run_suite
+from pilothouse.prompts.testing.scenarios import (
     Case,
     ScenarioFileError,
     load_cases_file,
@@ -285,7 +287,7 @@ def gateway_setup(store: Store, tmp_path: Path) -> Iterator[tuple[Gateway, Store
     )
     with store.begin() as conn:
         project = create_project(conn, "exec")
-        registry.push_files(conn, project_id=project.id, files=[("echo.yaml", prompt)], actor="key_admin")
+        push_files(conn, project_id=project.id, files=[("echo.yaml", prompt)], actor="key_admin")
     yield gateway, sink, Principal("key_dev", project.id, "developer")
     sink.close()
     resolver.close()
@@ -305,7 +307,7 @@ async def test_the_gateway_executor_runs_and_traces_each_case(
   variables: {}
 """
     )
-    executor = GatewayExecutor(gateway, sink, principal, "echo@1")
+    executor = GatewayExecutor(Pipeline(gateway, sink), principal, "echo@1")
     suite = await run_suite(cases, executor, target="echo@1")
     ok, missing = suite.cases
     assert ok.passed, ok.reason()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pilothouse.prompts.templates import (
+from pilothouse.prompts.registry.templates import (
     TemplateError,
     TemplateRenderError,
     VariableError,

@@ -25,7 +25,7 @@ from pilothouse import __version__
 from pilothouse.config import ConfigError, Settings
 from pilothouse.errors import ApiError
 from pilothouse.gateway.limits.store import LimitStoreUnavailable
-from pilothouse.prompts.monitor import start_canary_monitor
+from pilothouse.prompts.rollout.canary_monitor import CanaryMonitor
 from pilothouse.server.api import (
     audit,
     budgets,
@@ -97,6 +97,19 @@ def _allowed_methods(api: FastAPI, scope: Scope) -> str:
     routes = api.router.routes
     allowed = [m for m in _METHODS if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in routes)]
     return ", ".join(allowed)
+
+
+def start_canary_monitor(state: AppState) -> CanaryMonitor:
+    """The background canary checks (every `settings.canary_check_interval_s`; 0: off): a rollback drops this
+    process's cached labels of the prompt. Stop it with `await monitor.stop()` before the store closes."""
+    resolver = state.gateway.prompts
+    monitor = CanaryMonitor(
+        state.store,
+        state.settings.canary_check_interval_s,
+        on_rollback=None if resolver is None else resolver.invalidate,
+    )
+    monitor.start()
+    return monitor
 
 
 def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.errors import InvalidRequest, NotFound
-from pilothouse.prompts import registry
-from pilothouse.prompts.monitor import canary_status, check_label, evaluate, parse_rule
-from pilothouse.prompts.refs import MAX_VERSION
+from pilothouse.prompts.registry.labels import set_label, set_rollback_rule
+from pilothouse.prompts.registry.lookup import get_label
+from pilothouse.prompts.registry.refs import MAX_VERSION
+from pilothouse.prompts.rollout.canary_check import canary_status, check_label, evaluate, parse_rule
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.state import AppState
@@ -61,7 +62,7 @@ def set_canary(name: str, label: str, body: CanarySet, state: StateDep, principa
         {"version": body.candidate, "weight": _weight(body.weight)},
     ]
     with state.store.begin() as conn:
-        registry.set_label(
+        set_label(
             conn,
             project_id=principal.project_id,
             prompt_name=name,
@@ -72,7 +73,7 @@ def set_canary(name: str, label: str, body: CanarySet, state: StateDep, principa
             reason=f"canary: v{body.candidate} gets {body.weight:g}% (baseline v{body.baseline})",
             action="prompt.canary.start",
         )
-        current = registry.set_rollback_rule(
+        current = set_rollback_rule(
             conn,
             project_id=principal.project_id,
             prompt_name=name,
@@ -89,7 +90,7 @@ def set_canary(name: str, label: str, body: CanarySet, state: StateDep, principa
 def get_canary(name: str, label: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     """The label's split and rollback rule, and the live comparison of candidate and baseline (no action)."""
     with state.store.connect() as conn:
-        current = registry.get_label(conn, principal.project_id, name, label)
+        current = get_label(conn, principal.project_id, name, label)
         if current is None:
             raise NotFound(f"prompt {name!r} has no label {label!r}")
         return evaluate(conn, principal.project_id, name, current).to_dict()

@@ -13,12 +13,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.errors import NotFound
-from pilothouse.gateway.pipeline import Principal
-from pilothouse.prompts import registry
-from pilothouse.prompts.gateway_executor import GatewayExecutor
-from pilothouse.prompts.promotion import PromotionRequest, promote
-from pilothouse.prompts.refs import MAX_VERSION
-from pilothouse.prompts.runner import Executor
+from pilothouse.principal import Principal
+from pilothouse.prompts.registry.lookup import get_test_suite
+from pilothouse.prompts.registry.refs import MAX_VERSION
+from pilothouse.prompts.rollout.promotion import PromotionRequest, promote
+from pilothouse.prompts.testing.gateway_executor import GatewayExecutor
+from pilothouse.prompts.testing.runner import Executor
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.state import AppState
@@ -37,7 +37,7 @@ class PromoteBody(BaseModel):
 
 def _suite(state: AppState, principal: Principal, name: str) -> list[dict[str, Any]] | None:
     with state.store.connect() as conn:
-        return registry.get_test_suite(conn, principal.project_id, name)
+        return get_test_suite(conn, principal.project_id, name)
 
 
 @router.get("/{name}/tests")
@@ -56,7 +56,7 @@ async def promote_version(name: str, body: PromoteBody, state: StateDep, princip
     require_role(principal, "developer")
 
     def executor_for(ref: str) -> Executor:
-        return GatewayExecutor(state.gateway, state.sink, principal, ref)
+        return GatewayExecutor(state.pipeline, principal, ref)
 
     request = PromotionRequest(version=body.version, to=body.to, force=body.force, reason=body.reason)
     outcome = await promote(state.store, principal, name, request, executor_for)

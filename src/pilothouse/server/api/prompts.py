@@ -9,28 +9,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-import yaml
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pilothouse.errors import Conflict, InvalidRequest, NotFound, Unprocessable
-from pilothouse.gateway.pipeline import Principal
-from pilothouse.prompts import registry
-from pilothouse.prompts.diff import diff_templates
-from pilothouse.prompts.files import (
-    MAX_PROMPT_SIZE,
-    PromptFileError,
-    PromptTooLarge,
-    definition,
-    file_name,
-    test_file_name,
-    to_yaml,
+from pilothouse.errors import Conflict, InvalidRequest, Unprocessable
+from pilothouse.principal import Principal
+from pilothouse.prompts.registry.diff import diff_templates
+from pilothouse.prompts.registry.export import export_prompts
+from pilothouse.prompts.registry.files import MAX_PROMPT_SIZE, PromptFileError, PromptTooLarge, definition
+from pilothouse.prompts.registry.labels import protect_label, set_label
+from pilothouse.prompts.registry.lookup import (
+    get_version_row,
+    label_dict,
+    list_labels,
+    require_prompt,
+    resolve_for_call,
+    to_label,
 )
-from pilothouse.prompts.refs import MAX_VERSION, PromptRef, check_name, parse_ref, parse_selector
-from pilothouse.prompts.templates import TemplateError, TemplateRenderError, VariableError, render_with
-from pilothouse.prompts.templates import validate_variables as check_variables
+from pilothouse.prompts.registry.preview import render_preview
+from pilothouse.prompts.registry.push import push_definition, push_files
+from pilothouse.prompts.registry.refs import MAX_VERSION, PromptRef, check_name, parse_selector
+from pilothouse.prompts.registry.templates import TemplateError
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.state import AppState
@@ -164,16 +165,16 @@ def _summary(row: VersionRow, labels: list[LabelRow]) -> dict[str, Any]:
 
 
 def _label_out(row: LabelRow) -> dict[str, Any]:
-    return registry.label_dict(registry.to_label(row))
+    return label_dict(to_label(row))
 
 
 def _versions(
     conn: Connection, project_id: str, ref: PromptRef, user: str | None = None
 ) -> tuple[PromptRow, VersionRow]:
     if user and ref.label is not None:
-        chosen = registry.resolve_for_call(conn, project_id, ref, user)
-        return registry.get_version_row(conn, project_id, PromptRef(ref.name, version=chosen.version))
-    return registry.get_version_row(conn, project_id, ref)
+        chosen = resolve_for_call(conn, project_id, ref, user)
+        return get_version_row(conn, project_id, PromptRef(ref.name, version=chosen.version))
+    return get_version_row(conn, project_id, ref)
 
 
 # -- pushing and pulling ----------------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def push(body: PushBody, state: StateDep, principal: PrincipalDep) -> dict[str, 
     files = [(f.path, f.content) for f in body.files]
     try:
         with state.store.begin() as conn:
-            results = registry.push_files(
+            results = push_files(
                 conn,
                 project_id=principal.project_id,
                 files=files,
@@ -198,70 +199,13 @@ def push(body: PushBody, state: StateDep, principal: PrincipalDep) -> dict[str, 
     return {"results": results}
 
 
-def _pull_filter(names: list[str] | None) -> dict[str, PromptRef | None] | None:
-    """{name: the reference given with it, or None} for a `names` filter; None when there is no filter."""
-    if names is None:
-        return None
-    wanted: dict[str, PromptRef | None] = {}
-    for i, item in enumerate(names):
-        try:
-            ref = parse_ref(item)
-        except ValueError as exc:
-            raise InvalidRequest(f"names[{i}]: {exc}", param="names") from None
-        wanted[ref.name] = ref if "@" in item else None
-    return wanted
-
-
 @router.post("/pull")
 def pull(body: PullBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     """Every prompt (or those in `names`) as a file (its text as pushed, or canonical YAML), with its test
     file; read-only."""
-    if not body.latest and not body.label:
-        raise InvalidRequest("give a 'label' or set 'latest'", param="label")
-    wanted = _pull_filter(body.names)
-    out: list[dict[str, Any]] = []
-    skipped: list[str] = []
     with state.store.connect() as conn:
-        prompts = repo.list_prompts(conn, principal.project_id)
-        if wanted is not None:
-            missing = sorted(set(wanted) - {p.name for p in prompts})
-            if missing:
-                raise NotFound(
-                    f"no prompt named {', '.join(map(repr, missing))} in this project", code="prompt_not_found"
-                )
-            prompts = [p for p in prompts if p.name in wanted]
-        labels = repo.labels_of(conn, [p.id for p in prompts])
-        for prompt in prompts:
-            ref = None if wanted is None else wanted[prompt.name]
-            row: VersionRow | None
-            if ref is not None:
-                row = registry.get_version_row(conn, principal.project_id, ref)[1]
-            elif body.latest:
-                row = repo.latest_version(conn, prompt.id)
-            else:
-                label = next((lbl for lbl in labels[prompt.id] if lbl.name == body.label), None)
-                baseline = None if label is None else registry.baseline_version(label.splits)
-                row = None if baseline is None else repo.get_version(conn, prompt.id, baseline)
-            if row is None:
-                skipped.append(prompt.name)
-                continue
-            has_text = row.source_text is not None
-            out.append(
-                {
-                    "kind": "prompt",
-                    "name": prompt.name,
-                    "version": row.version,
-                    "path": file_name(prompt.name, row.source_format if has_text else "yaml"),
-                    "content": row.source_text if has_text else to_yaml(prompt.name, row.template),
-                }
-            )
-            suite = repo.get_test_suite(conn, prompt.id)
-            if suite is not None:
-                text = suite.source_text
-                if text is None:
-                    text = yaml.safe_dump(suite.cases, sort_keys=False, allow_unicode=True)
-                out.append({"kind": "tests", "name": prompt.name, "path": test_file_name(prompt.name), "content": text})
-    return {"files": out, "skipped": skipped}
+        exported = export_prompts(conn, principal.project_id, label=body.label, latest=body.latest, names=body.names)
+    return exported.to_dict()
 
 
 @router.post("/{name}/versions")
@@ -282,7 +226,7 @@ def create_version(name: str, body: VersionBody, state: StateDep, principal: Pri
         raise InvalidRequest(str(exc), code="invalid_prompt") from None
     try:
         with state.store.begin() as conn:
-            result = registry.push_definition(
+            result = push_definition(
                 conn,
                 project_id=principal.project_id,
                 definition=parsed,
@@ -326,7 +270,7 @@ def list_all(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
 def show(name: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     """A prompt: its versions (newest last), labels and number of test cases."""
     with state.store.connect() as conn:
-        prompt = registry.require_prompt(conn, principal.project_id, _name(name))
+        prompt = require_prompt(conn, principal.project_id, _name(name))
         versions = repo.list_versions(conn, prompt.id)
         labels = repo.list_labels(conn, prompt.id)
         suite = repo.get_test_suite(conn, prompt.id)
@@ -364,8 +308,8 @@ def diff(
     """Text diffs of each message and the configuration and variables changes between two versions."""
     a_ref, b_ref = _ref(name, from_ref, "from"), _ref(name, to_ref, "to")
     with state.store.connect() as conn:
-        _, a = registry.get_version_row(conn, principal.project_id, a_ref)
-        _, b = registry.get_version_row(conn, principal.project_id, b_ref)
+        _, a = get_version_row(conn, principal.project_id, a_ref)
+        _, b = get_version_row(conn, principal.project_id, b_ref)
     result = diff_templates(a.template, b.template, f"{name}@{a.version}", f"{name}@{b.version}")
     return {**result, "from_version": a.version, "to_version": b.version}
 
@@ -374,8 +318,8 @@ def diff(
 @router.get("/{name}/labels")
 def labels(name: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     with state.store.connect() as conn:
-        found = registry.list_labels(conn, principal.project_id, _name(name))
-    return {"data": [registry.label_dict(lbl) for lbl in found]}
+        found = list_labels(conn, principal.project_id, _name(name))
+    return {"data": [label_dict(lbl) for lbl in found]}
 
 
 @router.put("/{name}/labels/{label}")
@@ -384,7 +328,7 @@ def move_label(name: str, label: str, body: LabelBody, state: StateDep, principa
     require_role(principal, "developer")
     splits = body.splits if body.splits is not None else [{"version": body.version, "weight": 100}]
     with state.store.begin() as conn:
-        moved = registry.set_label(
+        moved = set_label(
             conn,
             project_id=principal.project_id,
             prompt_name=_name(name),
@@ -395,12 +339,12 @@ def move_label(name: str, label: str, body: LabelBody, state: StateDep, principa
             reason=body.reason,
         )
     _invalidate(state, principal.project_id, [name])
-    return registry.label_dict(moved)
+    return label_dict(moved)
 
 
 def _protect(name: str, label: str, state: AppState, principal: Principal, protected: bool) -> dict[str, Any]:
     with state.store.begin() as conn:
-        result = registry.protect_label(
+        result = protect_label(
             conn,
             project_id=principal.project_id,
             prompt_name=_name(name),
@@ -409,7 +353,7 @@ def _protect(name: str, label: str, state: AppState, principal: Principal, prote
             actor=principal.key_id,
             role=principal.role,
         )
-    return registry.label_dict(result)
+    return label_dict(result)
 
 
 @router.post("/{name}/labels/{label}/protect")
@@ -426,24 +370,7 @@ def unprotect(name: str, label: str, state: StateDep, principal: PrincipalDep) -
 
 # -- render previews --------------------------------------------------------------------------------------------
 def _render(state: AppState, principal: Principal, name: str, ref: str, variables: Any) -> dict[str, Any]:
-    parsed = _ref(name, ref)
-    with state.store.connect() as conn:
-        prompt, row = registry.get_version_row(conn, principal.project_id, parsed)
-    try:
-        values = check_variables(row.template.get("variables") or {}, variables)
-        messages = render_with(row.template, values)
-    except VariableError as exc:
-        raise Unprocessable(exc.message, param=exc.name, code="invalid_variable") from None
-    except TemplateRenderError as exc:
-        raise Unprocessable(exc.message, code=exc.code) from None
-    return {
-        "name": prompt.name,
-        "version": row.version,
-        "content_hash": row.content_hash,
-        "messages": messages,
-        "config": row.template.get("config") or {},
-        "variables": values,
-    }
+    return render_preview(state.store, principal.project_id, _ref(name, ref), variables)
 
 
 @router.post("/{name}/render")

@@ -1,5 +1,5 @@
 """Gated promotion: move a label to a version only if that version passes the prompt's scenario tests and is
-no worse than the version the label points at now (the rule is in `comparison.py`).
+no worse than the version the label points at now (the rule is in `testing/comparison.py`).
 
 Both versions run the stored suite (through the executor the caller supplies: in the server, the gateway
 in process, so the calls are traced), the results are compared, and then, in one transaction, the label
@@ -17,12 +17,20 @@ from typing import Any
 
 from pilothouse.audit.chain import append_event
 from pilothouse.errors import Conflict, InvalidRequest, Unprocessable
-from pilothouse.gateway.pipeline import Principal
-from pilothouse.prompts import registry
-from pilothouse.prompts.comparison import Comparison, compare
-from pilothouse.prompts.refs import PromptRef, check_label, check_name
-from pilothouse.prompts.runner import Executor, SuiteResult, run_suite
-from pilothouse.prompts.scenarios import Case, ScenarioFileError, parse_cases
+from pilothouse.principal import Principal
+from pilothouse.prompts.registry.labels import ADMIN, protected_label_error, set_label
+from pilothouse.prompts.registry.lookup import (
+    Label,
+    baseline_version,
+    get_label,
+    get_test_suite,
+    get_version,
+    label_dict,
+)
+from pilothouse.prompts.registry.refs import PromptRef, check_label, check_name
+from pilothouse.prompts.testing.comparison import Comparison, compare
+from pilothouse.prompts.testing.runner import Executor, SuiteResult, run_suite
+from pilothouse.prompts.testing.scenarios import Case, ScenarioFileError, parse_cases
 from pilothouse.store.engine import Store
 from pilothouse.store.keys import role_at_least
 
@@ -44,7 +52,7 @@ class PromotionOutcome:
     comparison: Comparison | None
     moved: bool
     forced: bool
-    label: registry.Label | None
+    label: Label | None
     previous: int | None
     message: str
 
@@ -53,7 +61,7 @@ class PromotionOutcome:
             "moved": self.moved,
             "forced": self.forced,
             "previous_version": self.previous,
-            "label": None if self.label is None else registry.label_dict(self.label),
+            "label": None if self.label is None else label_dict(self.label),
             "message": self.message,
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
         }
@@ -80,18 +88,18 @@ class _Plan:
     """What was read before the tests ran."""
 
     candidate: int
-    label: registry.Label | None
+    label: Label | None
     current: int | None
     cases: list[Case]
 
 
 def _plan(store: Store, principal: Principal, name: str, request: PromotionRequest) -> _Plan:
     with store.connect() as conn:
-        candidate = registry.get_version(conn, principal.project_id, PromptRef(name, version=request.version))
-        label = registry.get_label(conn, principal.project_id, name, request.to)
-        raw_cases = registry.get_test_suite(conn, principal.project_id, name)
-    if label is not None and label.protected and not role_at_least(principal.role, registry.ADMIN):
-        raise registry.protected_label_error(name, request.to, candidate.version, principal.role, "promoting to it")
+        candidate = get_version(conn, principal.project_id, PromptRef(name, version=request.version))
+        label = get_label(conn, principal.project_id, name, request.to)
+        raw_cases = get_test_suite(conn, principal.project_id, name)
+    if label is not None and label.protected and not role_at_least(principal.role, ADMIN):
+        raise protected_label_error(name, request.to, candidate.version, principal.role, "promoting to it")
     try:
         cases = parse_cases(raw_cases, source=f"the stored tests of '{name}'") if raw_cases else []
     except ScenarioFileError as exc:
@@ -100,7 +108,7 @@ def _plan(store: Store, principal: Principal, name: str, request: PromotionReque
             f"the stored tests of '{name}' are not valid ({problems}); fix {name}.tests.yaml and push it",
             code="invalid_prompt_tests",
         ) from None
-    current = None if label is None else registry.baseline_version(label.splits)
+    current = None if label is None else baseline_version(label.splits)
     return _Plan(candidate.version, label, current, cases)
 
 
@@ -113,17 +121,17 @@ def _reason(comparison: Comparison, request: PromotionRequest) -> str:
 
 def _commit(
     store: Store, principal: Principal, name: str, request: PromotionRequest, plan: _Plan, comparison: Comparison
-) -> registry.Label:
+) -> Label:
     forced = not comparison.allowed
     with store.begin() as conn:
-        now = registry.get_label(conn, principal.project_id, name, request.to)
+        now = get_label(conn, principal.project_id, name, request.to)
         before = None if plan.label is None else plan.label.splits
         if (None if now is None else now.splits) != before:
             raise Conflict(
                 f"the label '{request.to}' of prompt '{name}' changed while the tests ran; run the promotion again",
                 code="label_changed",
             )
-        label = registry.set_label(
+        label = set_label(
             conn,
             project_id=principal.project_id,
             prompt_name=name,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from pilothouse.prompts.assertions import AssertionOutcome, Execution
-from pilothouse.prompts.scenarios import Case
+from pilothouse.prompts.testing.assertions import AssertionOutcome, Execution
+from pilothouse.prompts.testing.scenarios import Case
 
 
 class ExecutionFailed(Exception):

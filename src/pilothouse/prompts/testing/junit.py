@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from pilothouse.prompts.runner import CaseResult, SuiteResult
+from pilothouse.prompts.testing.runner import CaseResult, SuiteResult
 
 # Characters XML 1.0 cannot carry at all (model output may contain them).
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.errors import InvalidRequest, NotFound, Unprocessable
-from pilothouse.prompts import registry
-from pilothouse.prompts.canary import choose_version
-from pilothouse.prompts.refs import PromptRef, parse_model_ref
-from pilothouse.prompts.registry import PromptVersion
-from pilothouse.prompts.templates import TemplateRenderError, VariableError, render_with, validate_variables
+from pilothouse.prompts.registry.labels import add_label_listener, remove_label_listener
+from pilothouse.prompts.registry.lookup import PromptVersion, get_label, get_version
+from pilothouse.prompts.registry.refs import PromptRef, parse_model_ref
+from pilothouse.prompts.registry.splits import choose_version
+from pilothouse.prompts.registry.templates import TemplateRenderError, VariableError, render_with, validate_variables
 from pilothouse.store.engine import Store
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 
@@ -55,10 +55,10 @@ class PromptResolver:
         self._lock = threading.Lock()
         self._splits: dict[tuple[str, str, str], tuple[float, list[dict[str, Any]]]] = {}
         self._versions: dict[tuple[str, str, int], PromptVersion] = {}
-        registry.add_label_listener(self.invalidate)
+        add_label_listener(self.invalidate)
 
     def close(self) -> None:
-        registry.remove_label_listener(self.invalidate)
+        remove_label_listener(self.invalidate)
 
     def invalidate(self, project_id: str, prompt_name: str) -> None:
         """Forget the cached labels of one prompt (its label moved in this process)."""
@@ -73,7 +73,7 @@ class PromptResolver:
             if cached is not None:
                 return cached
         with self.store.connect() as conn:
-            version = registry.get_version(conn, project_id, ref)
+            version = get_version(conn, project_id, ref)
         with self._lock:
             if len(self._versions) >= _MAX_ENTRIES:
                 self._versions.clear()
@@ -87,9 +87,9 @@ class PromptResolver:
         if hit is not None and hit[0] > now:
             return hit[1]
         with self.store.connect() as conn:
-            found = registry.get_label(conn, project_id, name, label)
+            found = get_label(conn, project_id, name, label)
             if found is None:
-                registry.get_version(conn, project_id, PromptRef(name, label=label))  # raises the NotFound
+                get_version(conn, project_id, PromptRef(name, label=label))  # raises the NotFound
                 raise AssertionError("unreachable")
         with self._lock:
             if len(self._splits) >= _MAX_ENTRIES:

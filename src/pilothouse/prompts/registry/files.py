@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 import yaml
 
-from pilothouse.prompts import safe_yaml
-from pilothouse.prompts.refs import check_name
-from pilothouse.prompts.scenarios import ScenarioFileError, parse_cases
-from pilothouse.prompts.templates import TemplateError, check_template, normalize_variables
+from pilothouse.prompts.registry import safe_yaml
+from pilothouse.prompts.registry.refs import check_name
+from pilothouse.prompts.registry.templates import TemplateError, check_template, normalize_variables
+from pilothouse.prompts.testing.scenarios import ScenarioFileError, parse_cases
 
 CONFIG_KEYS = (
     "model",

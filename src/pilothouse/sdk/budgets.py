@@ -1,4 +1,4 @@
-"""The budget and rate-limit methods of the `Pilothouse` client (a mixin, so client.py stays small).
+"""The budget and rate-limit methods of the `Pilothouse` client (a mixin, so sdk/client.py stays small).
 
 ph = Pilothouse()
 ph.set_budget("key", "key_3f9c...", usd=10, period="day")            # hard by default

@@ -1,13 +1,13 @@
 """Prompt templates: sandboxed Jinja2, a typed variables schema, and rendering to chat messages.
 
-Templates run in the sandbox of `prompts/sandbox.py` (Jinja2's, with no access to Python internals such as
+Templates run in the sandbox of `prompts/registry/sandbox.py` (Jinja2's, with no access to Python internals such as
 `__class__`, and bounded in time and in the size of what they build and write), with `StrictUndefined` (a
 misspelt name is an error, never an empty string) and no autoescaping (prompts are not HTML). Variables are
 checked against the prompt's schema before rendering: a missing required variable, a wrongly typed one, or
 one the prompt does not declare is a `VariableError` naming it.
 
 A canonical template is a dict: {"type": "chat", "messages": [{"role", "content"}, ...]} or {"type": "text",
-"text": "..."}, plus "variables" (name -> spec) and "config" (model parameters); see `prompts/files.py`.
+"text": "..."}, plus "variables" (name -> spec) and "config" (model parameters); see `prompts/registry/files.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from jinja2 import Template, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
-from pilothouse.prompts.sandbox import TOO_EXPENSIVE, TOO_LARGE, PromptSandbox, RenderLimitError, budget, generate
+from pilothouse.prompts.registry.sandbox import (
+    TOO_EXPENSIVE,
+    TOO_LARGE,
+    PromptSandbox,
+    RenderLimitError,
+    budget,
+    generate,
+)
 
 VARIABLE_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 _SPEC_KEYS = {"type", "required", "default", "enum", "description"}
@@ -49,7 +56,7 @@ class TemplateError(ValueError):
 
 class TemplateRenderError(Exception):
     """Rendering failed at run time although the variables fit (a sandbox violation, or a bound of
-    `prompts/sandbox.py` was reached). `code` is the API error code: `prompt_render_error`, or
+    `prompts/registry/sandbox.py` was reached). `code` is the API error code: `prompt_render_error`, or
     `template_too_expensive` / `template_output_too_large` for the bounds."""
 
     def __init__(self, message: str, *, code: str = "prompt_render_error") -> None:
@@ -278,7 +285,7 @@ def _render_one(source: str, values: dict[str, Any], where: str) -> str:
 
 def render_with(template: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
     """Render already-validated values (see `validate_variables`). All messages together get one budget of
-    time and output (`prompts/sandbox.py`); the source of each is compiled (and cached) before it starts.
+    time and output (`prompts/registry/sandbox.py`); the source of each is compiled (and cached) before it starts.
     CPU-bound for up to `RENDER_TIMEOUT_S`: callers on an event loop run it in a worker thread."""
     sources = _sources(template)
     for where, source in sources:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pilothouse.prompts.runner import CaseResult, SuiteResult
+from pilothouse.prompts.testing.runner import CaseResult, SuiteResult
 
 RULE = (
     "the candidate must pass every scenario case and no fewer cases than the current version; "

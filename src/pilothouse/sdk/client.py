@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.client_budgets import BudgetsMixin
-from pilothouse.client_costs import CostsMixin
-from pilothouse.client_prompts import PromptsMixin
+from pilothouse.sdk.budgets import BudgetsMixin
+from pilothouse.sdk.costs import CostsMixin
+from pilothouse.sdk.prompts import PromptsMixin
 
 if TYPE_CHECKING:
     import httpx

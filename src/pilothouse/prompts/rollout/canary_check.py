@@ -1,4 +1,4 @@
-"""Canary rollback: judge a label's candidate version against its baseline, and act on the decision.
+"""Canary checks: judge a label's candidate version against its baseline, and act on the decision.
 
 A label with two splits is a canary. Its `rollback_rule` (`canary_rule.RollbackRule`) names a metric; the
 check takes the traces of that prompt at the two versions since the split was set (`label.updated_at`), one
@@ -8,34 +8,33 @@ does not inflate false rollbacks. Calls that a caller mistake ended (a 4xx such 
 variable, `outcomes.is_caller_error`) are left out of every metric and counted separately.
 
 What is recorded (docs/prompt-canary.md, "What the audit log holds"): a rollback moves the label
-(`registry.set_label`, audited as `prompt.canary.rollback` with the whole decision in `details.decision`); a
+(`labels.set_label`, audited as `prompt.canary.rollback` with the whole decision in `details.decision`); a
 change of the canary's state, from collecting samples to watching and on to "may be promoted", is audited
 once as `prompt.canary.decision`. A "continue" look is not an audit event: the state is recomputed from the
 traces by every look (`canary status`), and only its changes are written.
 
-The server runs every canary's check in the background (`CanaryMonitor`); with several replicas each may run
-it, so the rollback re-reads the label under a row lock and acts only if it is still the split it evaluated.
+The server runs every canary's check in the background (`canary_monitor.CanaryMonitor`); with several replicas
+each may run it, so the rollback re-reads the label under a row lock and acts only if it is still the split it
+evaluated.
 Traces record the prompt version, not the label, so calls to the same versions through another label or an
 explicit `NAME@VERSION` in that window count too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection
 
 from pilothouse.audit.chain import append_event
 from pilothouse.errors import NotFound
-from pilothouse.prompts import registry
-from pilothouse.prompts.canary_rule import (
+from pilothouse.prompts.registry.labels import set_label
+from pilothouse.prompts.registry.lookup import Label, get_label
+from pilothouse.prompts.rollout.canary_rule import (
     PLAIN_METRICS,
     SCORE_PREFIX,
     Decision,
@@ -44,31 +43,25 @@ from pilothouse.prompts.canary_rule import (
     decide,
     parse_rule,
 )
-from pilothouse.prompts.outcomes import caller_error_traces
+from pilothouse.prompts.rollout.outcomes import caller_error_traces
+from pilothouse.store.canaries import target_events
 from pilothouse.store.engine import Store
-from pilothouse.store.tables import audit_events, prompt_labels, prompts, scores, traces
-
-if TYPE_CHECKING:
-    from pilothouse.server.state import AppState
+from pilothouse.store.prompt_traces import TraceWindow, numeric_scores, prompt_traces
+from pilothouse.store.prompts import get_prompt
 
 __all__ = [
     "PLAIN_METRICS",
     "SCORE_PREFIX",
-    "CanaryMonitor",
     "CheckOutcome",
     "RollbackRule",
     "Split",
     "canary_split",
     "canary_status",
-    "check_all",
     "check_label",
     "collect_samples",
     "evaluate",
     "parse_rule",
-    "watched_labels",
 ]
-
-log = logging.getLogger("pilothouse.prompts.monitor")
 
 ROLLBACK_ACTION = "prompt.canary.rollback"
 DECISION_ACTION = "prompt.canary.decision"
@@ -76,7 +69,6 @@ START_ACTION = "prompt.canary.start"
 MONITOR_ACTOR = "system:canary-monitor"
 _STATE_RANK = {"collecting": 0, "watching": 1, "promote": 2}
 
-LabelChanged = Callable[[str, str], None]  # (project_id, prompt_name)
 Status = Literal[
     "no_canary",
     "no_rule",
@@ -103,7 +95,7 @@ def canary_split(splits: list[dict[str, Any]], rule: RollbackRule | None) -> Spl
     """The canary of a label's splits, or None unless it splits between exactly two versions.
 
     The baseline is the rule's `baseline` when it is one of the two; otherwise the larger weight (a tie: the
-    lower version), as `registry.get_version` resolves a split label."""
+    lower version), as `lookup.get_version` resolves a split label."""
     if len(splits) != 2:
         return None
     by_version = {int(s["version"]): float(s["weight"]) for s in splits}
@@ -132,38 +124,19 @@ def collect_samples(
     error trace, 0 otherwise; cost_per_request → its cost in USD; latency_ms → its duration (ok traces only:
     failures are counted by error_rate and are often fast). Traces a caller mistake ended are left out and
     counted per arm in `caller_errors`. A sample's cluster is its end user (`user`), else the trace itself."""
-    scope = (
-        traces.c.project_id == project_id,
-        traces.c.prompt_name == prompt_name,
-        traces.c.prompt_version.in_((split.baseline, split.candidate)),
-        traces.c.started_at >= since,
-    )
-    caller = caller_error_traces(conn, scope)
+    window = TraceWindow(project_id, prompt_name, since, versions=(split.baseline, split.candidate))
+    caller = caller_error_traces(conn, window)
     arm_of = {split.baseline: "baseline", split.candidate: "candidate"}
     caller_errors = {"baseline": 0, "candidate": 0}
     rows: list[tuple[float, bool, float, str]] = []
     name = rule.score_name
-    query = select(
-        traces.c.id,
-        traces.c.prompt_version,
-        traces.c.status,
-        traces.c.cost_usd,
-        traces.c.started_at,
-        traces.c.ended_at,
-        traces.c.user_id,
-    ).where(*scope)
     per_trace: dict[str, list[float]] = {}
     if name is not None:
-        scored = (
-            select(scores.c.trace_id, scores.c.value)
-            .join(traces, scores.c.trace_id == traces.c.id)
-            .where(*scope, scores.c.project_id == project_id, scores.c.name == name, scores.c.value.is_not(None))
-        )
-        for score in conn.execute(scored):
-            per_trace.setdefault(score.trace_id, []).append(float(score.value))
-    for row in conn.execute(query):
+        for score in numeric_scores(conn, window, name):
+            per_trace.setdefault(score.trace_id, []).append(score.value)
+    for row in prompt_traces(conn, window):
         if row.id in caller:
-            caller_errors[arm_of[row.prompt_version]] += 1
+            caller_errors[arm_of[row.version]] += 1
             continue
         value: float | None = None
         if name is not None:
@@ -177,7 +150,7 @@ def collect_samples(
             value = (row.ended_at - row.started_at) * 1000.0
         if value is not None:
             cluster = f"user:{row.user_id}" if row.user_id else f"trace:{row.id}"
-            rows.append((value, row.prompt_version == split.candidate, float(row.started_at), cluster))
+            rows.append((value, row.version == split.candidate, float(row.started_at), cluster))
     return Samples.build(rows, caller_errors)
 
 
@@ -236,7 +209,7 @@ class CheckOutcome:
 _STATUS_OF = {"collecting": "insufficient_samples", "watching": "continue", "promote": "promote", "rollback": "worse"}
 
 
-def evaluate(conn: Connection, project_id: str, prompt_name: str, label: registry.Label) -> CheckOutcome:
+def evaluate(conn: Connection, project_id: str, prompt_name: str, label: Label) -> CheckOutcome:
     """Decide on the label's canary under its rollback rule; changes nothing."""
     common: dict[str, Any] = {"prompt": prompt_name, "label": label.name, "splits": label.splits}
     rule = None
@@ -277,38 +250,26 @@ def evaluate(conn: Connection, project_id: str, prompt_name: str, label: registr
 
 
 def _lock_prompt(conn: Connection, project_id: str, prompt_name: str) -> None:
-    """Serialise with every other change to the prompt's labels until the transaction ends: `registry.set_label`
+    """Serialise with every other change to the prompt's labels until the transaction ends: `labels.set_label`
     locks the same prompt row first (PostgreSQL; SQLite's write transaction is exclusive anyway)."""
-    conn.execute(
-        select(prompts.c.id).where(prompts.c.project_id == project_id, prompts.c.name == prompt_name).with_for_update()
-    )
+    get_prompt(conn, project_id, prompt_name, for_update=True)
 
 
 def _target(prompt_name: str, label: str) -> str:
     return f"prompt:{prompt_name}@{label}"
 
 
-def canary_events(conn: Connection, project_id: str, prompt_name: str, label: registry.Label) -> list[dict[str, Any]]:
+def canary_events(conn: Connection, project_id: str, prompt_name: str, label: Label) -> list[dict[str, Any]]:
     """The audit events of the label's current canary (since its split was set), oldest first."""
-    query = (
-        select(audit_events)
-        .where(
-            audit_events.c.project_id == project_id,
-            audit_events.c.target == _target(prompt_name, label.name),
-            or_(
-                and_(
-                    audit_events.c.action.in_((DECISION_ACTION, ROLLBACK_ACTION)), audit_events.c.ts >= label.updated_at
-                ),
-                # the start event is written just before the rule is attached (which sets updated_at)
-                and_(audit_events.c.action == START_ACTION, audit_events.c.ts >= label.updated_at - 1.0),
-            ),
-        )
-        .order_by(audit_events.c.seq)
+    return target_events(
+        conn,
+        project_id,
+        _target(prompt_name, label.name),
+        actions=(DECISION_ACTION, ROLLBACK_ACTION),
+        since=label.updated_at,
+        start_action=START_ACTION,
+        start_since=label.updated_at - 1.0,  # the start event is written just before the rule is attached
     )
-    return [
-        {"seq": int(r.seq), "ts": float(r.ts), "actor": r.actor, "action": r.action, "details": r.details}
-        for r in conn.execute(query)
-    ]
 
 
 class _RecordedStates:
@@ -334,7 +295,7 @@ class _RecordedStates:
 _recorded = _RecordedStates()
 
 
-def _recorded_rank(conn: Connection, project_id: str, prompt_name: str, label: registry.Label) -> int:
+def _recorded_rank(conn: Connection, project_id: str, prompt_name: str, label: Label) -> int:
     ranks = [
         _STATE_RANK.get(str((e["details"] or {}).get("state")), 0)
         for e in canary_events(conn, project_id, prompt_name, label)
@@ -343,7 +304,7 @@ def _recorded_rank(conn: Connection, project_id: str, prompt_name: str, label: r
     return max(ranks, default=0)
 
 
-def _record_state(store: Store, project_id: str, label: registry.Label, outcome: CheckOutcome, actor: str) -> bool:
+def _record_state(store: Store, project_id: str, label: Label, outcome: CheckOutcome, actor: str) -> bool:
     """Audit the canary's move to a higher state (watching, then may-be-promoted) once; True when written.
     Under the prompt's row lock, so replicas checking at once write it once."""
     if outcome.decision is None:
@@ -355,7 +316,7 @@ def _record_state(store: Store, project_id: str, label: registry.Label, outcome:
         return False
     with store.begin() as conn:
         _lock_prompt(conn, project_id, outcome.prompt)
-        current = registry.get_label(conn, project_id, outcome.prompt, label.name)
+        current = get_label(conn, project_id, outcome.prompt, label.name)
         if current is None or current.splits != label.splits or current.updated_at != label.updated_at:
             return False
         recorded = _recorded_rank(conn, project_id, outcome.prompt, label)
@@ -380,7 +341,7 @@ def check_label(
 
     Raises pilothouse.errors.NotFound when the prompt or the label does not exist."""
     with store.connect() as conn:
-        label = registry.get_label(conn, project_id, prompt_name, label_name)
+        label = get_label(conn, project_id, prompt_name, label_name)
         if label is None:
             raise NotFound(f"prompt {prompt_name!r} has no label {label_name!r}")
         outcome = evaluate(conn, project_id, prompt_name, label)
@@ -390,7 +351,7 @@ def check_label(
     baseline_only = [{"version": outcome.split.baseline, "weight": 100}]
     with store.begin() as conn:
         _lock_prompt(conn, project_id, prompt_name)
-        current = registry.get_label(conn, project_id, prompt_name, label_name)
+        current = get_label(conn, project_id, prompt_name, label_name)
         if current is None or current.splits != label.splits or current.updated_at != label.updated_at:
             message = "the label changed while it was being checked (another replica or a person moved it)"
             return CheckOutcome(
@@ -401,7 +362,7 @@ def check_label(
                 message=message,
                 rule=outcome.rule,
             )
-        moved = registry.set_label(
+        moved = set_label(
             conn,
             project_id=project_id,
             prompt_name=prompt_name,
@@ -431,106 +392,9 @@ def check_label(
 def canary_status(conn: Connection, project_id: str, prompt_name: str, label_name: str) -> dict[str, Any]:
     """The canary's state for `canary status`: the live decision (recomputed from the traces now) and the
     audit events of this canary so far. Raises NotFound for an unknown prompt or label."""
-    label = registry.get_label(conn, project_id, prompt_name, label_name)
+    label = get_label(conn, project_id, prompt_name, label_name)
     if label is None:
         raise NotFound(f"prompt {prompt_name!r} has no label {label_name!r}")
     outcome = evaluate(conn, project_id, prompt_name, label)
     events = canary_events(conn, project_id, prompt_name, label) if outcome.split is not None else []
     return {**outcome.to_dict(), "checked_at": time.time(), "events": events}
-
-
-@dataclass(frozen=True, slots=True)
-class WatchedLabel:
-    project_id: str
-    prompt_name: str
-    label: str
-
-
-def watched_labels(conn: Connection) -> list[WatchedLabel]:
-    """Every label, in every project, that splits between two versions and has a rollback rule."""
-    query = select(
-        prompts.c.project_id,
-        prompts.c.name,
-        prompt_labels.c.name.label("label"),
-        prompt_labels.c.splits,
-        prompt_labels.c.rollback_rule,
-    ).join(prompts, prompts.c.id == prompt_labels.c.prompt_id)
-    return [
-        WatchedLabel(row.project_id, row.name, row.label)
-        for row in conn.execute(query)
-        if row.rollback_rule and isinstance(row.splits, list) and len(row.splits) == 2
-    ]
-
-
-def check_all(store: Store, on_rollback: LabelChanged | None = None) -> list[CheckOutcome]:
-    """One pass of the monitor over every watched label; a failing label is logged and skipped.
-    `on_rollback(project_id, prompt_name)` runs after each committed rollback (to drop cached labels)."""
-    with store.connect() as conn:
-        watched = watched_labels(conn)
-    outcomes: list[CheckOutcome] = []
-    for item in watched:
-        try:
-            outcome = check_label(store, item.project_id, item.prompt_name, item.label)
-        except Exception:
-            log.exception("canary check of %s@%s failed", item.prompt_name, item.label)
-            continue
-        outcomes.append(outcome)
-        if outcome.rolled_back and on_rollback is not None:
-            on_rollback(item.project_id, item.prompt_name)
-    return outcomes
-
-
-class CanaryMonitor:
-    """Runs `check_all` every `interval_s` seconds in a worker thread, so the event loop never blocks on it.
-    An interval of 0 disables it (checks then run only on demand)."""
-
-    def __init__(self, store: Store, interval_s: float, on_rollback: LabelChanged | None = None) -> None:
-        self.store = store
-        self.interval_s = interval_s
-        self.on_rollback = on_rollback
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="pilothouse-canary-monitor")
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
-                return
-            except TimeoutError:
-                pass
-            try:
-                outcomes = await asyncio.to_thread(check_all, self.store, self.on_rollback)
-            except Exception:
-                log.exception("the canary monitor pass failed; retrying in %ss", self.interval_s)
-                continue
-            for outcome in outcomes:
-                if outcome.rolled_back:
-                    log.warning("rolled back %s@%s: %s", outcome.prompt, outcome.label, outcome.reason)
-
-    async def stop(self) -> None:
-        """Stop after the pass in progress (if any) ends."""
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-
-def start_canary_monitor(state: AppState) -> CanaryMonitor:
-    """Start the server's background canary checks (every `settings.canary_check_interval_s`); stop it with
-    `await monitor.stop()` before the store closes."""
-    resolver = state.gateway.prompts
-    monitor = CanaryMonitor(
-        state.store,
-        state.settings.canary_check_interval_s,
-        on_rollback=None if resolver is None else resolver.invalidate,
-    )
-    monitor.start()
-    return monitor

@@ -15,52 +15,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from pilothouse.prompts.outcomes import caller_error_traces
-from pilothouse.store.tables import scores, traces
-
-_PICO = Decimal("1e-12")
-_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_since(text: str, *, now: float | None = None) -> float:
-    """`7d`, `24h`, `30m`, `2w`, `90s` before now, or epoch seconds, or ISO 8601 (a naive time is UTC)."""
-    now = time.time() if now is None else now
-    match = _WINDOW_RE.match(text)
-    try:
-        value = now - float(match.group(1)) * _UNIT_S[match.group(2)] if match else float(text)
-    except ValueError:
-        value = None
-    if value is not None:
-        if not math.isfinite(value):
-            raise ValueError(f"expected a finite duration or number of epoch seconds, got {text!r}")
-        return value
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(
-            f"expected a duration before now like 7d, 24h or 30m, epoch seconds or ISO 8601, got {text!r}"
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
-
-
-def money(value: Decimal) -> str:
-    """USD to the pico-dollar, without trailing zeros."""
-    if value == 0:
-        return "0"
-    return format(value.quantize(_PICO).normalize(), "f")
+from pilothouse.errors import NotFound
+from pilothouse.money import usd_string
+from pilothouse.prompts.registry.lookup import get_label
+from pilothouse.prompts.rollout.outcomes import caller_error_traces
+from pilothouse.store.prompt_traces import TraceWindow, numeric_scores, prompt_traces
+from pilothouse.store.prompts import get_prompt
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -98,8 +66,8 @@ class Bucket:
             },
             "input_tokens_mean": round(self.input_tokens / calls, 3) if calls else None,
             "output_tokens_mean": round(self.output_tokens / calls, 3) if calls else None,
-            "cost_total_usd": money(self.cost),
-            "cost_per_call_usd": money(self.cost / calls) if calls else None,
+            "cost_total_usd": usd_string(self.cost),
+            "cost_per_call_usd": usd_string(self.cost / calls) if calls else None,
             "scores": {
                 name: {"mean": round(math.fsum(values) / len(values), 6), "n": len(values)}
                 for name, values in sorted(self.scores.items())
@@ -121,29 +89,13 @@ def prompt_performance(
     versions: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Per version (newest first): totals over the window and one entry per UTC day with calls (oldest first)."""
-    scope = [traces.c.project_id == project_id, traces.c.prompt_name == prompt_name, traces.c.started_at >= since]
-    if until is not None:
-        scope.append(traces.c.started_at < until)
-    if versions is not None:
-        scope.append(traces.c.prompt_version.in_(list(versions)))
+    window = TraceWindow(project_id, prompt_name, since, until, None if versions is None else tuple(versions))
     totals: dict[int, Bucket] = {}
     days: dict[int, dict[str, Bucket]] = {}
     trace_key: dict[str, tuple[int, str]] = {}
-    caller = caller_error_traces(conn, [*scope, traces.c.prompt_version.is_not(None)])
-    rows = conn.execute(
-        select(
-            traces.c.id,
-            traces.c.prompt_version,
-            traces.c.status,
-            traces.c.started_at,
-            traces.c.ended_at,
-            traces.c.input_tokens,
-            traces.c.output_tokens,
-            traces.c.cost_usd,
-        ).where(*scope, traces.c.prompt_version.is_not(None))
-    )
-    for row in rows:
-        version, day = int(row.prompt_version), _day(row.started_at)
+    caller = caller_error_traces(conn, window)
+    for row in prompt_traces(conn, window):
+        version, day = int(row.version), _day(row.started_at)
         trace_key[row.id] = (version, day)
         for bucket in (totals.setdefault(version, Bucket()), days.setdefault(version, {}).setdefault(day, Bucket())):
             bucket.calls += 1
@@ -156,7 +108,7 @@ def prompt_performance(
                 bucket.errors += 1
             elif row.ended_at is not None:
                 bucket.latencies_ms.append((row.ended_at - row.started_at) * 1000.0)
-    _add_scores(conn, project_id, scope, trace_key, totals, days)
+    _add_scores(conn, window, trace_key, totals, days)
     return {
         "prompt": prompt_name,
         "since": since,
@@ -172,24 +124,42 @@ def prompt_performance(
     }
 
 
-def _add_scores(
+def prompt_stats(
     conn: Connection,
     project_id: str,
-    scope: list[Any],
+    prompt_name: str,
+    *,
+    since: float,
+    until: float | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """`prompt_performance` of an existing prompt, with `label`: of the versions the label points at now.
+    NotFound for an unknown prompt or label."""
+    if get_prompt(conn, project_id, prompt_name) is None:
+        raise NotFound(f"no prompt {prompt_name!r} in this project; push it with `pilothouse prompt push`")
+    versions = None
+    if label is not None:
+        current = get_label(conn, project_id, prompt_name, label)
+        if current is None:
+            raise NotFound(f"prompt {prompt_name!r} has no label {label!r}", param="label")
+        versions = [int(s["version"]) for s in current.splits]
+    result = prompt_performance(conn, project_id, prompt_name, since=since, until=until, versions=versions)
+    result["label"] = label
+    return result
+
+
+def _add_scores(
+    conn: Connection,
+    window: TraceWindow,
     trace_key: dict[str, tuple[int, str]],
     totals: dict[int, Bucket],
     days: dict[int, dict[str, Bucket]],
 ) -> None:
     """Each trace's mean numeric score per name, added to its version's total and day buckets."""
     per_trace: dict[tuple[str, str], list[float]] = {}
-    query = (
-        select(scores.c.trace_id, scores.c.name, scores.c.value)
-        .join(traces, traces.c.id == scores.c.trace_id)
-        .where(*scope, scores.c.project_id == project_id, scores.c.value.is_not(None))
-    )
-    for row in conn.execute(query):
-        if row.trace_id in trace_key:
-            per_trace.setdefault((row.trace_id, row.name), []).append(float(row.value))
+    for score in numeric_scores(conn, window):
+        if score.trace_id in trace_key:
+            per_trace.setdefault((score.trace_id, score.name), []).append(score.value)
     for (trace_id, name), values in per_trace.items():
         version, day = trace_key[trace_id]
         mean = math.fsum(values) / len(values)

@@ -16,10 +16,10 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from pilothouse.client import PilothouseError
-from pilothouse.prompts.assertions import Execution
-from pilothouse.prompts.runner import ExecutionFailed
-from pilothouse.prompts.scenarios import Case
+from pilothouse.prompts.testing.assertions import Execution
+from pilothouse.prompts.testing.runner import ExecutionFailed
+from pilothouse.prompts.testing.scenarios import Case
+from pilothouse.sdk.client import PilothouseError
 
 TRACE_HEADER = "x-pilothouse-trace-id"
 SESSION_HEADER = "x-pilothouse-session-id"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from pilothouse.prompts.refs import MAX_VERSION
+from pilothouse.prompts.registry.refs import MAX_VERSION
 from pilothouse.stats.clustered import DifferenceEstimate, stratified_difference
 from pilothouse.stats.effect import MinimumEffect
 from pilothouse.stats.sequential import msprt

@@ -1,4 +1,4 @@
-"""The cost methods of the `Pilothouse` client (a mixin, so client.py stays small).
+"""The cost methods of the `Pilothouse` client (a mixin, so sdk/client.py stays small).
 
 ph = Pilothouse()
 report = ph.cost_report(by="model", since="7d")              # requests, tokens, cost, latency per model

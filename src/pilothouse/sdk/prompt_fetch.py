@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from pilothouse.client import DEFAULT_URL, Pilothouse, PilothouseError, default_api_key
-from pilothouse.prompts.refs import DEFAULT_LABEL, parse_ref, parse_selector
-from pilothouse.prompts.templates import render as render_template
+from pilothouse.prompts.registry.refs import DEFAULT_LABEL, parse_ref, parse_selector
+from pilothouse.prompts.registry.templates import render as render_template
+from pilothouse.sdk.client import DEFAULT_URL, Pilothouse, PilothouseError, default_api_key
 
 log = logging.getLogger("pilothouse.prompts")
 DEFAULT_TTL_S = 60.0

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from pilothouse.prompts import safe_yaml
-from pilothouse.prompts.assertions import ASSERTION_KINDS, Assertion, SpecError, build_assertion
+from pilothouse.prompts.registry import safe_yaml
+from pilothouse.prompts.testing.assertions import ASSERTION_KINDS, Assertion, SpecError, build_assertion
 
 CASE_KEYS = {"name", "description", "variables", "messages", "assert"}
 MESSAGE_ROLES = {"system", "developer", "user", "assistant"}

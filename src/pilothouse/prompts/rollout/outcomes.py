@@ -3,7 +3,7 @@
 A call refused for a caller mistake (a 422 for a missing template variable, a 400 for a bad parameter, a
 401/403/404) says nothing about the prompt version: counting it as the version's error lets a client bug
 trip an `error_rate` canary or show a version at a 57% error rate. The gateway records every refusal on a
-span as `http.response.status_code` and `error.type` (`server/gateway_asgi.py`, `prompts/gateway_executor.py`).
+span as `http.response.status_code` and `error.type` (`server/gateway_asgi.py`, `prompts/testing/gateway_executor.py`).
 
 A caller error is a 4xx other than 429 (rate limits and exhausted budgets are load, not mistakes, and hit both
 arms alike) and other than the upstream's 400s, which a version can cause itself (a longer prompt that
@@ -12,12 +12,11 @@ exceeds the context window, a parameter the model refuses).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from pilothouse.store.tables import spans, traces
+from pilothouse.store.prompt_traces import TraceWindow, failed_span_attributes
 
 STATUS_ATTR = "http.response.status_code"
 ERROR_TYPE_ATTR = "error.type"
@@ -33,16 +32,10 @@ def is_caller_error(status_code: Any, error_type: Any) -> bool:
     return error_type not in VERSION_CAUSED_CODES
 
 
-def caller_error_traces(conn: Connection, scope: Iterable[Any]) -> set[str]:
-    """The ids of the error traces within `scope` (conditions on `traces`) that a caller mistake ended."""
-    query = (
-        select(spans.c.trace_id, spans.c.attributes)
-        .join(traces, traces.c.id == spans.c.trace_id)
-        .where(*scope, traces.c.status == "error", spans.c.status == "error")
-    )
-    found: set[str] = set()
-    for row in conn.execute(query):
-        attrs = row.attributes if isinstance(row.attributes, dict) else {}
-        if is_caller_error(attrs.get(STATUS_ATTR), attrs.get(ERROR_TYPE_ATTR)):
-            found.add(row.trace_id)
-    return found
+def caller_error_traces(conn: Connection, window: TraceWindow) -> set[str]:
+    """The ids of the window's error traces that a caller mistake ended."""
+    return {
+        trace_id
+        for trace_id, attrs in failed_span_attributes(conn, window)
+        if is_caller_error(attrs.get(STATUS_ATTR), attrs.get(ERROR_TYPE_ATTR))
+    }

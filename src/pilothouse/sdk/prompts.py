@@ -1,4 +1,4 @@
-"""The prompt registry methods of the `Pilothouse` client (a mixin, so client.py stays small).
+"""The prompt registry methods of the `Pilothouse` client (a mixin, so sdk/client.py stays small).
 
 ph = Pilothouse()
 ph.push_prompts("prompts/", message="shorter answers")      # a folder, or [{"path": ..., "content": ...}]
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 def read_prompt_folder(directory: str | Path) -> list[dict[str, str]]:
     """The prompt and test files directly in `directory`, as [{path, content}] for `push_prompts`."""
-    from pilothouse.prompts.files import discover
+    from pilothouse.prompts.registry.files import discover
 
     root = Path(directory)
     if not root.is_dir():
