@@ -1,8 +1,8 @@
 """Canary decisions by simulation: false rollbacks in A/A runs, detection of bad candidates, and power.
 
-Every look calls the monitor's own decision function (`pilothouse.prompts.canary_rule.decide`) with the
+Every look calls the monitor's own decision function (`pilothouse.prompts.rollout.canary_rule.decide`) with the
 rule's defaults, fed with synthetic samples; users are assigned to arms by the gateway's own sticky split
-(`pilothouse.prompts.canary.choose_version`). Traffic: Poisson arrivals at `RATE` requests per second from
+(`pilothouse.prompts.registry.splits.choose_version`). Traffic: Poisson arrivals at `RATE` requests per second from
 200 end users with very unequal activity (a few heavy users), each with a random effect of their own (a
 generous rater, a slow region); latency lognormal around 500 ms (sd about 170 ms), errors 2%, 80% of
 answers helpful; load changes that hit both arms (a busy period with 1.6x latency and double
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pilothouse.prompts.canary import choose_version
-from pilothouse.prompts.canary_rule import Samples, decide, parse_rule
+from pilothouse.prompts.registry.splits import choose_version
+from pilothouse.prompts.rollout.canary_rule import Samples, decide, parse_rule
 
 RATE = 1.0  # requests per second
 CHECK_EVERY_S = 30.0  # the monitor's default canary_check_interval_s

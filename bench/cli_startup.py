@@ -88,7 +88,7 @@ def cases() -> list[Case]:
         Case("python: import typer, rich (the CLI framework)", [py, "-c", "import typer, rich.console"], None),
         Case(
             "python: import the server and openai (what every command loaded before)",
-            [py, "-c", "import pilothouse.server.app, pilothouse.prompts.http_executor"],
+            [py, "-c", "import pilothouse.server.app, pilothouse.prompts.testing.http_executor"],
             None,
         ),
         Case("pilothouse --help", [*cli, "--help"], HELP_TARGET_S),

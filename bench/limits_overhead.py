@@ -21,15 +21,15 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from pilothouse.audit.writer import AuditWriter
 from pilothouse.config import Deployment, LimitSettings, ModelEntry, Settings
 from pilothouse.gateway.admission import Admission
-from pilothouse.gateway.limits.audit_writer import AuditWriter
 from pilothouse.gateway.limits.definitions import Definitions
 from pilothouse.gateway.limits.memory import MemoryLimitStore
 from pilothouse.gateway.limits.redis_store import RedisLimitStore
 from pilothouse.gateway.limits.store import LimitStore
 from pilothouse.gateway.limits.worst_case import WorstCaseCalculator
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.store import budgets as repo

@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 from pilothouse import Pilothouse, PilothouseError
 from pilothouse.cli import common
 from pilothouse.cli.main import app
-from pilothouse.client import DEFAULT_URL, default_api_key
+from pilothouse.sdk.client import DEFAULT_URL, default_api_key
 from tests.conftest import PG_ADMIN_URL
 from tests.support.servers import REPO, RunningServer, free_port, start_server
 

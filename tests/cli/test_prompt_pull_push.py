@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from pilothouse.cli import common
 from pilothouse.cli.main import app
-from pilothouse.prompts.folder_state import STATE_FILE
+from pilothouse.prompts.registry.folder_state import STATE_FILE
 from tests.support.servers import RunningServer
 
 runner = CliRunner()

@@ -43,7 +43,7 @@ def _heavy(modules: set[str]) -> list[str]:
 def test_help_and_version_import_nothing_heavy() -> None:
     loaded = _modules_after(["--help"], ["version"], ["keys", "--help"], ["prompt", "--help"], ["up", "--help"])
     assert _heavy(loaded) == []
-    assert "pilothouse.server.app" not in loaded and "pilothouse.prompts.http_executor" not in loaded
+    assert "pilothouse.server.app" not in loaded and "pilothouse.prompts.testing.http_executor" not in loaded
     assert "httpx" not in loaded, "the HTTP client is only needed once a command talks to the server"
 
 

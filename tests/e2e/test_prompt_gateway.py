@@ -19,7 +19,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from pilothouse.prompts.folder_state import STATE_FILE
+from pilothouse.prompts.registry.folder_state import STATE_FILE
 from tests.e2e import assert_clean_log, only_span
 from tests.support.servers import REPO, RunningServer
 

@@ -32,8 +32,8 @@ from openai import OpenAI
 from sqlalchemy import Engine, create_engine, select, text
 
 from pilothouse import Pilothouse
-from pilothouse.gateway.limits.money import from_pico
 from pilothouse.gateway.tokens import input_token_bound
+from pilothouse.money import from_pico
 from pilothouse.store.tables import spans, traces
 from tests.conftest import PG_ADMIN_URL, REDIS_URL
 from tests.e2e import assert_clean_log

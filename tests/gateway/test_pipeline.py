@@ -10,10 +10,11 @@ import pytest
 
 from pilothouse.config import Deployment, ModelEntry, Settings
 from pilothouse.errors import ApiError, InvalidRequest, NotFound, RateLimited, UpstreamError, UpstreamTimeout
-from pilothouse.gateway.pipeline import Gateway, provider_error_to_api
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.base import ProviderError
 from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.gateway.routing.upstream_errors import provider_error_to_api
 from pilothouse.tracing.model import TraceRecord
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pilothouse.config import Deployment, LocalModelSettings, ModelEntry, Settings
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.local import LocalProvider
 from pilothouse.gateway.providers.registry import ProviderPool

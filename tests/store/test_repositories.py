@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from pilothouse.audit.chain import list_events, verify_chain
+from pilothouse.money import from_pico, to_pico
 from pilothouse.server.bootstrap import bootstrap
 from pilothouse.store.engine import Store
 from pilothouse.store.keys import (
@@ -29,7 +30,6 @@ from pilothouse.store.keys import (
 from pilothouse.store.projects import DEFAULT_PROJECT, create_project, get_project, list_projects
 from pilothouse.store.tables import api_keys, audit_events, projects, traces
 from pilothouse.store.traces import BadCursor, TraceFilter, encode_cursor, get_trace, list_traces
-from pilothouse.store.types import from_pico, to_pico
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import StoreSink
 

@@ -48,7 +48,7 @@ def cli_in_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Itera
     """`running(settings)`, with the CLI's SDK client (its usual error handling included) talking to it: CLI
     commands run through typer's CliRunner reach this in-process server with the admin key."""
     from pilothouse.cli import common
-    from pilothouse.client import Pilothouse
+    from pilothouse.sdk.client import Pilothouse
 
     with running(settings, monkeypatch) as (client, _):
 

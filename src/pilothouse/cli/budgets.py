@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, table, when
+from pilothouse.money import usd
 
 budgets_app = typer.Typer(
     help="Budgets per key, project, end user or prompt: hard (refuse) or soft (alert), per day, month or total.",
@@ -35,10 +36,7 @@ def _subject(**choices: str | None) -> tuple[str, str]:
 
 
 def _money(value: str | None) -> str:
-    if value is None:
-        return "-"
-    amount = Decimal(value)
-    return f"${amount:,.2f}" if amount == amount.quantize(Decimal("0.01")) else f"${amount:f}"
+    return "-" if value is None else usd(Decimal(value), exact=True)
 
 
 @budgets_app.command("set")

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pilothouse.cli.credentials import CredentialsError, find_api_key
-from pilothouse.client import Pilothouse, PilothouseError
+from pilothouse.sdk.client import Pilothouse, PilothouseError
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

@@ -205,7 +205,7 @@ def estimate(
             assert prompt is not None
             values = _variables_file(variables)
             if var:
-                from pilothouse.prompts.refs import parse_ref
+                from pilothouse.prompts.registry.refs import parse_ref
 
                 try:
                     ref = parse_ref(prompt)

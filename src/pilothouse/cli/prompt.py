@@ -27,7 +27,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _split(ref_text: str) -> tuple[str, str]:
-    from pilothouse.prompts.refs import parse_ref  # lazy: `pilothouse --help` stays fast
+    from pilothouse.prompts.registry.refs import parse_ref  # lazy: `pilothouse --help` stays fast
 
     try:
         ref = parse_ref(ref_text)
@@ -59,11 +59,11 @@ def push(
 ) -> None:
     """Create a version of every prompt whose content changed (idempotent: unchanged files make none); a file
     whose content is unchanged but whose text differs (a comment) replaces the latest version's stored text."""
-    from pilothouse.prompts.folder_state import FolderStateError, record_push
+    from pilothouse.prompts.registry.folder_state import FolderStateError, record_push
 
     if not directory.is_dir():
         raise _fail(f"{directory} is not a folder")
-    from pilothouse.prompts.files import discover  # lazy: `pilothouse --help` stays fast
+    from pilothouse.prompts.registry.files import discover  # lazy: `pilothouse --help` stays fast
 
     paths = discover(directory)
     if not paths:
@@ -128,7 +128,7 @@ def pull(
 ) -> None:
     """Write prompts back as files (exactly as last pushed) with their test files. A file edited since it was
     last pushed or pulled is not overwritten without --force: the command shows the diff and writes nothing."""
-    from pilothouse.prompts.folder_state import FolderState, FolderStateError, apply_pull, plan_pull
+    from pilothouse.prompts.registry.folder_state import FolderState, FolderStateError, apply_pull, plan_pull
 
     try:
         state = FolderState.load(directory)

@@ -14,16 +14,16 @@ import typer
 
 from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, print_json, table
 from pilothouse.cli.prompt import prompt_app
-from pilothouse.client import Pilothouse, PilothouseError
+from pilothouse.sdk.client import Pilothouse, PilothouseError
 
 # The runner, the scenario files and the OpenAI client are imported inside the commands: `pilothouse --help`
 # and every other command stay fast (tests/cli/test_startup.py).
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from pilothouse.prompts.refs import PromptRef
-    from pilothouse.prompts.runner import CaseResult, SuiteResult
-    from pilothouse.prompts.scenarios import Case
+    from pilothouse.prompts.registry.refs import PromptRef
+    from pilothouse.prompts.testing.runner import CaseResult, SuiteResult
+    from pilothouse.prompts.testing.scenarios import Case
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -35,7 +35,7 @@ def _invalid(message: str) -> typer.Exit:
 
 
 def _load_cases(ph: Pilothouse, name: str, file: Path | None) -> list[Case]:
-    from pilothouse.prompts.scenarios import ScenarioFileError, load_cases_file, parse_cases
+    from pilothouse.prompts.testing.scenarios import ScenarioFileError, load_cases_file, parse_cases
 
     try:
         if file is not None:
@@ -55,8 +55,8 @@ def _resolve_version(ph: Pilothouse, ref: PromptRef) -> int:
 async def _run(ph: Pilothouse, target: str, version: int, cases: list[Case], show_progress: bool) -> SuiteResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pilothouse.prompts.http_executor import HttpExecutor
-    from pilothouse.prompts.runner import run_suite
+    from pilothouse.prompts.testing.http_executor import HttpExecutor
+    from pilothouse.prompts.testing.runner import run_suite
 
     executor = HttpExecutor(ph.url, ph.api_key, target)
     progress = Progress(
@@ -140,8 +140,8 @@ def test(
     case's verdict show on a terminal (on stderr); nothing extra when the output is piped."""
     import asyncio
 
-    from pilothouse.prompts.junit import to_junit_xml
-    from pilothouse.prompts.refs import parse_ref
+    from pilothouse.prompts.registry.refs import parse_ref
+    from pilothouse.prompts.testing.junit import to_junit_xml
 
     try:
         parsed = parse_ref(ref)

@@ -19,6 +19,9 @@ def list_(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     status: Annotated[str | None, typer.Option(help="ok or error.")] = None,
     user: Annotated[str | None, typer.Option(help="Only this end user (the request's `user`).")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only calls from this source: http, prompt_test, eval, flow or sdk.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 20,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
     url: UrlOpt = None,
@@ -28,7 +31,7 @@ def list_(
     """List traces, newest first."""
     with client(url, api_key) as ph:
         page = ph.list_traces(
-            since=since, until=until, model=model, status=status, user=user, limit=limit, cursor=cursor
+            since=since, until=until, model=model, status=status, user=user, source=source, limit=limit, cursor=cursor
         )
     rows = page["data"]
 

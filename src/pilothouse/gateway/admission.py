@@ -25,23 +25,23 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pilothouse.audit.writer import AuditWriter, replay_audit_spill
 from pilothouse.config import Settings
 from pilothouse.errors import ApiError, Forbidden, InvalidRequest
-from pilothouse.gateway.limits.audit_writer import AuditWriter, replay_audit_spill
 from pilothouse.gateway.limits.budgets import BudgetCheck, budget_check, budget_refusal, describe, seed_budget
 from pilothouse.gateway.limits.definitions import Definitions
 from pilothouse.gateway.limits.demand import Demand
 from pilothouse.gateway.limits.ledger import Ledger
 from pilothouse.gateway.limits.loop_guard import RunCheck, run_caps, run_checks, run_refusal
 from pilothouse.gateway.limits.memory import MemoryLimitStore
-from pilothouse.gateway.limits.money import from_pico, to_pico, usd
 from pilothouse.gateway.limits.periods import format_reset
 from pilothouse.gateway.limits.rate_limits import RateCheck, describe_subject, rate_checks, rate_refusal
 from pilothouse.gateway.limits.redis_store import RedisLimitStore, safe_url
 from pilothouse.gateway.limits.store import CounterSettle, LimitStore, LimitStoreUnavailable, Refusal, WindowSettle
 from pilothouse.gateway.limits.worst_case import WorstCase, WorstCaseCalculator
-from pilothouse.gateway.pipeline import Prepared, PreparedEmbeddings
+from pilothouse.gateway.prepared import Prepared, PreparedEmbeddings
 from pilothouse.gateway.pricing import PriceBook
+from pilothouse.money import from_pico, to_pico, usd
 from pilothouse.store.budgets import Budget, RateLimit
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import InflightCall, ReservedCounter

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from pilothouse.errors import Forbidden, Unauthorized
-from pilothouse.gateway.pipeline import Principal
+from pilothouse.principal import Principal
 from pilothouse.store.engine import Store
 from pilothouse.store.keys import OWNER, ROLES, find_by_secret, hash_key, role_at_least
 

@@ -1,12 +1,14 @@
 """Watching for a gateway client that goes away, so its upstream call stops instead of running on unpaid.
 
 Once a request's body is read, the next ASGI `receive()` returns only when the client disconnects (or the
-response is complete). One task per request waits for it. While the request is *armed* (its upstream call
-is awaited: a whole answer, an embedding, a stream before its first chunk) a disconnect cancels the
+response is complete). One task per request waits for it. `ClientWatch` is the HTTP face's `CallHooks`
+(gateway/call.py): while the pipeline's route stage awaits the upstream call (between `before_upstream` and
+`after_upstream`: a whole answer, an embedding, a stream before its first chunk) a disconnect cancels the
 request's own task, which cancels the upstream call at the await it is in: its connection is closed, its
-retries and backoffs never start. The handler then `absorbs()` that cancellation and records the call as
-abandoned. Outside the armed part (admission, settlement, storing the trace) a disconnect only sets
-`left`, so nothing half-done there is cut; a stream's relay checks `left` between chunks.
+retries and backoffs never start. The trace stage then asks `absorbs_cancel()`, takes that cancellation back
+and records the call as abandoned. A client that left before the call (during admission) raises CallerLeft in
+`before_upstream`, so no call is made. Outside that window (admission, settlement, storing the trace) a
+disconnect only sets `left`, so nothing half-done there is cut; a stream's relay checks `left` between chunks.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ import contextlib
 
 from starlette.types import Receive
 
-
-class ClientLeft(Exception):
-    """The client had already gone when the upstream call was about to start: it is not made."""
+from pilothouse.gateway.call import CallerLeft
 
 
 class ClientWatch:
@@ -47,18 +47,18 @@ class ClientWatch:
             self._cancelled = True
             self._task.cancel()
 
-    def arm(self) -> None:
-        """From now on a disconnect cancels the request; raises ClientLeft when the client has already left."""
+    def before_upstream(self) -> None:
+        """From now on a disconnect cancels the request; raises CallerLeft when the client has already left."""
         if self.left.is_set():
-            raise ClientLeft
+            raise CallerLeft
         self._armed = True
 
-    def disarm(self) -> None:
+    def after_upstream(self) -> None:
         self._armed = False
 
-    def absorbs(self) -> bool:
+    def absorbs_cancel(self) -> bool:
         """Called on CancelledError: True when the watch cancelled the request (the client left), and no other
-        cancellation is pending; the cancellation is then taken back and the handler goes on to record it."""
+        cancellation is pending; the cancellation is then taken back and the call recorded as abandoned."""
         self._armed = False
         if not self._cancelled:
             return False

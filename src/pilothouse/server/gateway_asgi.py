@@ -1,36 +1,33 @@
-"""The two hot endpoints, POST /v1/chat/completions and POST /v1/embeddings, as plain ASGI.
+"""The HTTP face of the gateway: POST /v1/chat/completions and POST /v1/embeddings, as plain ASGI.
 
 They bypass FastAPI's routing and dependency machinery (a measurable share of CPU per request at
-gateway rates); everything else goes to the FastAPI app. Every response carries `x-pilothouse-trace-id`,
-and the request's trace is stored (committed) before the response ends.
+gateway rates); everything else goes to the FastAPI app. This module only authenticates, reads the body
+(server/body_guard.py), builds the `GatewayCall`, runs it through the pipeline (`state.pipeline.run`, which
+owns the stages, the trace and settlement: gateway/pipeline.py) and writes bytes: JSON or SSE, with
+`x-pilothouse-trace-id` on every response (the trace is stored before the response ends).
 
-A client that disconnects while its upstream call is awaited cancels that call (server/client_watch.py):
-the trace is stored as abandoned and the request settles what the call spent. Every error response says
-`x-should-retry` (obeyed by the official OpenAI and Anthropic SDKs), so a client's own retries do not
-multiply the upstream calls the gateway already made.
+A client that disconnects while its upstream call is awaited cancels that call (server/client_watch.py is
+the call's hooks): the trace is stored as abandoned and the request settles what the call spent. Every error
+response says `x-should-retry` (obeyed by the official OpenAI and Anthropic SDKs), so a client's own retries
+do not multiply the upstream calls the gateway already made.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from pilothouse.errors import ApiError
-from pilothouse.gateway.admission import Ticket
+from pilothouse.gateway.call import CallerLeft, GatewayCall
+from pilothouse.gateway.stages.base import Events, Outcome
 from pilothouse.gateway.streaming import DONE
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.body_guard import parse_json, read_body
-from pilothouse.server.client_watch import ClientLeft, ClientWatch
+from pilothouse.server.client_watch import ClientWatch
 from pilothouse.server.state import AppState
 from pilothouse.store.ids import new_trace_id
-from pilothouse.tracing.model import TraceRecord
-
-log = logging.getLogger("pilothouse.gateway")
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -79,179 +76,67 @@ async def send_json(send: Send, status: int, payload: Any, trace_id: str, extra:
     await send({"type": "http.response.body", "body": orjson.dumps(payload)})
 
 
-def _record_abandoned(trace: TraceRecord) -> None:
-    """The client left while the upstream call was awaited; the call was cancelled (the router marked the
-    attempt it cut: `pilothouse.upstream.cancelled`, usage unknown)."""
-    for span in trace.spans:
-        if span.ended_at is None:
-            span.attributes["pilothouse.client_disconnected"] = True
-            span.finish(
-                status="error", error="the client disconnected before the answer; the upstream call was cancelled"
-            )
-    trace.status = "error"
-
-
-def _record_failure(trace: TraceRecord, error: ApiError) -> None:
-    """Put the refusal on the trace: on its model span if one was opened, else on a request step span."""
-    open_spans = [s for s in trace.spans if s.ended_at is None]
-    span = open_spans[-1] if open_spans else trace.span("step", "request")
-    span.attributes["error.type"] = error.code or error.type
-    span.attributes["http.response.status_code"] = error.status
-    span.finish(status="error", error=error.message)
-    trace.status = "error"
-
-
-class _TraceOnce:
-    """Stores a request's trace exactly once: early (before the response ends) or, failing that, at the end."""
-
-    def __init__(self, state: AppState, trace: TraceRecord) -> None:
-        self.state = state
-        self.trace = trace
-        self.stored = False
-        self.ticket: Ticket | None = None  # what the admission stage reserved; settled as the trace is stored
-
-    async def store(self) -> None:
-        if self.stored:
-            return
-        self.stored = True  # write() enqueues synchronously, so a cancelled await still stores it
-        if self.ticket is not None:  # settle: the actual tokens and cost replace the reservations
-            await asyncio.shield(self.ticket.settle())
-        self.trace.finish()
-        await asyncio.shield(self.state.sink.write(self.trace))
-
-    async def store_abandoned(self) -> None:
-        for span in self.trace.spans:
-            if span.ended_at is None:
-                span.finish(status="error", error="request ended before the call completed")
-                self.trace.status = "error"
-        await self.store()
-
-
 class GatewayEndpoints:
     def __init__(self, state: AppState) -> None:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
         try:
             principal = self.state.auth.authenticate(_header(scope, b"authorization"))
             require_model_access(principal)
         except ApiError as exc:
             await send_error(send, exc, new_trace_id())
             return
-        trace = TraceRecord(
-            project_id=principal.project_id,
-            name="chat" if path == CHAT_PATH else "embeddings",
-            api_key_id=principal.key_id,
+        call = GatewayCall(
+            kind="chat" if scope["path"] == CHAT_PATH else "embeddings",
+            body=None,
+            principal=principal,
+            source="http",
+            headers=scope["headers"],
             session_id=_header(scope, b"x-pilothouse-session-id"),
         )
-        once = _TraceOnce(self.state, trace)
+        settings = self.state.settings
         try:
-            await self._handle(scope, receive, send, once)
-        finally:
-            await once.store_abandoned()
-
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, once: _TraceOnce) -> None:
-        watch = ClientWatch()
-        try:
-            await self._answer(scope, receive, send, once, watch)
-        except (asyncio.CancelledError, ClientLeft) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not watch.absorbs():
-                raise
-            _record_abandoned(once.trace)  # the call was cancelled (or never made); settled, stored as abandoned
-            await once.store()
-        finally:
-            await watch.close()
-
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, once: _TraceOnce, watch: ClientWatch) -> None:
-        gateway = self.state.gateway
-        trace = once.trace
-        cache, plan, hit = self.state.cache, None, None
-        try:
-            settings = self.state.settings
             body = await read_body(
                 scope, receive, max_bytes=settings.max_body_bytes, timeout_s=settings.body_read_timeout_s
             )
-            raw = parse_json(body, settings.max_json_depth)  # size, read deadline and nesting: server/body_guard.py
-            watch.start(receive)  # from here on, receive() only reports a disconnect
-            if scope["path"] == EMBEDDINGS_PATH:
-                eprep = gateway.prepare_embeddings(raw, trace)
-                once.ticket = await self.state.admission.admit(eprep, trace, scope["headers"])  # admission
-                watch.arm()  # raises ClientLeft if the client left during admission: no call at all
-                payload = await gateway.embed(eprep)
-                watch.disarm()
-            else:
-                prep = await gateway.prepare_chat_async(raw, trace)  # prompt rendering off the event loop
-                once.ticket = await self.state.admission.admit(prep, trace, scope["headers"])  # admission
-                if cache is not None:  # cache lookup: a hit skips routing (gateway/cache)
-                    plan, hit = await cache.lookup_request(prep, trace, scope["headers"])
-                if prep.body.stream:
-                    events = hit.events(prep.body.include_usage) if hit is not None else gateway.chat_stream(prep)
-                    if cache is not None and plan is not None and hit is None:  # cache store, once it ended well
-                        events = cache.record_stream(plan, prep, trace, events)
-                    try:
-                        watch.arm()  # raises ClientLeft if the client left during admission: no call at all
-                        first = await anext(events, b"")  # raises ApiError before any byte is sent
-                    finally:
-                        watch.disarm()
-                    await self._stream(send, watch, first, events, once, plan.headers() if plan else None)
-                    return
-                if hit is not None:
-                    payload = hit.completion()
-                else:
-                    watch.arm()
-                    payload = await gateway.chat(prep)
-                    watch.disarm()
-                prep.span.finish()
-                if cache is not None and plan is not None and hit is None:  # cache store
-                    await cache.store_completion(plan, prep, trace, payload)
-        except ClientLeft:
-            raise
+            call.body = parse_json(body, settings.max_json_depth)  # size, read deadline and nesting
         except ApiError as exc:
-            watch.disarm()
-            _record_failure(trace, exc)
-            await once.store()
-            await send_error(send, exc, trace.id)
-            return
-        except Exception as exc:  # a bug of ours: answer in the API's error shape and keep the trace
-            log.exception("unexpected error in %s (trace %s)", scope["path"], trace.id)
-            error = ApiError(
-                f"internal error ({type(exc).__name__}); quote trace id {trace.id} when reporting it",
-                status=500,
-                code="internal_error",
-            )
-            error.type = "api_error"
-            watch.disarm()
-            _record_failure(trace, error)
-            await once.store()
-            await send_error(send, error, trace.id)
-            return
-        # Stored before answering, so the trace is readable the moment the caller has the answer.
-        await once.store()
-        await send_json(send, 200, payload, trace.id, plan.headers() if plan else None)
-
-    async def _stream(
-        self,
-        send: Send,
-        watch: ClientWatch,
-        first: bytes,
-        events: AsyncGenerator[bytes, None],
-        once: _TraceOnce,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        disconnected = watch.left
+            call.refusal = exc  # traced and answered by the pipeline like any refusal
+        watch = ClientWatch()
         try:
-            headers = [*_SSE, (b"x-pilothouse-trace-id", once.trace.id.encode())]
-            headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+            if call.refusal is None:
+                watch.start(receive)  # from here on, receive() only reports a disconnect
+            outcome = await self.state.pipeline.run(call, watch)
+            if outcome.error is not None:
+                await send_error(send, outcome.error, outcome.trace_id)
+            elif outcome.events is not None:
+                await self._stream(send, watch, outcome, outcome.events)
+            else:
+                await send_json(send, 200, outcome.payload, outcome.trace_id, outcome.headers or None)
+        except CallerLeft:
+            return  # the call was not made or was cancelled; its trace is stored as abandoned, nobody to answer
+        finally:
+            await watch.close()
+
+    async def _stream(self, send: Send, watch: ClientWatch, outcome: Outcome, events: Events) -> None:
+        """Relay the events; `[DONE]` only after the stream ended and its trace was stored (the pipeline stores
+        it as the events run out). A client that left stops the relay: closing the events meters, settles and
+        stores the trace as abandoned."""
+        disconnected, ended = watch.left, False
+        try:
+            first = await anext(events, b"")
+            headers = [*_SSE, (b"x-pilothouse-trace-id", outcome.trace_id.encode())]
+            headers += [(k.encode(), v.encode()) for k, v in outcome.headers.items()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": first, "more_body": True})
             async for event in events:
                 if disconnected.is_set():
                     break
                 await send({"type": "http.response.body", "body": event, "more_body": True})
-            await events.aclose()
-            if not disconnected.is_set():
-                await once.store()
-                await send({"type": "http.response.body", "body": DONE, "more_body": False})
+            else:
+                ended = True
         finally:
-            await events.aclose()  # meters what an abandoned stream used before its trace is stored
+            await events.aclose()
+        if ended and not disconnected.is_set():
+            await send({"type": "http.response.body", "body": DONE, "more_body": False})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pilothouse.gateway.validation import MAX_TOKENS_LIMIT, ROLES
-from pilothouse.prompts.refs import LABEL_RE, MAX_VERSION, MODEL_PREFIX, NAME_PATTERN
+from pilothouse.prompts.registry.refs import LABEL_RE, MAX_VERSION, MODEL_PREFIX, NAME_PATTERN
 
 # What follows `NAME@` in a prompt reference: a version (digits enough to stay within MAX_VERSION), a label,
 # or sha: and a hash prefix.

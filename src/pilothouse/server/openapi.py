@@ -21,7 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.costs.report import GROUP_BY
-from pilothouse.prompts.refs import LABEL_MAX, LABEL_RE, MAX_VERSION, MODEL_PREFIX, NAME_MAX, NAME_PATTERN
+from pilothouse.prompts.registry.refs import LABEL_MAX, LABEL_RE, MAX_VERSION, MODEL_PREFIX, NAME_MAX, NAME_PATTERN
 from pilothouse.server.api.audit import MAX_ACTIONS
 from pilothouse.server.gateway_schema import CHAT_REQUEST_REF, PROMPT_REF, SELECTOR, gateway_paths, gateway_schemas
 

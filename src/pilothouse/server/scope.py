@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 
 from pilothouse.audit.chain import append_event
 from pilothouse.errors import Forbidden, InvalidRequest, NotFound
-from pilothouse.gateway.pipeline import Principal
+from pilothouse.principal import Principal
 from pilothouse.server.auth import is_owner
 from pilothouse.store.engine import Store
 from pilothouse.store.projects import get_project

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,10 +10,11 @@ from pilothouse.config import Settings
 from pilothouse.gateway.admission import Admission, build_admission
 from pilothouse.gateway.cache import ResponseCache
 from pilothouse.gateway.limits.ledger import Ledger
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
+from pilothouse.gateway.pipeline import Pipeline
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
-from pilothouse.prompts.resolver import PromptResolver
+from pilothouse.prompts.registry.resolver import PromptResolver
 from pilothouse.server.auth import Authenticator
 from pilothouse.server.bootstrap import Bootstrap, bootstrap
 from pilothouse.store.engine import Store, open_store
@@ -36,6 +35,8 @@ class AppState:
     boot: Bootstrap
     admission: Admission
     ledger: Ledger
+    pipeline: Pipeline
+    """The one entry point of model calls (the HTTP face and in-process callers), over the parts above."""
     started_at: float = field(default_factory=time.time)
     models_ready: bool = False
     warm_error: str | None = None
@@ -54,17 +55,20 @@ def build_state(settings: Settings) -> AppState:
     gateway = Gateway(settings, pool, default_price_book(), PromptResolver(store))
     admission = build_admission(settings, store, gateway.prices, gateway.catalog)
     ledger = admission.ledger = Ledger(settings, store, admission.store)
+    sink = StoreSink(store, spill_path=spill, batch_max=settings.trace_batch_max)
+    cache = ResponseCache.from_settings(settings)
     return AppState(
         settings=settings,
         store=store,
-        sink=StoreSink(store, spill_path=spill, batch_max=settings.trace_batch_max),
+        sink=sink,
         auth=Authenticator(store, settings.key_cache_ttl_s),
         gateway=gateway,
         pool=pool,
         boot=boot,
         admission=admission,
         ledger=ledger,
-        cache=ResponseCache.from_settings(settings),
+        pipeline=Pipeline(gateway, sink, admission=admission, cache=cache),
+        cache=cache,
     )
 
 
@@ -74,13 +78,8 @@ async def warm_models(state: AppState) -> None:
         for entry in state.gateway.catalog.values():
             for deployment in entry.deployments:
                 provider = state.pool.get(deployment)
-                warm = getattr(provider, "warm", None)
-                if warm is None or not state.settings.local.preload:
-                    continue
-                if inspect.iscoroutinefunction(warm):
-                    await warm()
-                else:
-                    await asyncio.to_thread(warm)
+                if state.settings.local.preload:
+                    await provider.warm()
         if state.cache is not None:
             await state.cache.warm()  # the embedding model, when the semantic cache is on
         state.models_ready = True

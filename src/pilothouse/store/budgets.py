@@ -15,9 +15,9 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import BigInteger, Connection, delete, func, insert, select, update
 
+from pilothouse.money import from_pico
 from pilothouse.store.ids import new_id
 from pilothouse.store.tables import budgets, rate_limits, traces
-from pilothouse.store.types import from_pico
 
 BudgetScope = Literal["key", "project", "user", "prompt"]
 LimitScope = Literal["key", "project", "model"]

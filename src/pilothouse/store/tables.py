@@ -73,6 +73,7 @@ traces = Table(
     Column("cost_usd", Money, nullable=False, default=0),
     Column("prompt_name", String(200), nullable=True),
     Column("prompt_version", Integer, nullable=True),
+    Column("source", String(20), nullable=True),  # http, prompt_test, eval, flow, sdk (tracing/model.py)
     Index("ix_traces_project_started", "project_id", "started_at"),
     Index("ix_traces_project_prompt", "project_id", "prompt_name", "prompt_version"),
 )

@@ -24,6 +24,7 @@ class TraceFilter:
     status: str | None = None
     user_id: str | None = None
     session_id: str | None = None
+    source: str | None = None
 
 
 def encode_cursor(started_at: float, trace_id: str) -> str:
@@ -54,6 +55,7 @@ def _trace_dict(row: Any) -> dict[str, Any]:
         "model": row.model,
         "prompt_name": row.prompt_name,
         "prompt_version": row.prompt_version,
+        "source": row.source,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "cost_usd": format(row.cost_usd, "f"),
@@ -102,6 +104,8 @@ def list_traces(
         query = query.where(traces.c.user_id == flt.user_id)
     if flt.session_id is not None:
         query = query.where(traces.c.session_id == flt.session_id)
+    if flt.source is not None:
+        query = query.where(traces.c.source == flt.source)
     if cursor:
         started, last_id = decode_cursor(cursor)
         query = query.where(

@@ -18,6 +18,11 @@ Status = Literal["ok", "error"]
 TraceStatus = Literal["ok", "error", "unknown_outcome"]
 """`unknown_outcome`: a call its replica never finished (killed mid-call), charged at its reservation
 (gateway/limits/ledger_recovery.py)."""
+TraceSource = Literal["http", "prompt_test", "eval", "flow", "sdk"]
+"""Who made the call a trace records: the HTTP API (`/v1/...`), a prompt's scenario tests run in the server,
+and (later) evaluation runs, workflow steps and in-process SDK calls. None: not known (a call recovered from the
+write-ahead ledger)."""
+TRACE_SOURCES: tuple[TraceSource, ...] = ("http", "prompt_test", "eval", "flow", "sdk")
 
 
 @dataclass(slots=True)
@@ -91,6 +96,7 @@ class TraceRecord:
     model: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
+    source: TraceSource | None = None
     spans: list[SpanRecord] = field(default_factory=list)
 
     def span(self, kind: SpanKind, name: str, *, parent_id: str | None = None) -> SpanRecord:
@@ -130,6 +136,7 @@ class TraceRecord:
             "model": self.model,
             "prompt_name": self.prompt_name,
             "prompt_version": self.prompt_version,
+            "source": self.source,
             "input_tokens": tin,
             "output_tokens": tout,
             "cost_usd": cost,

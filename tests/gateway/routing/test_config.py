@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pilothouse.config import ConfigError, Deployment, ModelEntry, load_settings
-from pilothouse.gateway.pipeline import Gateway
+from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.routing import deployment_labels

@@ -7,7 +7,7 @@ import pytest
 
 from pilothouse.config import ModelEntry
 from pilothouse.errors import InvalidRequest, UpstreamTimeout
-from pilothouse.gateway.pipeline import Prepared
+from pilothouse.gateway.prepared import Prepared
 from pilothouse.tracing.model import TraceRecord
 
 from .helpers import Rig, deployment, err

@@ -33,15 +33,16 @@ from typing import TYPE_CHECKING
 
 from pilothouse.config import Deployment, ModelEntry
 from pilothouse.errors import ApiError, UpstreamError
+from pilothouse.gateway.prepared import Prepared
 from pilothouse.gateway.providers.base import ChatRequest, ProviderError
 from pilothouse.gateway.routing import spans
 from pilothouse.gateway.routing.deadline import SHOULD_RETRY
 from pilothouse.gateway.routing.selection import backoff_delay
+from pilothouse.gateway.routing.upstream_errors import provider_error_to_api
 from pilothouse.gateway.tokens import estimate_messages_tokens
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 
 if TYPE_CHECKING:
-    from pilothouse.gateway.pipeline import Prepared
     from pilothouse.gateway.routing.router import Router
 
 
@@ -50,8 +51,6 @@ RETRYABLE_KINDS = frozenset({"rate_limit", "timeout", "unavailable", "upstream"}
 
 
 def to_api(exc: ProviderError, deployment: Deployment) -> ApiError:
-    from pilothouse.gateway.pipeline import provider_error_to_api  # the pipeline imports this package
-
     return provider_error_to_api(exc, f"{deployment.provider}/{deployment.model}")
 
 

@@ -19,10 +19,11 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from pilothouse.config import Deployment, ModelEntry, Settings
 from pilothouse.errors import ApiError
+from pilothouse.gateway.prepared import Prepared
 from pilothouse.gateway.pricing import PriceBook, cost
 from pilothouse.gateway.providers.base import ChatResult, Chunk, ProviderError, Usage
 from pilothouse.gateway.providers.registry import ProviderPool
@@ -38,9 +39,6 @@ from pilothouse.gateway.routing.deadline import (
 )
 from pilothouse.gateway.routing.health import DeploymentHealth, HealthBook
 from pilothouse.gateway.routing.selection import choose
-
-if TYPE_CHECKING:
-    from pilothouse.gateway.pipeline import Prepared
 
 T = TypeVar("T")
 StreamStart = tuple[float, AsyncIterator[Chunk]]

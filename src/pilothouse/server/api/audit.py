@@ -13,26 +13,17 @@ from fastapi import APIRouter, Query
 
 from pilothouse.audit.chain import list_events, verify_chain
 from pilothouse.errors import InvalidRequest
-from pilothouse.prompts.performance import parse_since
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.scope import resolve_projects
 from pilothouse.store.keys import OWNER
+from pilothouse.timewindow import time_param
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
 MAX_SEQ = 2**31 - 1
 """The largest audit sequence number (a 32-bit INTEGER column): a larger `after` is a 422, not a database error."""
 MAX_ACTIONS = 20
-
-
-def _time(text: str | None, param: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_since(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"'{param}': {exc}", param=param) from exc
 
 
 @router.get("")
@@ -54,7 +45,7 @@ def events(
     require_role(principal, "admin")
     if action is not None and len(action) > MAX_ACTIONS:
         raise InvalidRequest(f"at most {MAX_ACTIONS} 'action' filters, got {len(action)}", param="action")
-    start, end = _time(since, "since"), _time(until, "until")
+    start, end = time_param(since, "since"), time_param(until, "until")
     with state.store.connect() as conn:
         project_id = resolve_projects(conn, principal, project)
         rows = list_events(

@@ -26,7 +26,7 @@ from pilothouse.errors import Conflict, InvalidRequest, NotFound
 from pilothouse.gateway.admission import LimitsUnavailable
 from pilothouse.gateway.limits.budgets import budget_status, seed_budget
 from pilothouse.gateway.limits.store import LimitStoreUnavailable
-from pilothouse.gateway.pipeline import Principal
+from pilothouse.principal import Principal
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.scope import audit_cross_read, audit_details, reaches, resolve_project, resolve_projects

@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pilothouse.costs.estimate import MAX_MODELS, MAX_REQUESTS, EstimateSpec, ModelSource, estimate
 from pilothouse.costs.forecast import DEFAULT_OUTPUT_TOKENS
 from pilothouse.costs.report import GROUP_BY, ReportScope, cost_report
-from pilothouse.costs.window import parse_when
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.pipeline import Principal
+from pilothouse.principal import Principal
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.scope import audit_cross_read, resolve_projects
 from pilothouse.server.state import AppState
+from pilothouse.timewindow import time_param
 
 router = APIRouter(prefix="/api/costs", tags=["costs"])
 
@@ -34,13 +34,6 @@ class EstimateBody(BaseModel):
     requests: list[Any] | None = Field(default=None, max_length=MAX_REQUESTS, description="Chat bodies.")
     first_index: int = Field(default=0, ge=0, description="Index of the first body, for error messages.")
     output_tokens: int = Field(default=DEFAULT_OUTPUT_TOKENS, ge=0, le=10**7, description="Assumed without history.")
-
-
-def _when(value: str, name: str, now: float) -> float:
-    try:
-        return parse_when(value, now=now)
-    except ValueError as exc:
-        raise InvalidRequest(f"'{name}': {exc}", param=name) from None
 
 
 def _projects(state: AppState, principal: Principal, project: str | None) -> tuple[str, ...] | None:
@@ -68,8 +61,8 @@ def report(
     if by not in GROUP_BY:
         raise InvalidRequest(f"'by' must be one of {', '.join(GROUP_BY)}, got {by!r}", param="by")
     now = time.time()
-    scope_since = _when(since, "since", now)
-    scope_until = None if until is None else _when(until, "until", now)
+    scope_since = time_param(since, "since", now=now)
+    scope_until = time_param(until, "until", now=now)
     scope = ReportScope(_projects(state, principal, project), scope_since, scope_until)
     with state.store.connect() as conn:
         return cost_report(conn, by, scope)

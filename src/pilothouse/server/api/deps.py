@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from pilothouse.gateway.pipeline import Principal
+from pilothouse.principal import Principal
 from pilothouse.server.state import AppState
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pilothouse.audit.chain import append_event
 from pilothouse.errors import Conflict, Forbidden, NotFound
-from pilothouse.gateway.pipeline import Principal
+from pilothouse.principal import Principal
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.scope import (

@@ -1,8 +1,7 @@
-"""/api/traces: list (filter by time, model, status, user, session; cursor-paginated) and show one."""
+"""/api/traces: list (filter by time, model, status, user, session, source; cursor-paginated) and show one."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,25 +9,10 @@ from fastapi import APIRouter, Query
 from pilothouse.errors import InvalidRequest, NotFound
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.store.traces import BadCursor, TraceFilter, get_trace, list_traces
+from pilothouse.timewindow import time_param
+from pilothouse.tracing.model import TraceSource
 
 router = APIRouter(prefix="/api/traces", tags=["traces"])
-
-
-def parse_time(value: str | None, name: str) -> float | None:
-    """Accept epoch seconds or ISO 8601 (a naive time is UTC)."""
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidRequest(f"'{name}' must be epoch seconds or ISO 8601, got {value!r}", param=name) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 @router.get("")
@@ -41,17 +25,21 @@ def list_all(
     status: Literal["ok", "error", "unknown_outcome"] | None = None,
     user: str | None = None,
     session: str | None = None,
+    source: Annotated[
+        TraceSource | None, Query(description="Who made the calls: the HTTP API, prompt scenario tests, ...")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     flt = TraceFilter(
         project_id=principal.project_id,
-        since=parse_time(since, "since"),
-        until=parse_time(until, "until"),
+        since=time_param(since, "since", durations=False),
+        until=time_param(until, "until", durations=False),
         model=model,
         status=status,
         user_id=user,
         session_id=session,
+        source=source,
     )
     try:
         with state.store.connect() as conn:
