@@ -69,3 +69,16 @@ def test_a_trace_written_without_a_source_reads_back_as_null(http: TestClient) -
         (row,), _ = list_traces(conn, TraceFilter(project_id=trace.project_id))
         assert row["id"] == trace.id and row["source"] is None
         assert list_traces(conn, TraceFilter(project_id=trace.project_id, source="http"))[0] == []
+
+
+def test_traces_list_filters_by_session_and_shows_the_source(http: TestClient) -> None:
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}]}
+    mine = http.post("/v1/chat/completions", json=body, headers={"x-pilothouse-session-id": "s-1"})
+    http.post("/v1/chat/completions", json=body, headers={"x-pilothouse-session-id": "s-2"})
+    listed = runner.invoke(app, ["traces", "list", "--session", "s-1", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [t["id"] for t in json.loads(listed.stdout)["data"]] == [mine.headers[TRACE]]
+    shown = runner.invoke(app, ["traces", "list", "--session", "s-1"])
+    assert shown.exit_code == 0, shown.output
+    (row,) = [line for line in shown.stdout.splitlines() if mine.headers[TRACE] in line]
+    assert row.split("\t")[2] == "http"  # piped: tab-separated columns, source third

@@ -19,6 +19,9 @@ def list_(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     status: Annotated[str | None, typer.Option(help="ok or error.")] = None,
     user: Annotated[str | None, typer.Option(help="Only this end user (the request's `user`).")] = None,
+    session: Annotated[
+        str | None, typer.Option(help="Only this session (x-pilothouse-session-id; prompt-test-... for a test run).")
+    ] = None,
     source: Annotated[
         str | None, typer.Option(help="Only calls from this source: http, prompt_test, eval, flow or sdk.")
     ] = None,
@@ -31,18 +34,27 @@ def list_(
     """List traces, newest first."""
     with client(url, api_key) as ph:
         page = ph.list_traces(
-            since=since, until=until, model=model, status=status, user=user, source=source, limit=limit, cursor=cursor
+            since=since,
+            until=until,
+            model=model,
+            status=status,
+            user=user,
+            session=session,
+            source=source,
+            limit=limit,
+            cursor=cursor,
         )
     rows = page["data"]
 
     def render() -> None:
         table(
             "Traces",
-            ["id", "started (UTC)", "model", "status", "in", "out", "cost USD", "ms"],
+            ["id", "started (UTC)", "source", "model", "status", "in", "out", "cost USD", "ms"],
             [
                 [
                     t["id"],
                     when(t["started_at"]),
+                    t.get("source") or "",
                     t["model"],
                     t["status"],
                     t["input_tokens"],

@@ -122,7 +122,8 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
 
     # traces
     def list_traces(self, **filters: Any) -> dict[str, Any]:
-        """Filters: since, until (epoch or ISO 8601), model, status, user, session, limit, cursor."""
+        """Filters: since, until (epoch or ISO 8601), model, status, user, session, source (http, prompt_test,
+        eval, flow, sdk), limit, cursor."""
         params = {k: v for k, v in filters.items() if v is not None}
         result: dict[str, Any] = self.request("GET", "/api/traces", params=params)
         return result
