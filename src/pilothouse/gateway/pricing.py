@@ -122,6 +122,9 @@ def _parse_entry(key: str, record: Any) -> tuple[tuple[str, str], Price]:
     return (provider, model), price
 
 
+_LOOKED_UP_MAX = 4096  # deployments remembered (a config has a handful; a test run builds many)
+
+
 class PriceBook:
     """The price catalog plus the rules that map a deployment onto it. Immutable once built.
 
@@ -137,6 +140,9 @@ class PriceBook:
         """The data file's version (YYYY-MM-DD of the reference it was built from)."""
         self.source: str = str(data.get("source", ""))
         self._prices: dict[tuple[str, str], Price] = dict(_parse_entry(key, record) for key, record in models.items())
+        self._looked_up: dict[int, tuple[Deployment, Price | None]] = {}
+        """`_catalog_for` per deployment object: deployments are frozen and live as long as their settings, so
+        the catalog walk runs once per deployment instead of on every request. Keyed by id, checked by identity."""
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PriceBook:
@@ -201,6 +207,15 @@ class PriceBook:
         return self._catalog_for(deployment)
 
     def _catalog_for(self, deployment: Deployment) -> Price | None:
+        known = self._looked_up.get(id(deployment))
+        if known is not None and known[0] is deployment:
+            return known[1]
+        price = self._walk_catalog(deployment)
+        if len(self._looked_up) < _LOOKED_UP_MAX:
+            self._looked_up[id(deployment)] = (deployment, price)
+        return price
+
+    def _walk_catalog(self, deployment: Deployment) -> Price | None:
         """Look a deployment up in the catalog.
 
         Providers searched: an `openai` deployment (the OpenAI wire format) with no base_url or one on
