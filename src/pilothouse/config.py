@@ -176,7 +176,7 @@ class SemanticCacheSettings(BaseModel):
 
     enabled: bool = Field(default=False, description="Semantic lookups for every cacheable request (else per header).")
     threshold: float = Field(
-        default=0.91, gt=0, le=1, description="Least cosine similarity of a hit (tuned: docs/caching.md)."
+        default=0.6, gt=0, le=1, description="Least cosine similarity of a hit (tuned: docs/caching.md)."
     )
     contrast_checks: bool = Field(
         default=True, description="Refuse hits that differ in negation, opposites, numbers, dates, units, names."

@@ -1,101 +1,210 @@
-"""Contrast checks: contrast pairs are refused, paraphrases pass."""
+"""The contrast check: each rule on examples of its own, and its precision on the generated dev-test pairs."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from pilothouse.gateway.cache.contrast import check, features
+from pilothouse.config import SemanticCacheSettings
+from pilothouse.embeddings.minilm import load_minilm
+from pilothouse.gateway.cache.contrast import ContrastChecker, Verdict, check
+from pilothouse.gateway.cache.contrast_features import analyse
+from pilothouse.gateway.cache.contrast_vectors import FloatArray
+
+ROOT = Path(__file__).resolve().parents[3]
 
 REFUSED = [
-    # the issue's examples
-    ("How do I enable X?", "How do I disable X?", "opposites"),
-    ("How do I enable SSO?", "How do I turn off SSO?", "opposites"),
-    ("What is 7 times 8?", "What is 7 times 9?", "numbers"),
-    # negation
-    ("Is it safe to run this migration?", "Is it not safe to run this migration?", "negation"),
-    ("Why does the build pass?", "Why doesn't the build pass?", "negation"),
-    ("Show users with a profile photo", "Show users without a profile photo", "negation"),
-    # opposites and word-built opposites
-    ("How do I install the agent?", "How do I uninstall the agent?", "opposites"),
-    ("Turn the alerts on", "Turn the alerts off", "opposites"),
-    ("How do I turn notifications on?", "How do I turn notifications off?", "opposites"),
-    ("Sort the table in ascending order", "Sort the table in descending order", "opposites"),
-    ("How do I encode a URL?", "How do I decode a URL?", "opposites"),
-    ("What are the pros of remote work?", "What are the cons of remote work?", "opposites"),
-    ("Import my bookmarks", "Export my bookmarks", "opposites"),
-    # numbers, incl. number words and ordinals
-    ("Give me 3 ideas", "Give me 4 ideas", "numbers"),
-    ("Give me three ideas", "Give me 4 ideas", "numbers"),
-    ("Who was the second president?", "Who was the third president?", "numbers"),
-    ("What is 2 to the power of 10?", "What is 10 to the power of 2?", "numbers"),
-    ("Split 1,000 into 4 parts", "Split 1,000 into 5 parts", "numbers"),
-    # dates and times
-    ("What's on my calendar today?", "What's on my calendar tomorrow?", "dates"),
-    ("Revenue for March 2023", "Revenue for April 2023", "dates"),
-    ("Book the room for Tuesday", "Book the room for Thursday", "dates"),
-    ("Plan a trip next week", "Plan a trip next month", "dates"),
-    ("Wake me at 7am", "Wake me at 7pm", "dates"),
-    # named entities
-    ("How do I deploy to AWS?", "How do I deploy to GCP?", "names"),
-    ("What is the population of Brazil?", "What is the population of Chile?", "names"),
-    ("Is PostgreSQL faster than MySQL?", "Is MySQL faster than PostgreSQL?", "names"),
-    ("Flights from Paris to Rome", "Flights from Rome to Paris", "names"),
-    ("Explain 'eventual consistency'", "Explain 'strong consistency'", "names"),
-    # units
-    ("Convert 30 degrees Celsius to Fahrenheit", "Convert 30 degrees Fahrenheit to Celsius", "units"),
-    ("Is 16 GB of memory enough?", "Is 16 MB of memory enough?", "units"),
-    ("How far is 10 km?", "How far is 10 miles?", "units"),
-    ("Price in $ please: 20", "Price in € please: 20", "units"),
+    # negation, including contractions and "without"
+    ("Should I water cacti in winter?", "Should I not water cacti in winter?", "negation"),
+    ("Why does the printer print blank pages?", "Why doesn't the printer print blank pages?", "negation"),
+    ("Can I rent a flat with a guarantor?", "Can I rent a flat without a guarantor?", "negation"),
+    # opposites: listed, and built with an affix
+    ("Why is my coffee too hot?", "Why is my coffee too cold?", "opposites"),
+    ("How do I lock the front door remotely?", "How do I unlock the front door remotely?", "opposites"),
+    ("How do I convert a title to uppercase?", "How do I convert a title to lowercase?", "opposites"),
+    ("What time does the ferry depart?", "What time does the ferry arrive?", "opposites"),
+    # numbers: digits and words, ordinals
+    ("Can a child take 2 tablets of this syrup?", "Can a child take three tablets of this syrup?", "number"),
+    ("Who won the third round?", "Who won the fourth round?", "number"),
+    # dates and time frames without a number
+    ("Does the bakery open on Sundays?", "Does the bakery open on Mondays?", "date"),
+    ("How much sleep does a toddler need per night?", "How much sleep does a toddler need per week?", "time_frame"),
+    ("What was my spending in the first year?", "What was my spending in the first month?", "time_frame"),
+    ("How often should I feed a puppy daily?", "How often should I feed a puppy weekly?", "time_frame"),
+    # units and currencies
+    ("Is 40 km a long bike ride?", "Is 40 miles a long bike ride?", "unit"),
+    ("Is 300 mg of magnesium safe?", "Is 300 g of magnesium safe?", "unit"),
+    # comparison: swapped around "than", and a degree word
+    ("Is green tea healthier than black tea?", "Is black tea healthier than green tea?", "order"),
+    ("Is it faster to walk than to cycle?", "Is it faster to cycle than to walk?", "order"),
+    ("Which phone plan is cheaper?", "Which phone plan is cheapest?", "comparison"),
+    ("Do I need more vitamin C in winter?", "Do I need less vitamin C in winter?", "comparison"),
+    # direction: from/to swapped, or one word taking the other direction
+    ("How long is the drive from Leeds to York?", "How long is the drive from York to Leeds?", "direction"),
+    ("How do I turn a list into a set?", "How do I turn a set into a list?", "order"),
+    ("Are there buses to the stadium?", "Are there buses from the stadium?", "direction"),
+    # quantity words, modals, tense
+    ("Do all cats need vaccines?", "Do some cats need vaccines?", "quantity_word"),
+    ("Can I park here overnight?", "Should I park here overnight?", "modal"),
+    ("Did the council raise parking fees?", "Will the council raise parking fees?", "tense"),
+    # names, identifiers, languages, versions: matched exactly
+    ("How do I deploy a bucket on AWS?", "How do I deploy a bucket on GCP?", "name"),
+    ("How do I read a file in C++?", "How do I read a file in C#?", "name"),
+    ("How do I write a loop in Haskell?", "How do I write a loop in Elixir?", "name"),
+    ("Does Django 4 support async views?", "Does Django 5 support async views?", "number"),
+    # content words: an added constraint, a specific object, a different object
+    ("How do I clean a carpet?", "How do I clean a wool carpet?", "unaligned"),
+    ("How do I descale a kettle?", "How do I descale a coffee machine?", "unaligned"),
+    ("What should I pack for a ski trip?", "What should I pack for a beach trip?", "unaligned"),
+    # roles swapped around a verb
+    ("Can a tenant sue a landlord?", "Can a landlord sue a tenant?", "role_swap"),
+    ("Does the referee penalise the coach?", "Does the coach penalise the referee?", "role_swap"),
 ]
 
 ACCEPTED = [
-    ("How do I enable X?", "How can I enable X?"),
-    ("How do I turn on dark mode?", "How can I enable dark mode?"),
-    ("How do I switch off the alarm?", "How can I disable the alarm?"),
-    ("What's the capital of Italy?", "What is the capital city of Italy?"),
-    ("Give me three ideas for a party", "Give me 3 ideas for a party"),
-    ("List twenty-one prime numbers", "List 21 prime numbers"),
-    ("Why won't my laptop boot?", "Why doesn't my laptop boot?"),
-    ("Explain recursion", "What is recursion?"),
-    ("Summarize this article about Python", "Give me a summary of this article about python"),
-    ("How do I delete my account?", "How can I remove my account?"),
-    ("What is 2 + 2?", "What's 2+2?"),
+    # politeness, filler and request frames
+    ("How do I reset the router?", "Hi there! Could you please tell me how I can reset the router? Thanks a lot"),
+    ("How do I reset the router?", "I was wondering, what is the best way to reset the router?"),
+    ("How do I reset the router?", "Sorry if this is a silly question, but how would I go about resetting the router?"),
+    ("Explain photosynthesis", "What is photosynthesis?"),
+    ("What does GDPR stand for?", "What is GDPR?"),
+    # contractions; an apostrophe is never a quote mark
+    (
+        "Why isn't the dishwasher draining? It hasn't worked since Monday",
+        "Why is the dishwasher not draining? It has not worked since Monday",
+    ),
+    ("I'm seeing 'KeyError when I run the script", "I am seeing 'KeyError when I run the script"),
+    # casing and punctuation; tokens such as C++ and Node.js
+    ("How do I compile C++ on a Mac?", "how do i compile c++ on a mac"),
+    ("Which Node.js version do I have?", "what node.js version do i have"),
+    # numbers and time frames written another way
+    ("Plan a menu for four people", "Plan a menu for 4 people"),
+    ("How many steps should I walk per day?", "How many steps should I walk daily?"),
+    ("How many steps should I walk every day?", "How many steps should I walk a day?"),
+    # synonyms (listed), similar words (word vectors), typos, derived forms, joined words, initials
+    ("How do I fix a dripping tap?", "How can I repair a dripping tap?"),
+    ("Where can I buy a second-hand couch?", "Where can I buy a second-hand sofa?"),
+    ("How do I recieve payments on my website?", "How do I receive payments on my website?"),
+    ("Where is the config file for nginx?", "Where is the configuration file for nginx?"),
+    ("How do I log in to the portal?", "How do I login to the portal?"),
+    ("How do I enable SSO for my company?", "How do I enable single sign on for my company?"),
+    # reordering and the passive voice
+    ("How do I boil an egg in a microwave?", "In a microwave, how do I boil an egg?"),
+    ("Can I renew my library card online?", "Can my library card be renewed online?"),
+    # opposite directions that name the same trip
+    ("Trains from Oslo to Bergen", "Trains to Bergen from Oslo"),
 ]
 
 
-@pytest.mark.parametrize(("query", "cached", "refusing_check"), REFUSED)
-def test_contrast_pairs_are_refused(query: str, cached: str, refusing_check: str) -> None:
+@pytest.mark.parametrize(("query", "cached", "kind"), REFUSED)
+def test_contrast_pairs_are_refused(query: str, cached: str, kind: str) -> None:
     verdict = check(query, cached)
     assert not verdict.ok, (query, cached)
-    assert verdict.reason is not None and verdict.reason.startswith(refusing_check), verdict.reason
-    assert not check(cached, query).ok  # symmetric
+    assert verdict.kind == kind, verdict
+    assert verdict.reason
+    assert not check(cached, query).ok  # both ways
 
 
 @pytest.mark.parametrize(("query", "cached"), ACCEPTED)
 def test_paraphrases_pass(query: str, cached: str) -> None:
-    verdict = check(query, cached)
-    assert verdict.ok, verdict.reason
-    assert check(cached, query).ok
+    assert check(query, cached).ok, check(query, cached).reason
+    assert check(cached, query).ok, check(cached, query).reason
 
 
-def test_features() -> None:
-    f = features("On Monday, convert 3.50 USD and twenty-five km for Alice's iPhone 15 at 9am, not later")
-    assert f.numbers == ("3.5", "25", "15", "9")
-    assert f.units == ("usd", "km")
-    assert f.dates == ("mon", "am")
-    assert f.negations == 1
-    assert "alice" in f.strong and "iphone" in f.strong
-    assert "monday" not in f.strong  # a weekday, not a name
+def test_reasons_name_the_words() -> None:
+    verdict = check("How much should I save weekly?", "How much should I save daily?")
+    assert verdict == Verdict(
+        False, "'weekly' in the query has no counterpart in the cached question ('daily')", "time_frame"
+    )
+    swapped = check("Is rice healthier than pasta?", "Is pasta healthier than rice?")
+    assert swapped.kind == "order" and "'than'" in (swapped.reason or "")
 
 
-def test_first_word_capitals_are_weak_hints() -> None:
-    # A capitalised first word that is not a question word counts as a name only if both texts have one.
-    assert check("Kubernetes is slow, why?", "Why is kubernetes slow?").ok
-    assert not check("Kubernetes or Nomad?", "Nomad or Kubernetes?").ok  # order of names
-    assert not check("Ubuntu install steps", "Debian install steps").ok
+def test_opposites_are_never_synonyms_however_close_their_vectors() -> None:
+    same = np.ones(4, dtype=np.float32) / 2
+
+    def identical(words: Sequence[str]) -> FloatArray:
+        return np.tile(same, (len(words), 1))  # every word "means the same" to this embedder
+
+    checker = ContrastChecker(identical, vocabulary=frozenset())
+    assert checker.compare("How do I borrow a ladder?", "How do I lend a ladder?").kind == "opposites"
+    assert checker.compare("Is the tea sweet?", "Is the tea bitter?").kind == "opposites"
+    assert checker.compare("Is the queue long?", "Is the queue longer?").kind == "comparison"
+    assert checker.compare("How do I paint a fence?", "How do I stain a fence?").ok  # not opposites: aligned
 
 
-def test_reordered_units_are_refused_too() -> None:
-    # Units compare in order so that "Celsius to Fahrenheit" is not "Fahrenheit to Celsius"; the price is that
-    # a paraphrase naming them the other way round is refused (a miss, never a wrong answer).
-    assert not check("Convert 10 km to miles", "How many miles is 10 kilometers?").ok
+def test_word_vectors_are_cached_in_a_bounded_lru() -> None:
+    calls: list[list[str]] = []
+    rng = np.random.default_rng(0)
+    table: dict[str, FloatArray] = {}
+
+    def embed(words: Sequence[str]) -> FloatArray:
+        calls.append(list(words))
+        return np.stack([table.setdefault(w, rng.standard_normal(8).astype(np.float32)) for w in words])
+
+    checker = ContrastChecker(embed, vocabulary=frozenset(), cache_size=3)
+    assert not checker.compare("How do I prune roses?", "How do I prune tulips?").ok
+    assert not checker.compare("How do I prune roses?", "How do I prune tulips?").ok
+    assert calls == [["roses", "tulips"]]  # the second comparison embedded nothing
+    checker.compare("Where do herons nest?", "Where do storks nest?")
+    assert len(checker.vectors) == 3
+
+
+def test_words_are_analysed_into_classes() -> None:
+    a = analyse("Hey, could you tell me how I can transfer 200 dollars from savings to checking weekly?")
+    assert [(m.cls, m.key) for m in a.marked] == [
+        ("question", "how"),
+        ("number", "200"),
+        ("unit", "usd"),
+        ("relation", "per"),
+        ("time_frame", "week"),
+    ]
+    assert [(w.text, w.prep) for w in a.content] == [("transfer", None), ("savings", "from"), ("checking", "to")]
+
+
+# --- the generated dev-test pairs ------------------------------------------------------------------------
+
+
+def _dev_test_pairs() -> list[dict[str, object]]:
+    rows = [json.loads(line) for line in (ROOT / "bench/data/cache_pairs_dev.jsonl").read_text().splitlines()]
+    test = [r for r in rows if r["split"] == "test"]
+    for name in ("semantic_pairs.jsonl", "semantic_pairs_holdout.jsonl"):  # the older sets: even ids are dev-test
+        for line in (ROOT / "bench/data" / name).read_text().splitlines():
+            row = json.loads(line)
+            if row["id"] % 2 == 0:
+                test.append(row)
+    return test
+
+
+def test_dev_test_precision_at_the_default_threshold() -> None:
+    rows = _dev_test_pairs()
+    model = load_minilm()
+    cached = model.embed([str(r["cached"]) for r in rows])
+    query = model.embed([str(r["query"]) for r in rows])
+    similarity = np.einsum("ij,ij->i", cached, query)
+    threshold = SemanticCacheSettings().threshold
+    hits = [
+        r["expect"] == "hit"
+        for r, s in zip(rows, similarity, strict=True)
+        if s >= threshold and check(str(r["query"]), str(r["cached"])).ok
+    ]
+    paraphrases = sum(r["expect"] == "hit" for r in rows)
+    assert len(rows) > 300 and paraphrases > 100
+    assert sum(hits) / len(hits) >= 0.97  # hit precision
+    assert sum(hits) / paraphrases >= 0.6  # paraphrase hit rate
+
+
+def test_the_dev_file_is_what_the_generator_writes() -> None:
+    spec = importlib.util.spec_from_file_location("dev_pairs", ROOT / "bench/cachebench/dev_pairs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = [json.loads(line) for line in (ROOT / "bench/data/cache_pairs_dev.jsonl").read_text().splitlines()]
+    assert module.generate() == written
+    assert {r["domain"] for r in written} >= {"support", "python", "health", "travel", "cooking", "phones"}
+    assert len({r["domain"] for r in written}) >= 12

@@ -1,329 +1,167 @@
-"""Contrast checks: a semantic hit is refused when the two questions differ in a way embeddings blur.
+"""The contrast check: may the answer cached for one question answer another that embeds close to it?
 
-Sentence embeddings put "How do I enable X?" and "How do I disable X?" close together (cosine ~0.93 with
-MiniLM), and likewise questions that differ only in a number, a date, a name or a unit. Each check extracts
-one kind of feature from both texts and refuses when they differ:
+Sentence embeddings put "How do I enable X?" and "How do I disable X?" close together, and likewise
+questions that differ in a number, a date, a name, a time frame or the order of a comparison. The check
+compares the two questions word by word instead of by lists of known contrasts:
 
-- negation: the count of negating words (not, no, never, without, n't, ...);
-- opposites: both texts use an axis of opposites (enable/disable, add/remove, ascending/descending, ...)
-  with different poles, or one text has a word and the other its negated form (install/uninstall,
-  encrypt/decrypt, include/exclude);
-- numbers: digits and number words ("three" = "3"), ordinals, in order;
-- dates and times: months, weekdays, today/tomorrow/..., "next week", am/pm, in order;
-- units: km/miles, Celsius/Fahrenheit, USD/EUR, %, GB/TB, seconds/minutes, ..., in order;
-- names: capitalised words not at a sentence start, acronyms, CamelCase, words with digits or dots and
-  quoted phrases must appear in the other text too, in the same order (case does not matter). A
-  capitalised first word that is not a common question word is a weaker hint: refused only if both texts
-  have one the other lacks.
+1. both are normalised (contrast_normalise: quotes, contractions, tokens such as C++ and v2.3) and their
+   request frames rewritten to one form (contrast_frames: greetings, "could you tell me", "how do I" /
+   "what is the best way to");
+2. every word gets a class (contrast_features): the meaning-bearing closed classes (negation, numbers,
+   dates, time frames, units, comparison, quantity words, modals, tense, direction, question word) must
+   match exactly, as multisets;
+3. every content word of either question must have a counterpart in the other (contrast_align: same lemma,
+   joined words or initials, a typo, a derived form, or a synonym by word-vector similarity; never an
+   opposite): an unaligned word is a difference the cached answer did not address;
+4. aligned words must not change sides of a comparison or direction word, nor swap roles around a verb.
 
-They are deliberately strict (a refused paraphrase costs one upstream call; a wrong hit answers the wrong
-question). Word lists are in contrast_lexicon.py.
+It is deliberately strict: a refused paraphrase costs one upstream call; a wrong hit answers the wrong
+question. `ContrastChecker.compare(query, cached)` returns a `Verdict` whose `kind` says which rule refused
+and whose `reason` names the words.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
-from pilothouse.gateway.cache import contrast_lexicon as lx
+from pilothouse.gateway.cache.contrast_align import AlignSettings, align, anchors, order_change
+from pilothouse.gateway.cache.contrast_features import Analysis, Item, analyse
+from pilothouse.gateway.cache.contrast_vectors import EmbedWords, WordVectors, minilm_vocabulary, minilm_word_embedder
 
-_TOKEN = re.compile(
-    r"\d+(?:[.,:/]\d+)*"  # numbers, 1,000 / 3.5 / 9:30 / 1/5/2024
-    r"|[A-Za-z][A-Za-z0-9]*(?:['\u2019][A-Za-z]+)*(?:[.\-+#][A-Za-z0-9+#]+)*[+#]*"  # words, Node.js, Wi-Fi, C++
-    r"|[$€£¥%°]"
-)
-_QUOTED = re.compile(r"[\"“”']([^\"“”']{2,80})[\"“”']")
-_SENTENCE_END = ".!?:;\n"
-_APOSTROPHE = "\u2019"
-_OPENERS = " \t\"'([*-\u201c\u201d\u2018\u2019"
-_PHRASAL = lx.words(
-    "turn turns turned turning switch switched switching power shut log logged logging sign signed signing zoom "
-    "opt check scroll move round speed slow plug cool"
-)
-_PARTICLES = frozenset({"on", "off", "in", "out", "up", "down"})
-_ORDINAL_SUFFIX = frozenset({"st", "nd", "rd", "th"})
-_LEXICON_WORDS = frozenset(
-    {w for axis in lx.OPPOSITES for pole in axis for w in pole}
-    | lx.NEGATIONS
-    | set(lx.UNITS_ONES)
-    | set(lx.TENS)
-    | set(lx.SCALES)
-    | set(lx.ORDINALS)
-    | set(lx.MONTHS)
-    | set(lx.WEEKDAYS)
-    | lx.DAY_WORDS
-    | set(lx.UNITS)
+__all__ = ["SYNONYM_SIMILARITY", "ContrastChecker", "Verdict", "check", "default_checker"]
+
+SYNONYM_SIMILARITY = 0.8  # least word-vector cosine of two synonyms (tuned on the dev set's tuning part)
+DERIVED_SIMILARITY = 0.5  # least cosine of a derived form or abbreviation ("config"/"configuration")
+
+# The meaning-bearing classes, in the order they are compared, and the kind a refusal reports.
+_CLASS_KINDS = (
+    ("negation", "negation"),
+    ("number", "number"),
+    ("date", "date"),
+    ("time_frame", "time_frame"),
+    ("unit", "unit"),
+    ("degree", "comparison"),
+    ("quantifier", "quantity_word"),
+    ("modal", "modal"),
+    ("tense", "tense"),
+    ("relation", "direction"),
+    ("question", "question"),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """Whether a cached answer may be reused; for a refusal, its class and a sentence naming the words."""
+
     ok: bool
-    reason: str | None = None  # which check refused, and on what
+    reason: str | None = None
+    kind: str | None = None  # "negation", "number", "opposites", "unaligned", "name", "order", ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    text: str  # as written
-    word: str  # lower case, possessive 's and apostrophes removed
-    start: bool  # first word of a sentence
-    number: bool
+def _words(items: Iterable[Item]) -> str:
+    return ", ".join(f"'{m.text}'" for m in items)
 
 
-@dataclass(frozen=True, slots=True)
-class Features:
-    words: frozenset[str]  # words, their hyphen parts, and two-word phrases
-    negations: int
-    numbers: tuple[str, ...]
-    dates: tuple[str, ...]
-    units: tuple[str, ...]
-    strong: tuple[str, ...]  # names (lower case), in order
-    weak: tuple[str, ...]  # capitalised first words that may be names
-    ordered: tuple[str, ...]  # both, in the order they appear
-    quoted: tuple[str, ...]
-    vocabulary: frozenset[str]  # every token in lower case, for "does the other text mention it"
-    lower: str
+def _missing(query: list[Item], cached: list[Item]) -> str:
+    if query:
+        other = f" ({_words(cached)})" if cached else ""
+        return f"{_words(query)} in the query has no counterpart in the cached question{other}"
+    return f"{_words(cached)} in the cached question has no counterpart in the query"
 
 
-def _tokens(text: str) -> list[_Token]:
-    found = []
-    for m in _TOKEN.finditer(text):
-        raw = m.group(0)
-        i = m.start() - 1
-        while i >= 0 and text[i] in _OPENERS:
-            i -= 1
-        start = i < 0 or text[i] in _SENTENCE_END
-        word = raw.lower().replace(_APOSTROPHE, "'")
-        if word.endswith("'s"):
-            word = word[:-2]
-        word = word.replace("'", "")
-        found.append(_Token(raw, word, start, raw[0].isdigit()))
-    return found
+def _extra(items: list[Item], counts: Counter[str]) -> list[Item]:
+    left = Counter(counts)
+    out = []
+    for m in items:
+        if left[m.key] > 0:
+            left[m.key] -= 1
+            out.append(m)
+    return out
 
 
-def _number_text(raw: str) -> str:
-    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", raw):
-        raw = raw.replace(",", "")
-    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
-        try:
-            return format(Decimal(raw).normalize(), "f")
-        except InvalidOperation:
-            return raw
-    return raw
-
-
-def _numbers(tokens: list[_Token]) -> tuple[str, ...]:
-    out: list[str] = []
-    total = current = 0.0
-    in_words = False
-
-    def flush() -> None:
-        nonlocal total, current, in_words
-        if in_words:
-            value = total + current
-            out.append(format(Decimal(str(value)).normalize(), "f"))
-        total = current = 0.0
-        in_words = False
-
-    for i, tok in enumerate(tokens):
-        w = tok.word
-        if tok.number:
-            flush()
-            nxt = tokens[i + 1].word if i + 1 < len(tokens) else ""
-            out.append(_number_text(tok.text) + ("th" if nxt in _ORDINAL_SUFFIX else ""))
-            continue
-        parts = w.split("-") if "-" in w else [w]
-        for part in parts:
-            if part in lx.UNITS_ONES:
-                current += lx.UNITS_ONES[part]
-                in_words = True
-            elif part in lx.TENS:
-                current += lx.TENS[part]
-                in_words = True
-            elif part in lx.SCALES and in_words:
-                scale = lx.SCALES[part]
-                if scale == 100:
-                    current = (current or 1) * 100
-                else:
-                    total += (current or 1) * scale
-                    current = 0.0
-            elif part in lx.SCALES:
-                current, in_words = float(lx.SCALES[part]), True
-            elif part == "and" and in_words:
-                continue
-            elif part in lx.ORDINALS:
-                compound = in_words and total == 0 and current in lx.TENS.values()  # twenty-first
-                base = current if compound else 0.0
-                if not compound:
-                    flush()
-                total = current = 0.0
-                in_words = False
-                out.append(format(Decimal(str(base + lx.ORDINALS[part])).normalize(), "f") + "th")
-            else:
-                flush()
-    flush()
-    return tuple(out)
-
-
-def _dates(tokens: list[_Token]) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, tok in enumerate(tokens):
-        w = tok.word
-        prev = tokens[i - 1] if i else None
-        if w in lx.MONTHS and (w != "may" or (tok.text[0].isupper() and not tok.start)):
-            out.append(lx.MONTHS[w])
-        elif w in lx.WEEKDAYS:
-            out.append(lx.WEEKDAYS[w])
-        elif w in ("am", "pm", "a.m", "p.m"):
-            if prev is not None and prev.number:
-                out.append(w.replace(".", ""))
-        elif w in lx.DAY_WORDS:
-            out.append(w)
-        elif w in lx.RELATIVE and i + 1 < len(tokens):
-            nxt = tokens[i + 1].word
-            if nxt in lx.PERIODS or nxt in lx.WEEKDAYS or nxt in lx.MONTHS:
-                out.append(f"{w} {nxt}")
-    return tuple(out)
-
-
-def _units(tokens: list[_Token]) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, tok in enumerate(tokens):
-        w = tok.word
-        prev_number = i > 0 and tokens[i - 1].number
-        if w == "°" and i + 1 < len(tokens) and tokens[i + 1].word in ("c", "f"):
-            out.append("degc" if tokens[i + 1].word == "c" else "degf")
-        elif w in lx.UNITS:
-            out.append(lx.UNITS[w])
-        elif w in lx.AFTER_NUMBER and prev_number and not (i >= 2 and tokens[i - 2].text == "°"):
-            out.append(lx.AFTER_NUMBER[w])
-    return tuple(out)
-
-
-def _is_name(tok: _Token) -> bool:
-    raw = tok.text
-    if tok.number or not raw[0].isalpha() or raw.replace(_APOSTROPHE, "'") in ("I", "I'm", "I've", "I'd", "I'll", "OK"):
-        return False
-    letters = raw.replace("-", "")
-    inner_caps = (any(c.isupper() for c in letters[1:]) and not raw.isupper()) or (raw.isupper() and len(raw) >= 2)
-    technical = any(c.isdigit() for c in raw) or any(c in raw for c in ".+#")
-    return inner_caps or technical or (raw[0].isupper() and not tok.start)
-
-
-def features(text: str) -> Features:
-    tokens = _tokens(text)
-    words = [t.word for t in tokens]
-    word_set: set[str] = set(words)
-    for w in words:
-        if "-" in w:
-            word_set.update(w.split("-"))
-    word_set.update(f"{a} {b}" for a, b in itertools.pairwise(words))
-    for i, w in enumerate(words):  # "turn notifications off"
-        if w in _PHRASAL:
-            for particle in words[i + 2 : i + 4]:
-                if particle in _PARTICLES:
-                    word_set.add(f"{w} {particle}")
-                    break
-    negations = sum(1 for t in tokens if t.word in lx.NEGATIONS or "n't" in t.text.lower().replace(_APOSTROPHE, "'"))
-    strong, weak, ordered = [], [], []
-    for tok in tokens:
-        if _is_name(tok) and tok.word not in lx.MONTHS and tok.word not in lx.WEEKDAYS:
-            strong.append(tok.word)
-            ordered.append(tok.word)
-        elif (
-            tok.start
-            and tok.text[0].isupper()
-            and tok.word not in lx.STARTERS
-            and tok.word not in _LEXICON_WORDS
-            and not tok.number
-        ):
-            weak.append(tok.word)
-            ordered.append(tok.word)
-    quoted = tuple(q.strip().lower() for q in _QUOTED.findall(text) if q.strip())
-    return Features(
-        words=frozenset(word_set),
-        negations=negations,
-        numbers=_numbers(tokens),
-        dates=_dates(tokens),
-        units=_units(tokens),
-        strong=tuple(strong),
-        weak=tuple(weak),
-        ordered=tuple(ordered),
-        quoted=quoted,
-        vocabulary=frozenset(word_set),
-        lower=text.lower(),
-    )
-
-
-def _opposite(a: Features, b: Features) -> str | None:
-    for plus, minus in lx.OPPOSITES:
-        a_plus, a_minus = not plus.isdisjoint(a.words), not minus.isdisjoint(a.words)
-        b_plus, b_minus = not plus.isdisjoint(b.words), not minus.isdisjoint(b.words)
-        if (a_plus or a_minus) and (b_plus or b_minus) and (a_plus, a_minus) != (b_plus, b_minus):
-            return f"{sorted((plus | minus) & a.words)} vs {sorted((plus | minus) & b.words)}"
-    only_a = {w for w in a.words - b.words if w.isalpha() and len(w) >= 4}
-    only_b = {w for w in b.words - a.words if w.isalpha() and len(w) >= 4}
-    for x in only_a:
-        for y in only_b:
-            if _affixed(x, y) or _affixed(y, x):
-                return f"{x!r} vs {y!r}"
+def _class_difference(query: Analysis, cached: Analysis) -> Verdict | None:
+    for cls, kind in _CLASS_KINDS:
+        q = [m for m in query.marked if m.cls == cls]
+        c = [m for m in cached.marked if m.cls == cls]
+        qc, cc = Counter(m.key for m in q), Counter(m.key for m in c)
+        if qc != cc:
+            return Verdict(False, _missing(_extra(q, qc - cc), _extra(c, cc - qc)), kind)
     return None
 
 
-def _affixed(x: str, y: str) -> bool:
-    """y is x negated by a prefix (install/uninstall), or they swap prefixes (encrypt/decrypt)."""
-    for prefix in lx.NEGATING_PREFIXES:
-        if y == prefix + x:
-            return True
-    for p, q in lx.SWAPPED_PREFIXES:
-        if x.startswith(p) and y.startswith(q) and len(x) - len(p) >= 3 and x[len(p) :] == y[len(q) :]:
-            return True
-    return False
-
-
-def _names(a: Features, b: Features) -> str | None:
-    missing_a = [n for n in a.strong if n not in b.vocabulary]
-    missing_b = [n for n in b.strong if n not in a.vocabulary]
-    if missing_a or missing_b:
-        return f"{missing_a or '-'} vs {missing_b or '-'}"
-    weak_a = [n for n in a.weak if n not in b.vocabulary]
-    weak_b = [n for n in b.weak if n not in a.vocabulary]
-    if weak_a and weak_b:
-        return f"{weak_a} vs {weak_b}"
-    for q in a.quoted:
-        if q not in b.lower:
-            return f"{q!r} not in the other"
-    for q in b.quoted:
-        if q not in a.lower:
-            return f"{q!r} not in the other"
-    shared_a = [n for n in dict.fromkeys(a.ordered) if n in b.ordered]
-    shared_b = [n for n in dict.fromkeys(b.ordered) if n in a.ordered]
-    if shared_a != shared_b:
-        return f"order {shared_a} vs {shared_b}"
+def _persons_swapped(query: Analysis, cached: Analysis) -> tuple[str, str] | None:
+    """("role_swap", reason) when both questions name two persons in opposite order ("do I owe you" / "do you
+    owe me"); one person alone is not compared ("how do I" and "how do you" ask the same)."""
+    first_q, first_c = list(dict.fromkeys(query.persons)), list(dict.fromkeys(cached.persons))
+    if len(first_q) >= 2 and sorted(first_q) == sorted(first_c) and first_q != first_c:
+        return "role_swap", "the people in the two questions swap roles (who does what to whom differs)"
     return None
 
 
-def compare(a: Features, b: Features) -> Verdict:
-    """Whether a question with features `a` may be answered with the answer to `b`."""
-    if a.negations != b.negations:
-        return Verdict(False, f"negation: {a.negations} vs {b.negations}")
-    opposite = _opposite(a, b)
-    if opposite:
-        return Verdict(False, f"opposites: {opposite}")
-    if a.numbers != b.numbers:
-        return Verdict(False, f"numbers: {list(a.numbers)} vs {list(b.numbers)}")
-    if a.dates != b.dates:
-        return Verdict(False, f"dates: {list(a.dates)} vs {list(b.dates)}")
-    if a.units != b.units:
-        return Verdict(False, f"units: {list(a.units)} vs {list(b.units)}")
-    names = _names(a, b)
-    if names:
-        return Verdict(False, f"names: {names}")
-    return Verdict(True)
+class ContrastChecker:
+    """Compares two questions; word vectors (for synonyms) are cached in an LRU of `cache_size` words.
+
+    `embed_words` maps words to unit vectors (default: the bundled MiniLM, loaded on first need; None is
+    replaced by it); `vocabulary` is the set of known words, which are never taken for typos (default: the
+    MiniLM word-piece vocabulary).
+    """
+
+    def __init__(
+        self,
+        embed_words: EmbedWords | None = None,
+        *,
+        vocabulary: frozenset[str] | None = None,
+        synonym_similarity: float = SYNONYM_SIMILARITY,
+        derived_similarity: float = DERIVED_SIMILARITY,
+        cache_size: int = 8192,
+    ) -> None:
+        self.vectors = WordVectors(embed_words or minilm_word_embedder(), maxsize=cache_size)
+        self.vocabulary = minilm_vocabulary() if vocabulary is None else vocabulary
+        self.settings = AlignSettings(synonym_similarity, derived_similarity)
+
+    def compare(self, query: str, cached: str) -> Verdict:
+        """Whether the answer cached for `cached` may answer `query`."""
+        q, c = analyse(query), analyse(cached)
+        different = _class_difference(q, c)
+        if different is not None:
+            return different
+        alignment = align(q, c, self.vectors, self.vocabulary, self.settings)
+        if alignment.left or alignment.right:
+            return self._unaligned(alignment.left, alignment.right, alignment.opposites, alignment.degrees)
+        changed = order_change(q, c, anchors(q, c, alignment)) or _persons_swapped(q, c)
+        if changed is not None:
+            return Verdict(False, changed[1], changed[0])
+        return Verdict(True)
+
+    @staticmethod
+    def _unaligned(
+        left: list[Item], right: list[Item], opposites: list[tuple[Item, Item]], degrees: list[tuple[Item, Item]]
+    ) -> Verdict:
+        for x, y in opposites:
+            if x in left and y in right:
+                return Verdict(
+                    False, f"'{x.text}' in the query is the opposite of '{y.text}' in the cached question", "opposites"
+                )
+        for x, y in degrees:
+            if x in left and y in right:
+                return Verdict(
+                    False,
+                    f"'{x.text}' in the query compares differently from '{y.text}' in the cached question",
+                    "comparison",
+                )
+        kind = "name" if any(m.name for m in [*left, *right]) else "unaligned"
+        return Verdict(False, _missing(left, right), kind)
+
+
+@lru_cache(maxsize=1)
+def default_checker() -> ContrastChecker:
+    """The process-wide checker with the bundled MiniLM word vectors."""
+    return ContrastChecker()
 
 
 def check(query: str, cached: str) -> Verdict:
-    """Whether the answer cached for `cached` may answer `query`."""
-    return compare(features(query), features(cached))
+    """Whether the answer cached for `cached` may answer `query` (with the process-wide checker)."""
+    return default_checker().compare(query, cached)
