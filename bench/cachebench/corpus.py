@@ -161,9 +161,44 @@ def reworded(question: str) -> str:
     return question
 
 
-def unrelated(count: int, seed: int = 11) -> list[str]:
-    rng = random.Random(seed)
-    return [rng.choice(OTHER).format(x=rng.choice(THINGS)) + f" ({i})" for i in range(count)]
+FILLERS = [
+    ("", ""),
+    ("Quick question: ", ""),
+    ("Hi, ", ""),
+    ("", " Thanks!"),
+    ("Hello, ", " Thank you."),
+    ("Please tell me: ", ""),
+    ("", " Any idea?"),
+    ("Hey, ", ""),
+]
+"""Words a user adds around a question without changing it: with the rewordings, a stored question has
+len(FILLERS) distinct queries that should hit it."""
+
+
+class Queries:
+    """Query texts that do not repeat within a run (until the rewordings of every base are used up), so no
+    per-text cache (the contrast check's features) is warm for a query, as with real traffic: rewordings of
+    stored questions (expected hits) and unrelated questions (misses)."""
+
+    def __init__(self, texts: list[str], seed: int = 5) -> None:
+        order = [(base, filler) for filler in range(len(FILLERS)) for base in range(len(texts))]
+        random.Random(seed).shuffle(order)
+        self.texts = texts
+        self._hits = itertools.cycle(order)
+        self._misses = itertools.count()
+        self._rng = random.Random(seed + 1)
+
+    def hit(self) -> tuple[int, str]:
+        """(base index, a rewording of that stored question)."""
+        base, filler = next(self._hits)
+        before, after = FILLERS[filler]
+        text = reworded(self.texts[base])
+        if before and not before.endswith(": "):
+            text = text[0].lower() + text[1:]
+        return base, before + text + after
+
+    def miss(self) -> str:
+        return self._rng.choice(OTHER).format(x=self._rng.choice(THINGS)) + f" ({next(self._misses)})"
 
 
 def answer(i: int) -> bytes:

@@ -24,9 +24,17 @@ from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.tracing.model import TraceRecord
 
 from . import corpus
+from .checks import Check, current_check, plugged
 
 NAMESPACE = "bench"
 PARAMS = {"temperature": 0, "max_tokens": 64}
+
+
+@dataclass(frozen=True)
+class CheckUnderTest:
+    label: str  # "today's check", "new check"
+    check: Check | None = None  # None: the cache's own
+    threshold: float | None = None  # None: the configured default
 
 
 @dataclass
@@ -153,26 +161,31 @@ async def semantic(
     lookups: int,
     label: str,
     *,
+    queries: corpus.Queries,
     embedding: bool = True,
+    check: CheckUnderTest | None = None,
 ) -> list[Latency]:
     """Timed semantic lookups. `embedding=False`: the question vectors are computed beforehand and handed
-    over by the embedder hook, so what is timed is everything but the model (thread hop, sync, search,
-    contrast checks, answer read)."""
-    settings = bench_settings(SemanticCacheSettings(enabled=True))
+        over by the embedder hook, so what is timed is everything but the model (thread hop, sync, search,
+        contrast checks, answer read). `queries`: where the questions come from (none repeats within a run, so
+    no per-text cache is warm for them). `check`: the contrast check and threshold the lookup uses (default: the
+        package's own at the configured threshold)."""
+    check = check or CheckUnderTest("new check")
+    threshold = check.threshold if check.threshold is not None else SemanticCacheSettings().threshold
+    settings = bench_settings(SemanticCacheSettings(enabled=True, threshold=threshold))
     gw = Gateway(settings, ProviderPool(settings), default_price_book())
     cache = ResponseCache(settings, store)
     rng = random.Random(5)
-    n_bases = len(data.texts)
 
     def hit_body() -> dict[str, Any]:
-        base = rng.randrange(n_bases)
-        return semantic_body(system_prompt(base % partitions), corpus.reworded(data.texts[base]))
+        base, text = queries.hit()
+        return semantic_body(system_prompt(base % partitions), text)
 
     entries = len(data.vectors)
     suffix = "" if embedding else ", without the embedding"
     warm_bodies = [hit_body() for _ in range(50)]
     hit_bodies = [hit_body() for _ in range(lookups)]
-    miss_bodies = [semantic_body(system_prompt(rng.randrange(partitions)), q) for q in corpus.unrelated(lookups)]
+    miss_bodies = [semantic_body(system_prompt(rng.randrange(partitions)), queries.miss()) for _ in range(lookups)]
     if not embedding:
         model = cache.semantic.embed
         vectors = {
@@ -180,34 +193,60 @@ async def semantic(
             for b in (*warm_bodies, *hit_bodies, *miss_bodies)
         }
         cache.semantic.embed = vectors.__getitem__
-    hits = Latency(f"semantic, {label}, reworded question{suffix}", backend, entries)
-    misses = Latency(f"semantic, {label}, unrelated question{suffix}", backend, entries)
-    await timed_lookups(cache, gw, warm_bodies, Latency("warm-up", backend, entries))
-    await timed_lookups(cache, gw, hit_bodies, hits)
-    await timed_lookups(cache, gw, miss_bodies, misses)
+    name = f"semantic, {check.label} {threshold:g}, {label}"
+    hits = Latency(f"{name}, reworded question{suffix}", backend, entries)
+    misses = Latency(f"{name}, unrelated question{suffix}", backend, entries)
+    with plugged(cache.semantic, check.check):
+        await timed_lookups(cache, gw, warm_bodies, Latency("warm-up", backend, entries))
+        await timed_lookups(cache, gw, hit_bodies, hits)
+        await timed_lookups(cache, gw, miss_bodies, misses)
     return [hits, misses]
 
 
-def components(data: SemanticCorpus, lookups: int) -> list[Latency]:
-    """Where a semantic lookup's time goes: the embedding alone, and the search alone at N rows."""
+def components(
+    data: SemanticCorpus, lookups: int, checks: list[CheckUnderTest], queries: corpus.Queries
+) -> list[Latency]:
+    """Where a semantic lookup's time goes: the embedding alone, and per check the search alone at N rows and
+    the contrast check alone (every candidate the search returns for a reworded question, as the lookup does;
+    each check gets questions it has not seen)."""
     from pilothouse.gateway.cache.semantic import minilm_embedder
-    from pilothouse.vectors import MemoryVectorIndex, VectorItem
+    from pilothouse.vectors import FloatArray, MemoryVectorIndex, VectorItem
 
     embed = minilm_embedder()
-    texts = [corpus.reworded(t) for t in data.texts[:lookups]]
+    texts = [queries.hit()[1] for _ in range(lookups * len(checks))]
     embed(texts[0])
     embedding = Latency("MiniLM embedding of the question (alone)", "-", 0)
+    vectors: list[FloatArray] = []
     for text in texts:
         started = time.perf_counter()
-        embed(text)
+        vector = embed(text)
+        assert vector is not None
+        vectors.append(vector)
         embedding.samples.append((time.perf_counter() - started) * 1000.0)
     index = MemoryVectorIndex(max_per_partition=len(data.vectors))
     expires = time.time() + 3600
-    index.add(VectorItem(f"k{j}", data.vectors[j], expires_at=expires) for j in range(len(data.vectors)))
-    search = Latency("vector search (alone), one partition", "memory", len(data.vectors))
-    for base in range(min(lookups, len(data.texts))):
-        started = time.perf_counter()
-        found = index.search(data.bases[base], k=4, min_score=0.91)
-        search.samples.append((time.perf_counter() - started) * 1000.0)
-        search.hits += bool(found)
-    return [embedding, search]
+    index.add(
+        VectorItem(f"k{j}", data.vectors[j], text=data.texts[int(data.owner[j])], expires_at=expires)
+        for j in range(len(data.vectors))
+    )
+    out = [embedding]
+    candidates = SemanticCacheSettings().candidates
+    for n, under_test in enumerate(checks):
+        threshold = under_test.threshold if under_test.threshold is not None else SemanticCacheSettings().threshold
+        name = f"{under_test.label} {threshold:g}"
+        search = Latency(f"vector search (alone), {name}, one partition", "memory", len(data.vectors))
+        check = under_test.check or current_check(embed)
+        checking = Latency(f"contrast check (alone), {name}, all candidates", "-", len(data.vectors))
+        check("How do I reset my password?", "How can I reset my password?")  # loads what it needs
+        mine = slice(n * lookups, (n + 1) * lookups)
+        for text, vector in zip(texts[mine], vectors[mine], strict=True):
+            started = time.perf_counter()
+            matches = index.search(vector, k=candidates, min_score=threshold)
+            search.samples.append((time.perf_counter() - started) * 1000.0)
+            search.hits += bool(matches)
+            started = time.perf_counter()
+            verdicts = [check(text, m.text) for m in matches]
+            checking.samples.append((time.perf_counter() - started) * 1000.0)
+            checking.hits += any(v.ok for v in verdicts)
+        out += [search, checking]
+    return out

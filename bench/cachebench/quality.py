@@ -1,157 +1,219 @@
-"""Semantic-cache quality on the paraphrase/contrast set (bench/data/semantic_pairs.jsonl).
+"""Semantic-cache quality on question pairs: does the query get the cached answer, and should it?
 
-Each pair is a cached question and a later query, labelled `hit` (the same question: the cached answer is
-right for it) or `miss` (a different question: answering it from the cache would be wrong). The pairs were
-written before the contrast checks, from the kinds of difference that matter, and not changed after.
+Every pair alone in its own partition, through the real lookup (`SemanticCache.lookup` on a `MemoryCacheStore`):
+the query is a hit when the lookup returns the cached entry. Right hit: the pair means the same; wrong hit: it
+does not. Precision = right / all hits; paraphrase hit rate = right hits / pairs that mean the same; both with
+Wilson 95% intervals. Four rules side by side:
 
-- pairwise: each pair alone in its own partition; the query is a hit when the real lookup path returns the
-  cached entry. Precision = right hits / all hits; hit rate = right hits / pairs labelled `hit`.
-- threshold: swept on the odd-numbered pairs (dev); the chosen one is the lowest with no wrong hit on dev,
-  and the even-numbered pairs (test) report what it does on pairs it was not chosen on.
-- shared partition: every distinct cached question in one partition, each query looked up against all of
-  them; a hit on a question the set does not label for that query is shown for review.
+- baseline: today's check (before issue 11) at 0.91;
+- new: the package's check at the configured default threshold (`SemanticCacheSettings().threshold`);
+- cosine >= 0.91 alone, cosine >= 0.80 alone.
+
+Each pair's cosine and both checks' verdicts are also computed directly; the threshold sweep of the new check
+(0.70, or lower with a lower default, to 0.95) uses them, on sets that are not held out only, and the real lookup
+must agree with them (the count of disagreements is reported). Shared partition: every cached question of a
+set in one partition and each query looked up against all of them with the new rule; hits on a question the set
+does not pair with that query are listed for review.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pilothouse.config import SemanticCacheSettings
-from pilothouse.gateway.cache import contrast
 from pilothouse.gateway.cache.memory import MemoryCacheStore
-from pilothouse.gateway.cache.semantic import SemanticCache, minilm_embedder
+from pilothouse.gateway.cache.semantic import Embed, SemanticCache, minilm_embedder
 from pilothouse.gateway.cache.store import VectorRecord
+from pilothouse.vectors import FloatArray
+
+from .checks import Check, Decision, baseline_check, current_check, plugged
+from .pairs import Pair, PairSet
 
 
-@dataclass
-class Pair:
-    id: int
-    category: str
-    cached: str
-    query: str
-    expect_hit: bool
+def sweep_thresholds() -> list[float]:
+    """0.70 to 0.95 by 0.01, reaching down to 0.05 below the configured threshold when that is lower."""
+    low = min(0.70, round(SemanticCacheSettings().threshold - 0.05, 2))
+    return [round(t, 2) for t in np.arange(low, 0.951, 0.01)]
+
+
+WRONG_LISTED = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    key: str
+    label: str
+    threshold: float
+    check: str  # "baseline", "new" (the cache's own) or "none" (cosine alone)
+
+
+def rules() -> list[Rule]:
+    default = SemanticCacheSettings().threshold
+    return [
+        Rule("baseline", "today's check, 0.91", 0.91, "baseline"),
+        Rule("new", f"new check, {default:g} (default)", default, "new"),
+        Rule("cosine_0.91", "cosine >= 0.91 alone", 0.91, "none"),
+        Rule("cosine_0.80", "cosine >= 0.80 alone", 0.80, "none"),
+    ]
+
+
+def memo_embedder() -> Embed:
+    """MiniLM, each distinct text embedded once per run (the rules look up the same texts)."""
+    embed = minilm_embedder()
+
+    @functools.lru_cache(maxsize=1 << 16)
+    def cached(text: str) -> FloatArray | None:
+        return embed(text)
+
+    def copy(text: str) -> FloatArray | None:
+        vector = cached(text)
+        return None if vector is None else vector.copy()
+
+    return copy
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval of the proportion k/n (95% by default)."""
+    if n == 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def tally(same: np.ndarray, hit: np.ndarray) -> dict[str, Any]:
+    right = int((hit & same).sum())
+    wrong = int((hit & ~same).sum())
+    positives = int(same.sum())
+    return {
+        "pairs": int(same.size),
+        "same": positives,
+        "different": int(same.size) - positives,
+        "right_hits": right,
+        "wrong_hits": wrong,
+        "precision": right / (right + wrong) if right + wrong else None,
+        "precision_ci95": wilson(right, right + wrong),
+        "hit_rate": right / positives if positives else None,
+        "hit_rate_ci95": wilson(right, positives),
+    }
 
 
 @dataclass
 class Scored:
-    pairs: list[Pair]
+    """One set's pairs with what the rules need: cosine, each check's verdict, each rule's real-path hit."""
+
+    pairs: PairSet
     similarity: np.ndarray
-    contrast_ok: np.ndarray
-    contrast_reason: list[str | None] = field(default_factory=list)
+    verdicts: dict[str, list[Decision]]  # check name -> one verdict per pair
+    hits: dict[str, np.ndarray] = field(default_factory=dict)  # rule key -> real-path hit per pair
+
+    @property
+    def same(self) -> np.ndarray:
+        return np.asarray([p.same for p in self.pairs.pairs], dtype=bool)
+
+    def ok(self, check: str) -> np.ndarray:
+        if check == "none":
+            return np.ones(len(self.pairs.pairs), dtype=bool)
+        return np.asarray([v.ok for v in self.verdicts[check]], dtype=bool)
+
+    def predicted(self, rule: Rule, threshold: float | None = None) -> np.ndarray:
+        t = rule.threshold if threshold is None else threshold
+        hit: np.ndarray = (self.similarity >= t) & self.ok(rule.check)
+        return hit
 
 
-def load_pairs(path: Path) -> list[Pair]:
-    pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            pairs.append(Pair(row["id"], row["category"], row["cached"], row["query"], row["expect"] == "hit"))
-    return pairs
-
-
-def score(pairs: list[Pair]) -> Scored:
-    embed = minilm_embedder()
-    sims, oks, reasons = [], [], []
-    for pair in pairs:
+def score(pair_set: PairSet, embed: Embed, checks: dict[str, Check]) -> Scored:
+    sims = []
+    for pair in pair_set.pairs:
         a, b = embed(pair.cached), embed(pair.query)
-        assert a is not None and b is not None
-        sims.append(float(a @ b))
-        verdict = contrast.check(pair.query, pair.cached)
-        oks.append(verdict.ok)
-        reasons.append(verdict.reason)
-    return Scored(pairs, np.asarray(sims), np.asarray(oks), reasons)
+        sims.append(float(a @ b) if a is not None and b is not None else -1.0)
+    verdicts = {name: [check(p.query, p.cached) for p in pair_set.pairs] for name, check in checks.items()}
+    return Scored(pair_set, np.asarray(sims), verdicts)
 
 
-def metrics(
-    scored: Scored, threshold: float, *, use_contrast: bool = True, subset: np.ndarray | None = None
-) -> dict[str, Any]:
-    expect = np.asarray([p.expect_hit for p in scored.pairs])
-    mask = np.ones(len(expect), bool) if subset is None else subset
-    hit = (scored.similarity >= threshold) & mask
-    if use_contrast:
-        hit &= scored.contrast_ok
-    right = int((hit & expect).sum())
-    wrong = int((hit & ~expect).sum())
-    positives = int((expect & mask).sum())
-    return {
-        "threshold": round(threshold, 3),
-        "pairs": int(mask.sum()),
-        "hits": right + wrong,
-        "right_hits": right,
-        "wrong_hits": wrong,
-        "precision": right / (right + wrong) if right + wrong else None,
-        "hit_rate": right / positives if positives else None,
-    }
+async def real_path(pairs: list[Pair], rule: Rule, embed: Embed, checks: dict[str, Check]) -> np.ndarray:
+    """Each pair in its own partition through `SemanticCache.lookup`; True where the query got the cached entry."""
+    store = MemoryCacheStore()
+    settings = SemanticCacheSettings(enabled=True, threshold=rule.threshold, contrast_checks=rule.check != "none")
+    cache = SemanticCache(settings, store, embed)
+    hits = []
+    with plugged(cache, checks["baseline"] if rule.check == "baseline" else None):
+        for n, pair in enumerate(pairs):
+            part, key = f"pair-{n}", f"k{n}"
+            vector = await cache.vector(pair.cached)
+            if vector is None:
+                hits.append(False)
+                continue
+            await cache.add(part, key, pair.cached, vector, time.time() + 600)
+            await store.set("q", key, b"answer", 600)
+            found = await cache.lookup("q", part, pair.query)
+            hits.append(found.match is not None and found.match.key == key)
+    await store.aclose()
+    return np.asarray(hits, dtype=bool)
 
 
-def choose_threshold(scored: Scored) -> tuple[float, list[dict[str, Any]]]:
-    ids = np.asarray([p.id for p in scored.pairs])
-    dev = ids % 2 == 1
-    sweep = [round(t, 2) for t in np.arange(0.80, 0.981, 0.01)]
-    rows = []
-    chosen = None
-    for t in sweep:
-        d = metrics(scored, t, subset=dev)
-        rows.append(
-            {
-                "threshold": t,
-                "dev": d,
-                "test": metrics(scored, t, subset=~dev),
-                "no_contrast": metrics(scored, t, use_contrast=False),
-            }
-        )
-        if chosen is None and d["wrong_hits"] == 0:
-            chosen = t
-    return (chosen if chosen is not None else sweep[-1]), rows
-
-
-def by_category(scored: Scored, threshold: float) -> list[dict[str, Any]]:
+def by_class(scored: Scored, rule_list: list[Rule]) -> list[dict[str, Any]]:
+    same = scored.same
+    classes = np.asarray([p.cls for p in scored.pairs.pairs])
     out = []
-    for category in dict.fromkeys(p.category for p in scored.pairs):
-        subset = np.asarray([p.category == category for p in scored.pairs])
-        m = metrics(scored, threshold, subset=subset)
-        m["category"] = category
-        m["expect"] = "hit" if scored.pairs[int(np.flatnonzero(subset)[0])].expect_hit else "miss"
-        m["refused_by_contrast"] = int((subset & (scored.similarity >= threshold) & ~scored.contrast_ok).sum())
-        out.append(m)
+    for cls in dict.fromkeys(classes.tolist()):
+        mask = classes == cls
+        row: dict[str, Any] = {"class": cls, "pairs": int(mask.sum()), "same": int(same[mask].sum())}
+        row["rules"] = {r.key: tally(same[mask], scored.hits[r.key][mask]) for r in rule_list}
+        out.append(row)
     return out
 
 
-async def real_path_agrees(pairs: list[Pair], threshold: float, expected: np.ndarray) -> int:
-    """Run every pair through SemanticCache itself (store, refresh, search, contrast checks, get); returns how many
-    outcomes differ from the analytic sweep (0 unless the two disagree)."""
-    store = MemoryCacheStore()
-    cache = SemanticCache(SemanticCacheSettings(enabled=True, threshold=threshold), store)
-    differ = 0
-    for pair, want in zip(pairs, expected, strict=True):
-        part = f"pair-{pair.id}"
-        vector = await cache.vector(pair.cached)
-        assert vector is not None
-        await cache.add(part, f"k{pair.id}", pair.cached, vector, time.time() + 600)
-        await store.set("q", f"k{pair.id}", b"answer", 600)
-        found = await cache.lookup("q", part, pair.query)
-        differ += (found.match is not None) != bool(want)
-    await store.aclose()
-    return differ
+def sweep(scored: Scored, rule: Rule) -> list[dict[str, Any]]:
+    none = Rule("cosine", "cosine alone", 0.0, "none")
+    rows = []
+    for t in sweep_thresholds():
+        row = {"threshold": t, **tally(scored.same, scored.predicted(rule, t))}
+        row["cosine_alone_precision"] = tally(scored.same, scored.predicted(none, t))["precision"]
+        rows.append(row)
+    return rows
 
 
-async def shared_partition(pairs: list[Pair], threshold: float) -> dict[str, Any]:
+def misses(scored: Scored, rule: Rule) -> dict[str, Any]:
+    """Why pairs that mean the same did not hit: below the threshold, or refused by the check (per kind)."""
+    same, hit = scored.same, scored.hits[rule.key]
+    below = same & ~hit & (scored.similarity < rule.threshold)
+    kinds: dict[str, int] = {}
+    if rule.check != "none":
+        for i in np.flatnonzero(same & ~hit & ~below):
+            kind = scored.verdicts[rule.check][i].kind or "-"
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return {"missed": int((same & ~hit).sum()), "below_threshold": int(below.sum()), "refused_by_kind": kinds}
+
+
+def wrong_hits(scored: Scored, rule: Rule) -> list[dict[str, Any]]:
+    rows = []
+    for i in np.flatnonzero(scored.hits[rule.key] & ~scored.same):
+        p = scored.pairs.pairs[int(i)]
+        rows.append(
+            {"class": p.cls, "cached": p.cached, "query": p.query, "similarity": round(float(scored.similarity[i]), 3)}
+        )
+    return rows
+
+
+async def shared_partition(pairs: list[Pair], embed: Embed) -> dict[str, Any]:
+    """All cached questions of a set in one partition, each query looked up against all of them (new rule)."""
     store = MemoryCacheStore()
-    cache = SemanticCache(SemanticCacheSettings(enabled=True, threshold=threshold), store)
-    labelled = {(p.cached, p.query): p.expect_hit for p in pairs}
+    cache = SemanticCache(SemanticCacheSettings(enabled=True), store, embed)
+    labelled = {(p.cached, p.query): p.same for p in pairs}
     cached = list(dict.fromkeys(p.cached for p in pairs))
     for i, text in enumerate(cached):
         vector = await cache.vector(text)
-        assert vector is not None
-        record = VectorRecord(f"c{i}", text, vector, time.time() + 600)
-        await store.add_vector("all", record)
-        await store.set("q", f"c{i}", b"answer", 600)
+        if vector is not None:
+            await store.add_vector("all", VectorRecord(f"c{i}", text, vector, time.time() + 600))
+            await store.set("q", f"c{i}", b"answer", 600)
     right = wrong = 0
     unlabelled: list[tuple[str, str, float]] = []
     for query in dict.fromkeys(p.query for p in pairs):
@@ -167,3 +229,60 @@ async def shared_partition(pairs: list[Pair], threshold: float) -> dict[str, Any
             unlabelled.append((query, found.match.text, round(found.match.score, 3)))
     await store.aclose()
     return {"cached_questions": len(cached), "right_hits": right, "wrong_hits": wrong, "unlabelled_hits": unlabelled}
+
+
+async def evaluate(pair_sets: list[PairSet]) -> dict[str, Any]:
+    """Every rule on every set; the sweep on the sets that are not held out."""
+    embed = memo_embedder()
+    checks = {"baseline": baseline_check(), "new": current_check(embed)}
+    rule_list = rules()
+    out: dict[str, Any] = {"rules": [_rule_dict(r) for r in rule_list]}
+    out["sets"] = []
+    pooled_same: list[np.ndarray] = []
+    pooled_hit: dict[str, list[np.ndarray]] = {r.key: [] for r in rule_list}
+    pooled_scored: list[Scored] = []
+    for pair_set in pair_sets:
+        scored = score(pair_set, embed, checks)
+        for rule in rule_list:
+            scored.hits[rule.key] = await real_path(pair_set.pairs, rule, embed, checks)
+        same = scored.same
+        result: dict[str, Any] = {
+            "set": pair_set.name,
+            "path": str(pair_set.path),
+            "held_out": pair_set.held_out,
+            "overall": {r.key: tally(same, scored.hits[r.key]) for r in rule_list},
+            "by_class": by_class(scored, rule_list),
+            "real_path_disagreements": {
+                r.key: int((scored.predicted(r) != scored.hits[r.key]).sum()) for r in rule_list
+            },
+            "misses": {r.key: misses(scored, r) for r in rule_list if r.check != "none"},
+            "wrong_hits": {r.key: wrong_hits(scored, r)[:WRONG_LISTED] for r in rule_list if r.check != "none"},
+            "shared_partition": await shared_partition(pair_set.pairs, embed),
+        }
+        if not pair_set.held_out:
+            result["sweep"] = sweep(scored, rule_list[1])
+            pooled_scored.append(scored)
+            pooled_same.append(same)
+            for r in rule_list:
+                pooled_hit[r.key].append(scored.hits[r.key])
+        out["sets"].append(result)
+    if len(pooled_scored) > 1:
+        same = np.concatenate(pooled_same)
+        out["pooled_not_held_out"] = {
+            "sets": [s.pairs.name for s in pooled_scored],
+            "overall": {k: tally(same, np.concatenate(v)) for k, v in pooled_hit.items()},
+            "sweep": _pooled_sweep(pooled_scored, rule_list[1]),
+        }
+    return out
+
+
+def _rule_dict(rule: Rule) -> dict[str, Any]:
+    return {"key": rule.key, "label": rule.label, "threshold": rule.threshold, "check": rule.check}
+
+
+def _pooled_sweep(scored: list[Scored], rule: Rule) -> list[dict[str, Any]]:
+    same = np.concatenate([s.same for s in scored])
+    return [
+        {"threshold": t, **tally(same, np.concatenate([s.predicted(rule, t) for s in scored]))}
+        for t in sweep_thresholds()
+    ]
