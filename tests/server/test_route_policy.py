@@ -269,6 +269,27 @@ RECIPES: dict[str, Walk] = {
         ),
         REF,
     ),
+    "POST /api/cache/explain": Walk(
+        lambda w, t: Call(
+            "POST",
+            "/api/cache/explain",
+            json={
+                "question": "How do I reset my password?",
+                "cached": "How can I reset my password?",
+                "project": t.name,
+            },
+        ),
+        PROJECT,
+    ),
+    "GET /api/cache/threshold": Walk(
+        lambda w, t: Call("GET", "/api/cache/threshold", params={"project": t.name}), PROJECT
+    ),
+    "PUT /api/cache/threshold": Walk(
+        lambda w, t: Call("PUT", "/api/cache/threshold", json={"threshold": 0.93, "project": t.name}), PROJECT
+    ),
+    "DELETE /api/cache/threshold": Walk(
+        lambda w, t: Call("DELETE", "/api/cache/threshold", params={"project": t.name}), PROJECT
+    ),
     "GET /api/audit": Walk(lambda w, t: Call("GET", "/api/audit", params={"project": t.name}), PROJECT),
     "GET /api/audit/verify": Walk(lambda w, t: Call("GET", "/api/audit/verify"), NO_REF),
     "GET /api/traces": Walk(lambda w, t: Call("GET", "/api/traces"), NO_REF),
@@ -395,6 +416,10 @@ OWNER_VISITS = {
     "GET /api/limits": "limits.list",
     "DELETE /api/limits/{limit_id}": "limits.delete",
     "GET /api/costs/report": "costs.report",
+    "POST /api/cache/explain": "cache.explain",
+    "GET /api/cache/threshold": "cache.threshold.read",
+    "PUT /api/cache/threshold": "cache.threshold.set",
+    "DELETE /api/cache/threshold": "cache.threshold.clear",
 }
 
 

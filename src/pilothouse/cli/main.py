@@ -34,6 +34,7 @@ class PilothouseGroup(LazyGroup):
         "prompt": _PROMPT,  # `test` and `promote`; `canary`, `canary-check`, `stats` and more
         "scores": "pilothouse.cli.scores:scores_app",
         "cost": "pilothouse.cli.cost:cost_app",
+        "cache": "pilothouse.cli.cache:cache_app",
     }
     order = ("up", *lazy, "version")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.sdk.budgets import BudgetsMixin
+from pilothouse.sdk.cache import CacheMixin
 from pilothouse.sdk.costs import CostsMixin
 from pilothouse.sdk.prompts import PromptsMixin
 
@@ -47,7 +48,7 @@ def default_api_key(data_dir: Path | None = None) -> str | None:
         return None
 
 
-class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin):
+class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin):
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or default_api_key()

@@ -29,6 +29,7 @@ from pilothouse.prompts.rollout.canary_monitor import CanaryMonitor
 from pilothouse.server.api import (
     audit,
     budgets,
+    cache,
     costs,
     keys,
     prompt_canary,
@@ -221,6 +222,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (prompt_stats.router, (400, 404)),
         (scores.router, (400, 404)),
         (costs.router, (400, 404)),
+        (cache.router, (400, 404)),
     ):
         api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))
     install(api)

@@ -56,7 +56,7 @@ def build_state(settings: Settings) -> AppState:
     admission = build_admission(settings, store, gateway.prices, gateway.catalog)
     ledger = admission.ledger = Ledger(settings, store, admission.store)
     sink = StoreSink(store, spill_path=spill, batch_max=settings.trace_batch_max)
-    cache = ResponseCache.from_settings(settings)
+    cache = ResponseCache.from_settings(settings, store)
     return AppState(
         settings=settings,
         store=store,

@@ -262,3 +262,15 @@ inflight_calls = Table(
     Column("expires_at", Float, nullable=False),
     Index("ix_inflight_calls_status", "status"),
 )
+
+# Per-project override of the semantic cache's similarity threshold (docs/caching.md#per-project-thresholds);
+# a project without a row uses `cache.semantic.threshold`. The gateway reads them all at once, every
+# `limits.definitions_ttl_s` at most (gateway/cache/thresholds.py).
+cache_thresholds = Table(
+    "cache_thresholds",
+    metadata,
+    Column("project_id", String(40), ForeignKey("projects.id"), primary_key=True),
+    Column("threshold", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(40), nullable=True),
+)

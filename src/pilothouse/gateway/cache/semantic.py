@@ -3,37 +3,82 @@
 A hit needs all of:
 1. the same partition: project, public model, parameters, tools, system prompt and every earlier turn equal
    (keys.context_hash); only the last user message may differ;
-2. cosine similarity of the MiniLM embeddings of the two last messages >= `cache.semantic.threshold`;
-3. the contrast checks pass (contrast.py: the two questions do not differ in negation, opposites, numbers,
-   dates, units or names);
+2. cosine similarity of the MiniLM embeddings of the two last messages >= the threshold: the project's own
+   (gateway/cache/thresholds.py) or `cache.semantic.threshold`;
+3. the contrast check passes (contrast.py: nothing in one question that the cached answer did not address,
+   no negation, number, date, unit, name or order that differs), whatever the threshold;
 4. the answer the match points at is still cached.
 
 The embedding runs in a worker thread (the event loop keeps serving) while the store fetches what other
 replicas added to the partition; the vector search itself runs on this replica's copy (a `VectorIndex`).
+`SemanticLookup` keeps what was found and decided, for the trace (stage.py) and `pilothouse cache explain`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from pilothouse.config import SemanticCacheSettings
 from pilothouse.gateway.cache import contrast
+from pilothouse.gateway.cache.contrast import Verdict
 from pilothouse.gateway.cache.store import CacheStore, VectorMatch, VectorRecord
 from pilothouse.vectors import FloatArray
 
 Embed = Callable[[str], "FloatArray | None"]
 
+Decision = Literal["hit", "refused", "below_threshold", "not_checked"]
+"""What the contrast check decided on a lookup: a candidate passed it (`hit`); every candidate at or above the
+threshold was refused (`refused`); no candidate reached the threshold, so nothing was checked
+(`below_threshold`); or no check ran: checks off, an exact hit, a question too long to embed (`not_checked`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A match at or above the threshold, and the contrast check's verdict on it (None: checks are off)."""
+
+    match: VectorMatch
+    verdict: Verdict | None
+
 
 @dataclass(slots=True)
 class SemanticLookup:
     vector: FloatArray | None  # None: the text is too long to embed whole (not semantically cached)
+    threshold: float  # the threshold the lookup used
+    checks: bool = True  # whether the contrast checks were on
+    candidates: list[Candidate] = field(default_factory=list)  # best first, as far as the lookup went
     match: VectorMatch | None = None
     value: bytes | None = None
-    refused: list[str] | None = None  # contrast-check refusals of candidates above the threshold
+
+    @property
+    def score(self) -> float | None:
+        """The best candidate's similarity (None: none reached the threshold)."""
+        return self.candidates[0].match.score if self.candidates else None
+
+    @property
+    def decision(self) -> Decision:
+        if self.vector is None or (self.candidates and not self.checks):
+            return "not_checked"
+        if not self.candidates:
+            return "below_threshold"
+        return "hit" if any(c.verdict is not None and c.verdict.ok for c in self.candidates) else "refused"
+
+    @property
+    def refusal(self) -> Verdict | None:
+        """The best refused candidate's verdict, when every candidate was refused."""
+        if self.decision != "refused":
+            return None
+        return self.candidates[0].verdict
+
+    @property
+    def refused(self) -> list[str] | None:
+        """Each refused candidate as "similarity kind: reason" (None: none was refused)."""
+        refused = [(c.match.score, c.verdict) for c in self.candidates if c.verdict is not None and not c.verdict.ok]
+        return [f"{score:.3f} {v.kind or 'refused'}: {v.reason}" for score, v in refused] or None
 
 
 def minilm_embedder() -> Embed:
@@ -61,27 +106,38 @@ class SemanticCache:
         self.settings = settings
         self.store = store
         self.embed = embed or minilm_embedder()
+        self.checker = contrast.default_checker()  # process-wide: its word vectors are cached across caches
 
     async def vector(self, text: str) -> FloatArray | None:
         return await asyncio.to_thread(self.embed, text)
 
-    async def lookup(self, namespace: str, partition: str, text: str) -> SemanticLookup:
+    def verdict(self, query: str, cached: str) -> Verdict:
+        """The contrast check of answering `query` with the answer cached for `cached`: the one place the
+        cache calls the checker (lookups and `pilothouse cache explain` both come here)."""
+        return self.checker.compare(query, cached)
+
+    def _verdicts(self, query: str, cached: list[str]) -> list[Verdict | None]:
+        return [self.verdict(query, text) for text in cached]
+
+    async def lookup(
+        self, namespace: str, partition: str, text: str, *, threshold: float | None = None
+    ) -> SemanticLookup:
+        """The best cached answer for `text` in `partition`; `threshold`: the project's own (None: the
+        configured one). A lower threshold brings more candidates, each still put to the contrast check."""
+        used = self.settings.threshold if threshold is None else threshold
+        checks = self.settings.contrast_checks
         vector, _ = await asyncio.gather(self.vector(text), self.store.refresh(partition))
-        result = SemanticLookup(vector)
+        result = SemanticLookup(vector, used, checks)
         if vector is None:
             return result
-        matches = self.store.search_vectors(
-            partition, vector, limit=self.settings.candidates, min_score=self.settings.threshold
-        )
-        if not matches:
-            return result
-        query = contrast.features(text) if self.settings.contrast_checks else None
-        for match in matches:
-            if query is not None:
-                verdict = contrast.compare(query, contrast.features(match.text))
-                if not verdict.ok:
-                    result.refused = [*(result.refused or []), f"{match.score:.3f} {verdict.reason}"]
-                    continue
+        matches = self.store.search_vectors(partition, vector, limit=self.settings.candidates, min_score=used)
+        verdicts: list[Verdict | None] = [None] * len(matches)
+        if checks and matches:  # off the event loop: a word the checker has not seen costs a MiniLM call
+            verdicts = list(await asyncio.to_thread(self._verdicts, text, [m.text for m in matches]))
+        for match, verdict in zip(matches, verdicts, strict=True):
+            result.candidates.append(Candidate(match, verdict))
+            if verdict is not None and not verdict.ok:
+                continue
             value = await self.store.get(namespace, match.key)
             if value is not None:
                 result.match, result.value = match, value

@@ -5,6 +5,11 @@ semantic one, and on a hit replaces the request's `llm` span with a `cache` span
 original call had (`pilothouse.cache_saved_usd`); `store` / `record` keep a plain answer / the chunks of a
 streamed one. A failing cache backend never fails a request: the lookup counts as a miss, the store is
 skipped, both are logged and marked on the span (`pilothouse.cache.lookup_error` / `store_error`).
+
+Every lookup that could go semantic records what it decided (`pilothouse.cache.semantic.threshold`,
+`.semantic.score`, `pilothouse.cache.contrast.decision`, `.contrast.reason`, `.contrast.kind`) on the `llm`
+span of a miss, from which a hit's `cache` span takes them. The threshold is the project's own where one is set
+(thresholds.py), else `cache.semantic.threshold`.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from pilothouse.gateway.cache.keys import context_hash, exact_key, is_sampled, l
 from pilothouse.gateway.cache.memory import MemoryCacheStore
 from pilothouse.gateway.cache.policy import CACHE_HEADER, Decision, decide, parse_directives
 from pilothouse.gateway.cache.redis_store import RedisCacheStore
-from pilothouse.gateway.cache.semantic import Embed, SemanticCache
+from pilothouse.gateway.cache.semantic import Embed, SemanticCache, SemanticLookup
 from pilothouse.gateway.cache.sqlite_store import SQLiteCacheStore
 from pilothouse.gateway.cache.store import CacheStore, VectorMatch
+from pilothouse.gateway.cache.thresholds import ThresholdOverrides
 from pilothouse.gateway.prepared import Prepared
+from pilothouse.store.engine import Store
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.vectors import FloatArray
 
@@ -67,6 +74,19 @@ def _request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None
     return cache_control, directives, ttl
 
 
+def _record_semantic(attrs: dict[str, Any], found: SemanticLookup) -> None:
+    """What a semantic lookup found and decided, on the span (see the module's docstring)."""
+    if found.score is not None:
+        attrs["pilothouse.cache.semantic.score"] = round(found.score, 6)
+    attrs["pilothouse.cache.contrast.decision"] = found.decision
+    refusal = found.refusal
+    if refusal is not None:
+        attrs["pilothouse.cache.contrast.reason"] = refusal.reason
+        attrs["pilothouse.cache.contrast.kind"] = refusal.kind
+    if found.refused:
+        attrs["pilothouse.cache.semantic_refused"] = found.refused
+
+
 def _llm_cost(trace: TraceRecord) -> Decimal | None:
     """What the request's upstream calls cost (None when no price was known for any)."""
     costs = [s.cost_usd for s in trace.spans if s.kind == "llm"]
@@ -75,15 +95,23 @@ def _llm_cost(trace: TraceRecord) -> Decimal | None:
 
 
 class ResponseCache:
-    def __init__(self, settings: Settings, store: CacheStore, embed: Embed | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: CacheStore,
+        embed: Embed | None = None,
+        thresholds: ThresholdOverrides | None = None,
+    ) -> None:
         self.settings = settings
         self.config = settings.cache
         self.store = store
         self.semantic = SemanticCache(settings.cache.semantic, store, embed)
+        self.thresholds = thresholds  # None: every project uses cache.semantic.threshold
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ResponseCache | None:
-        """The configured cache, or None when `cache.enabled` is off."""
+    def from_settings(cls, settings: Settings, database: Store | None = None) -> ResponseCache | None:
+        """The configured cache, or None when `cache.enabled` is off. With the `database`, projects' own
+        thresholds apply (read every `limits.definitions_ttl_s` at most)."""
         config = settings.cache
         if not config.enabled:
             return None
@@ -116,7 +144,13 @@ class ResponseCache:
                 max_bytes=config.max_bytes,
                 max_vectors_per_partition=config.semantic.max_entries_per_partition,
             )
-        return cls(settings, store)
+        thresholds = None if database is None else ThresholdOverrides(database, settings.limits.definitions_ttl_s)
+        return cls(settings, store, thresholds=thresholds)
+
+    async def threshold(self, project_id: str) -> float:
+        """The similarity threshold of the project's semantic lookups: its own, else the configured one."""
+        own = None if self.thresholds is None else await self.thresholds.get(project_id)
+        return self.config.semantic.threshold if own is None else own
 
     async def warm(self) -> None:
         """Load the embedding model at start when the semantic cache is on for every request."""
@@ -124,6 +158,8 @@ class ResponseCache:
             await self.semantic.vector("warm up")
 
     async def aclose(self) -> None:
+        if self.thresholds is not None:
+            await self.thresholds.aclose()
         await self.store.aclose()
 
     # -- decide -----------------------------------------------------------------------------------
@@ -164,14 +200,19 @@ class ResponseCache:
             return None
         started = time.time()
         match: VectorMatch | None = None
+        attrs = prep.span.attributes
         try:
             raw = await self.store.get(plan.namespace, plan.key)
-            if raw is None and plan.partition is not None and plan.text is not None:
-                found = await self.semantic.lookup(plan.namespace, plan.partition, plan.text)
-                plan.vector = found.vector
-                raw, match = found.value, found.match
-                if found.refused:
-                    prep.span.attributes["pilothouse.cache.semantic_refused"] = found.refused
+            if plan.partition is not None and plan.text is not None:
+                threshold = await self.threshold(plan.namespace)
+                attrs["pilothouse.cache.semantic.threshold"] = threshold
+                if raw is not None:
+                    attrs["pilothouse.cache.contrast.decision"] = "not_checked"  # an exact hit
+                else:
+                    found = await self.semantic.lookup(plan.namespace, plan.partition, plan.text, threshold=threshold)
+                    plan.vector = found.vector
+                    raw, match = found.value, found.match
+                    _record_semantic(attrs, found)
         except Exception as exc:  # the cache is an optimisation: a failing backend is a miss
             log.warning("cache lookup failed (%s): %s", self.store.name, exc)
             prep.span.attributes["pilothouse.cache.lookup_error"] = f"{type(exc).__name__}: {exc}"
