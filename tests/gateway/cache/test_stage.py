@@ -281,3 +281,12 @@ async def test_backend_choice(tmp_path: Any) -> None:
     )
     assert redis is not None and redis.store.name == "redis"
     await redis.aclose()
+
+
+def test_the_memory_backend_holds_the_configured_number_of_vectors() -> None:
+    """`cache.semantic.max_entries` and `max_entries_per_partition` bound the memory backend's index too."""
+    semantic = SemanticCacheSettings(max_entries=1234, max_entries_per_partition=567)
+    built = ResponseCache.from_settings(Settings(cache=CacheSettings(enabled=True, semantic=semantic)))
+    assert built is not None
+    index = built.store.index  # type: ignore[attr-defined]
+    assert (index.max_total, index.max_per_partition) == (1234, 567)

@@ -143,6 +143,7 @@ class ResponseCache:
                 max_entries=config.max_entries,
                 max_bytes=config.max_bytes,
                 max_vectors_per_partition=config.semantic.max_entries_per_partition,
+                max_vectors=config.semantic.max_entries,
             )
         thresholds = None if database is None else ThresholdOverrides(database, settings.limits.definitions_ttl_s)
         return cls(settings, store, thresholds=thresholds)
