@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from pilothouse.errors import InvalidRequest, NotFound, Unprocessable
+from pilothouse.errors import InvalidRequest, NotFound
 from pilothouse.gateway.validation import parse_chat_body
 from pilothouse.prompts.registry.lookup import get_version
 from pilothouse.prompts.registry.refs import MODEL_PREFIX, parse_ref
-from pilothouse.prompts.registry.templates import TemplateRenderError, VariableError, render
+from pilothouse.prompts.registry.resolver import render_version
 
 _ANY_MODEL = "-"  # stands in for a body's missing model while its other fields are checked
 
@@ -53,18 +53,7 @@ def plan_prompt(
         exc.param = "prompt"
         raise
     template = version.template
-    try:
-        messages = render(template, variables or {})
-    except VariableError as exc:
-        raise Unprocessable(
-            f"prompt {version.name}@{version.version}: {exc.message}", param=exc.name, code="invalid_variable"
-        ) from None
-    except TemplateRenderError as exc:
-        raise Unprocessable(
-            f"prompt {version.name}@{version.version} could not be rendered: {exc.message}",
-            param="prompt",
-            code=exc.code,
-        ) from None
+    _, messages = render_version(version, variables or {}, param="prompt")
     config = template.get("config") or {}
     max_tokens = config.get("max_completion_tokens") or config.get("max_tokens")
     model = config.get("model")

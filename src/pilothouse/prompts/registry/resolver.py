@@ -28,6 +28,25 @@ _CONFIG_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tools",
 _MAX_ENTRIES = 10_000
 
 
+def render_version(
+    version: PromptVersion, variables: Any, *, param: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The checked values (defaults applied) and rendered messages of `version` with the caller's `variables`;
+    a bad value or a template that fails to render is a 422 naming the variable (or `param`) and the version."""
+    template = version.template
+    try:
+        values = validate_variables(template.get("variables") or {}, variables)
+        return values, render_with(template, values)
+    except VariableError as exc:
+        raise Unprocessable(
+            f"prompt {version.name}@{version.version}: {exc.message}", param=exc.name, code="invalid_variable"
+        ) from None
+    except TemplateRenderError as exc:
+        raise Unprocessable(
+            f"prompt {version.name}@{version.version} could not be rendered: {exc.message}", param=param, code=exc.code
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class ExpandedPrompt:
     """A resolved and rendered prompt reference: what the call uses, for the span."""
@@ -121,19 +140,7 @@ class PromptResolver:
             raise
         trace.prompt_name, trace.prompt_version = version.name, version.version
         template = version.template
-        try:
-            values = validate_variables(template.get("variables") or {}, raw.get("variables"))
-            rendered = render_with(template, values)
-        except VariableError as exc:
-            raise Unprocessable(
-                f"prompt {version.name}@{version.version}: {exc.message}", param=exc.name, code="invalid_variable"
-            ) from None
-        except TemplateRenderError as exc:
-            raise Unprocessable(
-                f"prompt {version.name}@{version.version} could not be rendered: {exc.message}",
-                param="model",
-                code=exc.code,
-            ) from None
+        values, rendered = render_version(version, raw.get("variables"), param="model")
         extra = raw.get("messages")
         if extra is not None and not isinstance(extra, list):
             raise InvalidRequest(
