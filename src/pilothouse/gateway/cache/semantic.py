@@ -116,8 +116,15 @@ class SemanticCache:
         cache calls the checker (lookups and `pilothouse cache explain` both come here)."""
         return self.checker.compare(query, cached)
 
-    def _verdicts(self, query: str, cached: list[str]) -> list[Verdict | None]:
-        return [self.verdict(query, text) for text in cached]
+    def _until_passed(self, query: str, cached: list[str]) -> list[Verdict | None]:
+        """Verdicts on `cached` in order, up to and including the first that passes (the rest are not needed)."""
+        verdicts: list[Verdict | None] = []
+        for text in cached:
+            verdict = self.verdict(query, text)
+            verdicts.append(verdict)
+            if verdict.ok:
+                break
+        return verdicts
 
     async def lookup(
         self, namespace: str, partition: str, text: str, *, threshold: float | None = None
@@ -131,17 +138,23 @@ class SemanticCache:
         if vector is None:
             return result
         matches = self.store.search_vectors(partition, vector, limit=self.settings.candidates, min_score=used)
-        verdicts: list[Verdict | None] = [None] * len(matches)
-        if checks and matches:  # off the event loop: a word the checker has not seen costs a MiniLM call
-            verdicts = list(await asyncio.to_thread(self._verdicts, text, [m.text for m in matches]))
-        for match, verdict in zip(matches, verdicts, strict=True):
-            result.candidates.append(Candidate(match, verdict))
-            if verdict is not None and not verdict.ok:
-                continue
-            value = await self.store.get(namespace, match.key)
-            if value is not None:
-                result.match, result.value = match, value
-                return result
+        done = 0
+        while done < len(matches):
+            rest = matches[done:]
+            verdicts: list[Verdict | None] = [None] * len(rest)
+            if checks:  # off the event loop (a word the checker has not seen costs a MiniLM call), best first,
+                # stopping at the first that passes
+                verdicts = await asyncio.to_thread(self._until_passed, text, [m.text for m in rest])
+            for match, verdict in zip(rest, verdicts, strict=False):
+                done += 1
+                result.candidates.append(Candidate(match, verdict))
+                if verdict is not None and not verdict.ok:
+                    continue
+                value = await self.store.get(namespace, match.key)
+                if value is not None:
+                    result.match, result.value = match, value
+                    return result
+                break  # its answer expired meanwhile: check the candidates after it
         return result
 
     async def add(self, partition: str, key: str, text: str, vector: FloatArray, expires_at: float) -> None:
