@@ -1,4 +1,5 @@
-"""The price book: catalog prices match the shared reference, cost arithmetic is exact Decimal."""
+"""The price book: catalog prices match the pricing reference (a copy of ../shared/data/pricing/model_prices.json in
+tests/data, see its SOURCE.md), cost arithmetic is exact Decimal."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pilothouse.gateway.pricing import (
 from pilothouse.gateway.providers.base import Usage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "data" / "pricing" / "model_prices.json"
+REFERENCE = REPO_ROOT / "tests" / "data" / "pricing" / "model_prices.json"
 DATA_FILE = REPO_ROOT / "src" / "pilothouse" / "gateway" / "pricing_data.json"
 SCRIPT = REPO_ROOT / "scripts" / "build_pricing.py"
 
@@ -30,7 +31,7 @@ SCRIPT = REPO_ROOT / "scripts" / "build_pricing.py"
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
     if not REFERENCE.exists():
-        pytest.fail(f"the shared pricing reference is missing: expected {REFERENCE} (../shared beside the repository)")
+        pytest.fail(f"the pricing reference is missing: expected {REFERENCE}")
     data: dict[str, Any] = json.loads(REFERENCE.read_text(encoding="utf-8"))
     return data
 
