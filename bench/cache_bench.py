@@ -11,7 +11,8 @@
    >= 0.91 alone; cosine >= 0.80 alone): right and wrong hits, precision and paraphrase hit rate with Wilson 95%
    intervals, overall and per class; a threshold sweep of the new check (0.70 to 0.95) on the sets that are not
    held out; all of a set's questions in one partition. Sets (--sets): existing (semantic_pairs*.jsonl), dev
-   (cache_pairs_dev.jsonl), holdout (cache_pairs_holdout.jsonl, read only by the final run).
+   (cache_pairs_dev.jsonl), holdout (cache_pairs_holdout.jsonl, held out in round 1, now used), holdout2
+   (cache_pairs_holdout2.jsonl, sealed; read only by the final run of round 2).
 
 Targets: exact p99 < 1 ms; semantic search + check p99 < 10 ms at 100k entries (and with the embedding, reported);
 hit precision >= 97%, paraphrase hit rate >= 60% and twice today's.
@@ -69,7 +70,8 @@ def parse_args() -> argparse.Namespace:
         "--sets",
         default="existing,dev,holdout",
         help="quality: pair sets, comma-separated: existing (semantic_pairs*.jsonl), dev (cache_pairs_dev.jsonl), "
-        "holdout (cache_pairs_holdout.jsonl, held out: no sweep)",
+        "holdout (cache_pairs_holdout.jsonl, held out in round 1, now used: no sweep), holdout2 "
+        "(cache_pairs_holdout2.jsonl, sealed for the final run: no sweep; skipped when absent)",
     )
     parser.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data", help="where the pair sets are")
     parser.add_argument(

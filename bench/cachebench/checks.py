@@ -5,7 +5,8 @@
 
 `plugged(cache, check)` puts a check into a `SemanticCache`'s real lookup for the length of a `with` block.
 This module is the only place in the bench that knows how the package's check is called
-(`SemanticCache.verdict(query, cached)`, returning ok, reason and kind).
+(`SemanticCache.verdict(query, cached)`, returning ok, reason and kind, and `verdict_without_model`, its
+non-blocking first try on the event loop).
 """
 
 from __future__ import annotations
@@ -60,12 +61,14 @@ def current_check(embed: Embed | None = None) -> Check:
 @contextmanager
 def plugged(cache: SemanticCache, check: Check | None) -> Iterator[SemanticCache]:
     """`cache` looking up with `check` (None: the cache's own) until the block ends: the instance's
-    `verdict`, the one place its lookup calls the check, is replaced."""
+    `verdict` and `verdict_without_model`, the two places its lookup calls the check, are replaced."""
     if check is None:
         yield cache
         return
     setattr(cache, "verdict", check)  # noqa: B010 (an instance attribute shadows the method)
+    setattr(cache, "verdict_without_model", check)  # noqa: B010 (a plugged check never defers to the model)
     try:
         yield cache
     finally:
         delattr(cache, "verdict")
+        delattr(cache, "verdict_without_model")

@@ -9,9 +9,12 @@ domains the check and threshold may be tuned on, `test` for the held-apart domai
 report what tuning does on fields it never saw.
 
 Paraphrase classes: reorder, politeness, synonym, typo, rewording, voice, abbreviation, contraction, filler,
-casing_punct. Contrast classes: negation, antonym, number, date, time_frame, unit, entity, language,
-comparison_swap, added_constraint, specific_vs_general, direction, quantity_word, role_swap, modal, tense,
-scope, version.
+casing_punct, clause_reorder. Contrast classes: negation, antonym, number, date, time_frame, unit, entity,
+language, comparison_swap, added_constraint, specific_vs_general, direction, quantity_word, role_swap, modal,
+tense, scope, version, and (added in the second round of issue 11, as general mechanisms rather than the
+first held-out set's sentences) pronoun_role_swap ("can I sue the landlord" / "can the landlord sue me"),
+conversion_direction ("5 MB in GB" / "5 GB in MB"), comparative_antonym ("cheaper" / "more expensive",
+"faster" / "slower") and aspect ("I reset my password" / "I am resetting my password").
 """
 
 from __future__ import annotations
@@ -104,6 +107,9 @@ def politeness(d: Domain, rng: Rng) -> Pair:
             "Please, how do I {v} {o}?",
             "Sorry to bother you, but how do I {v} {o}?",
             "Hey there, quick question: how can I {v} {o}?",
+            "I'd be grateful if you could tell me how to {v} {o}.",
+            "Would you be so kind as to explain how to {v} {o}?",
+            "Could you please walk me through how to {v} {o}?",
         )
     )
     return how(t), frame.format(v=t.verb, o=t.obj)
@@ -332,6 +338,74 @@ def version(d: Domain, rng: Rng) -> Pair:
     return q.format(v=a), q.format(v=b)
 
 
+def third_person(verb: str) -> str:
+    head, _, rest = verb.partition(" ")
+    if head.endswith(("s", "sh", "ch", "x", "z")):
+        head += "es"
+    elif head.endswith("y") and head[-2:-1] not in tuple("aeiou"):
+        head = head[:-1] + "ies"
+    else:
+        head += "s"
+    return f"{head} {rest}".strip()
+
+
+def comparative(adj: str) -> str:
+    if len(adj) > 5:
+        return f"more {adj}"
+    if adj.endswith("y"):
+        return adj[:-1] + "ier"
+    if adj.endswith("e"):
+        return adj + "r"
+    if len(adj) <= 4 and adj[-1] not in "aeiouwy" and adj[-2] in "aeiou" and adj[-3] not in "aeiou":
+        return adj + adj[-1] + "er"
+    return adj + "er"
+
+
+def pronoun_role_swap(d: Domain, rng: Rng) -> Pair:
+    _, verb, b = rng.choice(d.roles)
+    return rng.choice(
+        (
+            (f"Can I {verb} {b}?", f"Can {b} {verb} me?"),
+            (f"What happens if I {verb} {b}?", f"What happens if {b} {third_person(verb)} me?"),
+            (f"Is it legal for me to {verb} {b}?", f"Is it legal for {b} to {verb} me?"),
+            (f"When should we {verb} {b}?", f"When should {b} {verb} us?"),
+            (f"Why would someone {verb} {b}?", f"Why would {b} {verb} someone?"),
+        )
+    )
+
+
+def conversion_direction(d: Domain, rng: Rng) -> Pair:
+    _, a, b = rng.choice(d.unit_q)
+    n = rng.choice((5, 20, 100, 500))
+    frame = rng.choice(("What is {n} {a} in {b}?", "How many {b} is {n} {a}?", "How many {b} are there in {n} {a}?"))
+    return frame.format(n=n, a=a, b=b), frame.format(n=n, a=b, b=a)
+
+
+def comparative_antonym(d: Domain, rng: Rng) -> Pair:
+    subject, adj, _, anti = rng.choice(d.adjs)
+    frame = rng.choice(("How do I make {s} {c}?", "Why is {s} {c} than before?", "Is {s} getting {c}?"))
+    return frame.format(s=subject, c=comparative(adj)), frame.format(s=subject, c=comparative(anti))
+
+
+def aspect(d: Domain, rng: Rng) -> Pair:
+    t = rng.choice(d.tasks)
+    frame = rng.choice(("I {x} {o}, what happens next?", "I {x} {o} and now it asks for a code, is that normal?"))
+    done = t.pp if t.pp.endswith("ed") else f"have {t.pp}"  # "I deleted", "I have hidden"
+    return frame.format(x=done, o=t.obj), frame.format(x=f"am {gerund(t.verb)}", o=t.obj)
+
+
+def clause_reorder(d: Domain, rng: Rng) -> Pair:
+    t = rng.choice(d.tasks)
+    _, _, b = rng.choice(d.roles)
+    return rng.choice(
+        (
+            (f"When I {t.verb} {t.obj}, will {b} be notified?", f"Will {b} be notified when I {t.verb} {t.obj}?"),
+            (f"If I {t.verb} {t.obj}, what happens?", f"What happens if I {t.verb} {t.obj}?"),
+            (f"I want to {t.verb} {t.obj}. How do I do it?", f"How do I {t.verb} {t.obj}? I want to do it."),
+        )
+    )
+
+
 PARAPHRASES: dict[str, Callable[[Domain, Rng], Pair]] = {
     "reorder": reorder,
     "politeness": politeness,
@@ -343,6 +417,7 @@ PARAPHRASES: dict[str, Callable[[Domain, Rng], Pair]] = {
     "contraction": contraction,
     "filler": filler,
     "casing_punct": casing_punct,
+    "clause_reorder": clause_reorder,
 }
 CONTRASTS: dict[str, Callable[[Domain, Rng], Pair]] = {
     "negation": negation,
@@ -363,6 +438,10 @@ CONTRASTS: dict[str, Callable[[Domain, Rng], Pair]] = {
     "tense": tense,
     "scope": scope,
     "version": version,
+    "pronoun_role_swap": pronoun_role_swap,
+    "conversion_direction": conversion_direction,
+    "comparative_antonym": comparative_antonym,
+    "aspect": aspect,
 }
 
 

@@ -8,7 +8,10 @@ the query). Sets by name (`--sets`):
 - dev: cache_pairs_dev.jsonl, generated from templates (bench/cachebench/dev_pairs.py), reported per `split`
   (its `tune` domains, and the `test` domains kept apart from tuning);
 - holdout: cache_pairs_holdout.jsonl (420 pairs, 15 domains), written by someone who never saw the check; held
-  out: read only by the final run, never for a threshold sweep.
+  out from the first round of issue 11 (its figure is reported, so it is now *used*: no longer independent,
+  but still never swept);
+- holdout2: cache_pairs_holdout2.jsonl, a second independent set kept sealed for the final run of the second
+  round (same schema); held out: never swept or tuned on.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ SET_FILES = {
     "existing": ("semantic_pairs.jsonl", "semantic_pairs_holdout.jsonl"),
     "dev": ("cache_pairs_dev.jsonl",),
     "holdout": ("cache_pairs_holdout.jsonl",),
+    "holdout2": ("cache_pairs_holdout2.jsonl",),
 }
-HELD_OUT = {"cache_pairs_holdout"}
+HELD_OUT = {"cache_pairs_holdout", "cache_pairs_holdout2"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ compares the two questions word by word instead of by lists of known contrasts:
 3. every content word of either question must have a counterpart in the other (contrast_align: same lemma,
    joined words or initials, a typo, a derived form, or a synonym by word-vector similarity; never an
    opposite): an unaligned word is a difference the cached answer did not address;
-4. aligned words must not change sides of a comparison or direction word, nor swap roles around a verb.
+4. aligned words must not change sides of a comparison or direction word, nor swap roles around a verb
+   (pronouns included: "do I owe him" / "does he owe me"), a conversion must not run the other way, and a
+   verb must not change between the simple past and the progressive (contrast_roles).
 
 It is deliberately strict: a refused paraphrase costs one upstream call; a wrong hit answers the wrong
 question. `ContrastChecker.compare(query, cached)` returns a `Verdict` whose `kind` says which rule refused
@@ -29,7 +31,16 @@ from functools import lru_cache
 
 from pilothouse.gateway.cache.contrast_align import AlignSettings, align, anchors, order_change
 from pilothouse.gateway.cache.contrast_features import Analysis, Item, analyse
-from pilothouse.gateway.cache.contrast_vectors import EmbedWords, WordVectors, minilm_vocabulary, minilm_word_embedder
+from pilothouse.gateway.cache.contrast_roles import aspect_change
+from pilothouse.gateway.cache.contrast_vectors import (
+    EmbedWords,
+    NeedsModel,
+    WordSource,
+    WordVectors,
+    minilm_vocabulary,
+    minilm_word_embedder,
+)
+from pilothouse.gateway.cache.contrast_wordtable import WordTable, load_word_table
 
 __all__ = ["SYNONYM_SIMILARITY", "ContrastChecker", "Verdict", "check", "default_checker"]
 
@@ -49,6 +60,7 @@ _CLASS_KINDS = (
     ("tense", "tense"),
     ("relation", "direction"),
     ("question", "question"),
+    ("reflexive", "reflexive"),
 )
 
 
@@ -104,9 +116,10 @@ def _persons_swapped(query: Analysis, cached: Analysis) -> tuple[str, str] | Non
 class ContrastChecker:
     """Compares two questions; word vectors (for synonyms) are cached in an LRU of `cache_size` words.
 
-    `embed_words` maps words to unit vectors (default: the bundled MiniLM, loaded on first need; None is
-    replaced by it); `vocabulary` is the set of known words, which are never taken for typos (default: the
-    MiniLM word-piece vocabulary).
+    `embed_words` maps words to unit vectors (default: the bundled MiniLM, loaded on first need, with the
+    shipped table of its vocabulary's word vectors looked up first); `vocabulary` is the set of known words,
+    which are never taken for typos (default: the MiniLM word-piece vocabulary); `word_table`: precomputed
+    vectors to look up before `embed_words` (default: the shipped table when `embed_words` is the default).
     """
 
     def __init__(
@@ -117,21 +130,40 @@ class ContrastChecker:
         synonym_similarity: float = SYNONYM_SIMILARITY,
         derived_similarity: float = DERIVED_SIMILARITY,
         cache_size: int = 8192,
+        word_table: WordTable | None = None,
     ) -> None:
-        self.vectors = WordVectors(embed_words or minilm_word_embedder(), maxsize=cache_size)
+        if embed_words is None and word_table is None:
+            word_table = load_word_table()
+        lookup = word_table.get if word_table is not None else None
+        self.vectors = WordVectors(embed_words or minilm_word_embedder(), maxsize=cache_size, table=lookup)
         self.vocabulary = minilm_vocabulary() if vocabulary is None else vocabulary
         self.settings = AlignSettings(synonym_similarity, derived_similarity)
 
     def compare(self, query: str, cached: str) -> Verdict:
         """Whether the answer cached for `cached` may answer `query`."""
+        return self._compare(query, cached, self.vectors)
+
+    def compare_without_model(self, query: str, cached: str) -> Verdict | None:
+        """As `compare`, or None when it would have to run the model for a word (neither in the shipped table nor
+        seen before): the cheap, non-blocking part a lookup can do on its event loop."""
+        try:
+            return self._compare(query, cached, self.vectors.without_model())
+        except NeedsModel:
+            return None
+
+    def _compare(self, query: str, cached: str, vectors: WordSource) -> Verdict:
         q, c = analyse(query), analyse(cached)
         different = _class_difference(q, c)
         if different is not None:
             return different
-        alignment = align(q, c, self.vectors, self.vocabulary, self.settings)
+        alignment = align(q, c, vectors, self.vocabulary, self.settings)
         if alignment.left or alignment.right:
             return self._unaligned(alignment.left, alignment.right, alignment.opposites, alignment.degrees)
-        changed = order_change(q, c, anchors(q, c, alignment)) or _persons_swapped(q, c)
+        changed = (
+            order_change(q, c, anchors(q, c, alignment))
+            or _persons_swapped(q, c)
+            or aspect_change(q, c, [(x, y) for x, y, how in alignment.pairs if how == "same"])
+        )
         if changed is not None:
             return Verdict(False, changed[1], changed[0])
         return Verdict(True)

@@ -7,20 +7,21 @@ a derived form ("summary"/"summarise"), or a synonym by word-vector similarity. 
 forms never count as counterparts. Whatever is left over is a difference the cached answer did not address.
 
 Then the order: aligned words that change sides of a comparison or direction word ("X than Y" / "Y than X",
-"from X to Y" / "from Y to X"), or swap roles around a verb ("does Alice owe Bob" / "does Bob owe Alice").
+"from X to Y" / "from Y to X"), a conversion the other way, or arguments that swap roles around a verb
+(contrast_roles: "does Alice owe Bob" / "does Bob owe Alice", "do I owe him" / "does he owe me").
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pilothouse.gateway.cache.contrast_antonyms import opposite
 from pilothouse.gateway.cache.contrast_features import Analysis, Item
 from pilothouse.gateway.cache.contrast_morphology import degree_change, derived, lemma, typo
+from pilothouse.gateway.cache.contrast_roles import argument_swap, unit_direction
 from pilothouse.gateway.cache.contrast_synonyms import synonyms
-from pilothouse.gateway.cache.contrast_vectors import WordVectors
+from pilothouse.gateway.cache.contrast_vectors import WordSource
 from pilothouse.gateway.cache.contrast_words import CLASSIFIERS
 
 _ORDERED_CLASSES = frozenset({"number", "unit", "date", "time_frame"})
@@ -46,7 +47,14 @@ def _same(a: Item, b: Item) -> bool:
     la, lb = a.text.lower(), b.text.lower()
     if la == lb or lemma(la) == lemma(lb):
         return True
+    single = _single_l(lemma(la))
+    if len(single) >= 5 and single == _single_l(lemma(lb)):
+        return True  # "cancelled" / "cancel", "modelling" / "model": a British double l (not "filled" / "filed")
     return not a.name and not b.name and a.key == b.key
+
+
+def _single_l(word: str) -> str:
+    return word[:-1] if word.endswith("ll") else word
 
 
 def _joined(a: Item, pair: tuple[Item, Item]) -> bool:
@@ -113,7 +121,7 @@ def _structural(
 def align(
     query: Analysis,
     cached: Analysis,
-    vectors: WordVectors | None,
+    vectors: WordSource | None,
     vocabulary: frozenset[str],
     settings: AlignSettings,
 ) -> Alignment:
@@ -151,7 +159,7 @@ def _loose(
     rest_a: list[Item],
     rest_b: list[Item],
     out: Alignment,
-    vectors: WordVectors | None,
+    vectors: WordSource | None,
     vocabulary: frozenset[str],
     settings: AlignSettings,
 ) -> tuple[list[Item], list[Item]]:
@@ -184,7 +192,7 @@ def _loose(
         for x, y in open_pairs:
             lx, ly = x.text.lower(), y.text.lower()
             sim = float(found[lx] @ found[ly])
-            if derived(lx, ly) and sim >= settings.derived_similarity:
+            if (derived(lx, ly) or derived(x.key, y.key)) and sim >= settings.derived_similarity:
                 scored.append((2.0, x, y, "derived"))
             elif sim >= settings.synonym_similarity:
                 scored.append((sim, x, y, f"similar words ({sim:.2f})"))
@@ -234,24 +242,6 @@ def order_change(query: Analysis, cached: Analysis, pairs: list[tuple[Item, Item
             if common:
                 pivot = sorted(common)[0]
                 return "order", f"'{x1.text}' and '{x2.text}' change sides of '{pivot}' between the two questions"
-    if query.passive or cached.passive:
-        return None
-    return _role_swap(query, [(x, y) for x, y in pairs if x.cls == "content"])
-
-
-def _role_swap(query: Analysis, words: list[tuple[Item, Item]]) -> tuple[str, str] | None:
-    """In a question "AUX subject verb object", the subject and object change places around the verb."""
-    keys = Counter(x.key for x, _ in words)
-    single = [(x, y) for x, y in words if keys[x.key] == 1]
-    for x_verb, y_verb in words:
-        if not any(a < x_verb.pos for a in query.aux):
-            continue
-        before = [(x, y) for x, y in single if x.pos < x_verb.pos]
-        after = [(x, y) for x, y in single if x.pos > x_verb.pos]
-        moved_back = [x for x, y in before if y.pos > y_verb.pos]
-        moved_front = [x for x, y in after if y.pos < y_verb.pos]
-        subject_after_aux = any(a < x.pos for x in moved_back for a in query.aux)
-        if moved_back and moved_front and subject_after_aux:
-            p, n = moved_back[0], moved_front[0]
-            return "role_swap", f"'{p.text}' and '{n.text}' swap roles around '{x_verb.text}'"
-    return None
+    return unit_direction(query, cached) or argument_swap(
+        query, cached, [(x, y) for x, y in pairs if x.cls == "content"]
+    )

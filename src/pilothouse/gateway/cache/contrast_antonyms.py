@@ -4,12 +4,13 @@
 Two sources, both general English: words built as each other's opposite (a negating prefix: "able"/
 "unable", "install"/"uninstall"; swapped prefixes or suffixes: "encrypt"/"decrypt", "upload"/"download",
 "careful"/"careless", "employer"/"employee", "login"/"logout"), and a list of common opposites written from
-general knowledge across everyday, technical, medical, money, travel and work vocabulary.
+general knowledge across everyday, technical, medical, money, travel and work vocabulary. Comparatives and
+superlatives of two opposites are opposites too ("thinner"/"thicker"), by their endings.
 """
 
 from __future__ import annotations
 
-from pilothouse.gateway.cache.contrast_morphology import lemma
+from pilothouse.gateway.cache.contrast_morphology import comparative_bases, lemma
 
 _NEGATING = ("un", "in", "im", "il", "ir", "dis", "non", "de", "anti", "mis", "counter", "a", "ab")
 _PREFIX_SWAPS = (
@@ -168,4 +169,10 @@ def opposite(a: str, b: str) -> bool:
     la, lb = lemma(a), lemma(b)
     if (a, b) in OPPOSITE_PAIRS or (la, lb) in OPPOSITE_PAIRS:
         return True
-    return _affix_opposite(a, b) or _affix_opposite(b, a) or _affix_opposite(la, lb) or _affix_opposite(lb, la)
+    if _affix_opposite(a, b) or _affix_opposite(b, a) or _affix_opposite(la, lb) or _affix_opposite(lb, la):
+        return True
+    # comparatives and superlatives of opposites are opposites ("thinner"/"thicker", "cheapest"/"priciest")
+    bases_a, bases_b = comparative_bases(a), comparative_bases(b)
+    if bases_a and bases_b:
+        return any((x, y) in OPPOSITE_PAIRS for x in bases_a for y in bases_b)
+    return False

@@ -1,6 +1,7 @@
 """A question as the contrast check sees it: content words, and the meaning-bearing closed-class words.
 
-`analyse(text)` tokenises (contrast_normalise), rewrites request frames (contrast_frames), then gives each
+`analyse(text)` tokenises (contrast_normalise), puts misspelt closed-class words right (contrast_spelling),
+rewrites request frames (contrast_frames), then gives each
 word a class: a number (digits, number words, ordinals, "twice"), a date (month, weekday, "tomorrow", am/pm),
 a time frame ("week", "daily" = per day), a unit or currency, one of the closed classes of contrast_words
 (negation, question word, modal, tense, degree, quantifier, relation), a function word (dropped), or a content
@@ -18,6 +19,7 @@ from pilothouse.gateway.cache import contrast_words as cw
 from pilothouse.gateway.cache.contrast_frames import rewrite
 from pilothouse.gateway.cache.contrast_morphology import lemma
 from pilothouse.gateway.cache.contrast_normalise import Token, tokenize
+from pilothouse.gateway.cache.contrast_spelling import correct
 
 
 def _split(text: str) -> list[str]:
@@ -190,7 +192,9 @@ def _classify(tokens: list[Token]) -> Analysis:
             marked += [Item(i, tok.text, "relation", "per"), Item(i, tok.text, "time_frame", cw.ADVERB_FRAMES[w])]
         elif w in cw.ORDINALS:
             marked.append(Item(i, tok.text, "number", f"{cw.ORDINALS[w]}th"))
-        elif w in cw.UNITS and not tok.name:
+        elif w in cw.UNITS and (
+            not tok.name or number_before or (len(w) > 3 and w.isalpha() and tok.text[1:].islower())
+        ):  # "Celsius" and "5 MB" are units, a lone "MB" may be a name
             marked.append(Item(i, tok.text, "unit", cw.UNITS[w]))
         elif w in cw.AFTER_NUMBER and number_before:
             unit = cw.AFTER_NUMBER[w]
@@ -233,4 +237,4 @@ def _with_direction(tokens: list[Token], items: list[Item]) -> list[Item]:
 @lru_cache(maxsize=4096)
 def analyse(text: str) -> Analysis:
     """The content words and marked words of `text` (cached per text)."""
-    return replace(_classify(rewrite(tokenize(text))), text=text)
+    return replace(_classify(rewrite(correct(tokenize(text)))), text=text)

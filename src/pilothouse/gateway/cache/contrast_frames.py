@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from pilothouse.gateway.cache.contrast_morphology import verb_form
 from pilothouse.gateway.cache.contrast_normalise import Token
+from pilothouse.gateway.cache.contrast_words import word_class
 
 _SUBJ = r"(?:i|we|you|u|one|someone|somebody|anyone|anybody|people|a person|a user|users)"
 _ASKER = r"(?:you|u|someone|somebody|anyone|anybody|somebody here|anyone here)"
@@ -25,7 +27,7 @@ _ADJ_WAY = (
     r"(?:best|right|correct|proper|recommended|easiest|simplest|quickest|fastest|standard|usual|preferred|"
     r"good|typical|common|official|safest|proper|recommended)"
 )
-_WAY = r"(?:way|ways|method|methods|steps|procedure|process|approach|instructions|options?|means)"
+_WAY = r"(?:way|ways|method|methods|steps|procedure|process|approach|instructions|options?|means|commands?|syntax)"
 _VERB_ON = r"(?:turn|turns|turned|turning|switch|switches|switched|switching|toggle|toggles|toggled|toggling)"
 
 _RULES_TEXT: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -77,6 +79,30 @@ _RULES_TEXT: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"((?:i am|am) (?:trying|looking|attempting|hoping) to (?:understand|find out|figure out|learn|work out|know))",
         ("",),
     ),
+    # requests put to the assistant with a polite modal: the modal is politeness, not what is asked
+    (
+        r"((?:i would be|i am|i will be)(?: so| very| really| most)? (?:grateful|thankful|glad|happy) if "
+        + _ASKER
+        + r" (?:could|would|can|will)|i would (?:really |greatly )?appreciate it if "
+        + _ASKER
+        + r" (?:could|would|can|will))(?= \S)",
+        ("could you",),
+    ),
+    (r"((?:would|do) (?:you|u) mind (?:explaining|describing|clarifying))", ("could you explain",)),
+    (r"((?:would|do) (?:you|u) mind (?:walking|taking|talking|running) (?:me|us) through)", ("",)),
+    (r"((?:would|do) (?:you|u) mind (?:telling|showing|teaching|helping) (?:me|us))", ("could you tell me",)),
+    (r"((?:would|could) (?:you|u) be so kind as to)", ("could you",)),
+    (
+        r"((?:can|could|would|will) "
+        + _ASKER
+        + r"(?: please)?(?: kindly)? advise(?: me| us)?(?: on)?)(?= "
+        + _WH
+        + r")",
+        ("",),
+    ),
+    (r"((?:would|will) it be (?:possible|ok|okay|alright|fine)(?: for (?:me|us))? to)", ("can i",)),
+    (r"^((?:um |uh |so |ok |okay )?(?:just )?(?:a )?quick one)(?= \w)", ("",)),
+    (r"^((?:i )?need (?:some |a little )?help(?: real quick| quickly)?)(?= " + _WH + r")", ("",)),
     (r"((?:do|does) (?:you|u|anyone|anybody|someone|somebody) (?:happen to )?know)", ("",)),
     (
         r"((?:can|could|would|will) " + _ASKER + r"(?: please)?(?: kindly)? (?:tell|show|teach|let) (?:me|us)"
@@ -155,7 +181,8 @@ _RULES_TEXT: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"find|share|send|tell|show|explain|help|teach|check|review|proofread|rewrite|fix|correct|make)(?!\S))",
         ("",),
     ),
-    (r"^((?:can|could) (?:i|we|u|you|one)(?: possibly| actually| still)?)(?!\S)", ("can i",)),
+    (r"^((?:can|could|would|will) (?:you|u))(?= " + _WH + r"(?!\S))", ("",)),  # "could you [walk me through] how"
+    (r"^((?:can|could) (?:i|we|u|you|one)(?: possibly| actually)?)(?!\S)", ("can i",)),
     (r"(in order to)", ("to",)),
     (r"how (to)(?!\S)", ("",)),
     (r"((?:in |at |on )?(?:what|which) (?:time|year|date))(?! (?:zone|frame|period|limit|format|stamp))", ("when",)),
@@ -176,6 +203,13 @@ _RULES_TEXT: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"((?:compared to|compared with|in comparison to|in comparison with|as opposed to))", ("vs",)),
     (r"(as well as)", ("and",)),
     (r"(such as)", ("like",)),
+    # "using" as a preposition ("center a div using CSS", "without using chemicals"), not the verb of "stop using"
+    (r"(?:without|by|with|when|while) (using)(?= \S)", ("",)),
+    (
+        r"(?<!stop )(?<!start )(?<!quit )(?<!keep )(?<!avoid )(?<!continue )(?<!begin )(?<!prevent )"
+        r"(?<!recommend )(?<!risk )(?<!mind )(?<!try )(?<!like )(?<!love )(?<!hate )(?<!enjoy )(using)(?= \S)",
+        ("with",),
+    ),
     (r"((?:a lot of|lots of|plenty of|a large number of|a great deal of|tons of|loads of))", ("many",)),
     (r"((?:a couple of|a few))", ("few",)),
     (r"((?:a little bit|a little|a bit|a tad))", ("",)),
@@ -238,8 +272,10 @@ def _joined(tokens: list[Token]) -> tuple[str, list[int]]:
     return " ".join(t.low for t in tokens), starts
 
 
-def _apply(tokens: list[Token], pattern: re.Pattern[str], templates: tuple[str, ...]) -> list[Token]:
-    text, starts = _joined(tokens)
+def _apply(
+    tokens: list[Token], pattern: re.Pattern[str], templates: tuple[str, ...], joined: tuple[str, list[int]]
+) -> list[Token]:
+    text, starts = joined
     edits: list[tuple[int, int, list[str]]] = []  # token span [first, last) -> new words
     for m in pattern.finditer(text):
         for group, template in enumerate(templates, start=1):
@@ -258,15 +294,32 @@ def _apply(tokens: list[Token], pattern: re.Pattern[str], templates: tuple[str, 
             continue  # overlapping matches: the first wins
         out.extend(tokens[pos:first])
         head = tokens[first]
+        if len(words) == 1 and last - first >= 2:
+            words = [_inflected(words[0], head.low)]
         out.extend(replace(head, text=w, low=w, name=False, quoted=False) for w in words)
         pos = last
     out.extend(tokens[pos:])
     return out
 
 
+def _inflected(word: str, head: str) -> str:
+    """A phrasal verb's one-word form keeps the tense of the verb it replaces ("turned on" -> "enabled",
+    "turning on" -> "enabling"); closed-class replacements ("going to" -> "will") stay as they are."""
+    form = verb_form(head)
+    if form is None or word_class(word) is not None or not word.isalpha():
+        return word
+    stem = word[:-1] if word.endswith("e") else word
+    return stem + "ing" if form == "ing" else stem + "ed"
+
+
 def rewrite(tokens: list[Token]) -> list[Token]:
     """`tokens` with greetings, thanks and request frames removed and question frames in one form."""
+    joined = _joined(tokens)
     for pattern, templates in _RULES:
-        if tokens:
-            tokens = _apply(tokens, pattern, templates)
+        if not tokens:
+            break
+        if pattern.search(joined[0]) is None:  # most rules do not apply: one search, no rebuilding
+            continue
+        tokens = _apply(tokens, pattern, templates, joined)
+        joined = _joined(tokens)
     return tokens

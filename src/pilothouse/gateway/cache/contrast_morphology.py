@@ -185,8 +185,9 @@ def _undouble(stem: str) -> str:
 @lru_cache(maxsize=65536)
 def lemma(word: str) -> str:
     """A key shared by the inflected forms of `word` ("resets", "resetting", "reset" -> "reset")."""
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
+    if word in _IRREGULAR:  # the key of its base form, so that "hidden" and "hiding" share one
+        base = _IRREGULAR[word]
+        return base[:-1] if base.endswith("e") and len(base) > 3 else base
     if not word.isalpha() or len(word) <= 3:
         return word
     w = word
@@ -274,6 +275,40 @@ def derived(a: str, b: str) -> bool:
         return True
     short, long = (a, b) if len(a) <= len(b) else (b, a)
     return len(short) >= 4 and long.startswith(short) and len(long) >= 2 * len(short) - 1
+
+
+_IRREGULAR_NOUNS = frozenset(
+    _split(
+        "children people men women feet teeth mice geese indices matrices vertices analyses criteria phenomena "
+        "leaves lives knives wives halves shelves"
+    )
+)
+_PAST_FORMS = frozenset(w for w in _IRREGULAR if w not in _IRREGULAR_NOUNS and w != "goes")
+
+
+def verb_form(word: str) -> str | None:
+    """ "ing" for an -ing form, "past" for an -ed form or an irregular past ("froze", "broken"), else None."""
+    if word in _PAST_FORMS:
+        return "past"
+    if not word.isalpha() or lemma(word) == word.rstrip("e"):
+        return None
+    if word.endswith("ing") and word not in _KEEP_ING:
+        return "ing"
+    if word.endswith("ed") and word not in _KEEP_ED and not word.endswith("eed"):
+        return "past"
+    return None
+
+
+def comparative_bases(word: str) -> tuple[str, ...]:
+    """The adjectives a comparative or superlative may be built on ("thinner" -> "thin", "heavier" -> "heavy",
+    "wider" -> "wid", "wide"); () when `word` does not end like one."""
+    for suffix, repl in (("iest", "y"), ("ier", "y"), ("est", ""), ("er", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and word.isalpha():
+            stem = word[: -len(suffix)] + repl
+            if repl:
+                return (stem,)
+            return (stem, _undouble(stem), stem + "e")
+    return ()
 
 
 def degree_change(a: str, b: str) -> bool:

@@ -25,9 +25,9 @@ def _canon(text: str) -> MappingProxyType[str, str]:
 
 # Carry no meaning that changes the answer: dropped before alignment.
 FUNCTION = _words(
-    "a an the this that these those there here it its itself i me my mine myself you your yours yourself "
-    "yourselves we us our ours ourselves he him his himself she her hers herself they them their theirs "
-    "themselves one's someone somebody anyone anybody people person u ur "
+    "a an the this that these those there here it its i me my mine you your yours "
+    "we us our ours he him his she her hers they them their theirs "
+    "one's someone somebody anyone anybody people person u ur "
     "do does doing done is are am be being get gets getting got have has having "
     "of in on at for with by about as via through like "
     "and or but if whether so because then also just really actually basically simply "
@@ -42,11 +42,11 @@ FUNCTION = _words(
 CLASSIFIERS = _words(
     "city town country state language app application program software tool device company service platform "
     "website site system brand product drug medication medicine food dish animal breed framework library "
-    "package game movie film book song band"
+    "package game movie film book song band item items"
 )
 NEGATION = _words("not no never without none nobody nothing nowhere neither nor")
 QUANTIFIER = _canon(
-    "all every each=every some any few many much most several both either enough only whole=all "
+    "all every=all each=all some any few many much most several both either enough only whole=all "
     "entire=all other another=other else=other same different"
 )
 MODAL = _canon("can could should ought=should must may might would shall=should")
@@ -63,6 +63,11 @@ RELATION = _canon(
     "until till=until since within during inside outside across behind beyond except besides=except "
     "alongside=with while next last final=last previous=last past=last prior=before upcoming=next "
     "following=next early late again"
+)
+# "replace the brake pads myself": doing it oneself is a constraint ("by myself", "on my own" are not dropped)
+REFLEXIVE = _canon(
+    "myself=self yourself=self yourselves=self ourselves=self himself=self herself=self themselves=self "
+    "itself=self oneself=self"
 )
 QUESTION = _canon("how what which=what why when where who whom=who whose")
 
@@ -251,7 +256,19 @@ UNITS = MappingProxyType(
 
 # Numbers after a number only ("5 m", "2 g").
 AFTER_NUMBER = MappingProxyType(
-    {"m": "m", "g": "g", "l": "l", "c": "c", "f": "f", "h": "hour", "s": "second", "min": "minute", "mins": "minute"}
+    {
+        "m": "m",
+        "g": "g",
+        "l": "l",
+        "c": "c",
+        "f": "f",
+        "w": "w",
+        "v": "v",
+        "h": "hour",
+        "s": "second",
+        "min": "minute",
+        "mins": "minute",
+    }
 )
 
 
@@ -264,6 +281,7 @@ def _table() -> dict[str, tuple[str, str]]:
         ("tense", TENSE),
         ("modal", MODAL),
         ("question", QUESTION),
+        ("reflexive", REFLEXIVE),
     ):  # later classes win
         table.update({w: (name, canon) for w, canon in words.items()})
     table.update({w: ("negation", w) for w in NEGATION})

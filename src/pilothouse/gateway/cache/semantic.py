@@ -31,6 +31,8 @@ from pilothouse.vectors import FloatArray
 
 Embed = Callable[[str], "FloatArray | None"]
 
+FIRST_PASS = 0.8  # the first search looks only this high (see SemanticCache.lookup); then down to the threshold
+
 Decision = Literal["hit", "refused", "below_threshold", "not_checked"]
 """What the contrast check decided on a lookup: a candidate passed it (`hit`); every candidate at or above the
 threshold was refused (`refused`); no candidate reached the threshold, so nothing was checked
@@ -116,11 +118,24 @@ class SemanticCache:
         cache calls the checker (lookups and `pilothouse cache explain` both come here)."""
         return self.checker.compare(query, cached)
 
-    def _until_passed(self, query: str, cached: list[str]) -> list[Verdict | None]:
-        """Verdicts on `cached` in order, up to and including the first that passes (the rest are not needed)."""
+    def verdict_without_model(self, query: str, cached: str) -> Verdict | None:
+        """`verdict`, or None where it would have to run the model (a word not in the shipped table and not
+        seen before): cheap enough for the event loop."""
+        return self.checker.compare_without_model(query, cached)
+
+    def _until_passed(self, query: str, cached: list[str], *, model: bool = True) -> list[Verdict | None]:
+        """Verdicts on `cached` in order, up to and including the first that passes (the rest are not needed);
+        a text met twice (two entries cached for one question) is checked once. `model` False: stops before
+        the first text whose check would need the model."""
         verdicts: list[Verdict | None] = []
+        seen: dict[str, Verdict] = {}
         for text in cached:
-            verdict = self.verdict(query, text)
+            verdict = seen.get(text)
+            if verdict is None:
+                verdict = self.verdict(query, text) if model else self.verdict_without_model(query, text)
+            if verdict is None:
+                break
+            seen[text] = verdict
             verdicts.append(verdict)
             if verdict.ok:
                 break
@@ -137,14 +152,37 @@ class SemanticCache:
         result = SemanticLookup(vector, used, checks)
         if vector is None:
             return result
-        matches = self.store.search_vectors(partition, vector, limit=self.settings.candidates, min_score=used)
+        # First only the matches at or above FIRST_PASS, where the index's pre-filter reads few rows; candidates
+        # are checked best first, so when one of those passes, a lower one would never have been looked at.
+        limit = self.settings.candidates
+        matches = self.store.search_vectors(partition, vector, limit=limit, min_score=max(used, FIRST_PASS))
+        complete = used >= FIRST_PASS or len(matches) >= limit  # nothing below could be among the best
         done = 0
+        while True:
+            done = await self._check_in_order(namespace, text, matches, done, result)
+            if result.match is not None or complete:
+                return result
+            complete = True
+            checked = {c.match.key for c in result.candidates}
+            wider = self.store.search_vectors(partition, vector, limit=limit, min_score=used)
+            matches = matches + [m for m in wider if m.key not in checked][: limit - len(matches)]
+
+    async def _check_in_order(
+        self, namespace: str, text: str, matches: list[VectorMatch], done: int, result: SemanticLookup
+    ) -> int:
+        """Put matches[done:] to the check best first; the first that passes and whose answer is still cached
+        becomes `result.match`. Returns how many matches were looked at."""
+        checks = self.settings.contrast_checks
         while done < len(matches):
             rest = matches[done:]
             verdicts: list[Verdict | None] = [None] * len(rest)
-            if checks:  # off the event loop (a word the checker has not seen costs a MiniLM call), best first,
-                # stopping at the first that passes
-                verdicts = await asyncio.to_thread(self._until_passed, text, [m.text for m in rest])
+            if checks:  # best first, stopping at the first that passes: on the event loop while no word needs
+                # the model (sub-millisecond), the rest in a worker thread (a MiniLM call costs milliseconds)
+                texts = [m.text for m in rest]
+                verdicts = self._until_passed(text, texts, model=False)
+                passed = bool(verdicts) and verdicts[-1] is not None and verdicts[-1].ok
+                if len(verdicts) < len(texts) and not passed:
+                    verdicts += await asyncio.to_thread(self._until_passed, text, texts[len(verdicts) :])
             for match, verdict in zip(rest, verdicts, strict=False):
                 done += 1
                 result.candidates.append(Candidate(match, verdict))
@@ -153,9 +191,9 @@ class SemanticCache:
                 value = await self.store.get(namespace, match.key)
                 if value is not None:
                     result.match, result.value = match, value
-                    return result
+                    return done
                 break  # its answer expired meanwhile: check the candidates after it
-        return result
+        return done
 
     async def add(self, partition: str, key: str, text: str, vector: FloatArray, expires_at: float) -> None:
         record = VectorRecord(key=key, text=text, vector=np.asarray(vector, dtype=np.float32), expires_at=expires_at)
