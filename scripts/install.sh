@@ -15,8 +15,8 @@ PY=${PYTHON:-python3}
 VENV="$ROOT/.venv"
 CACHE=${PILOTHOUSE_WHEEL_CACHE:-$HOME/.cache/pilothouse/wheels}
 LLAMA_VERSION=0.3.36
-EXTRAS="local"
-[ "${1:-}" = "--dev" ] && EXTRAS="local,dev"
+EXTRAS="local,pii-ner"
+[ "${1:-}" = "--dev" ] && EXTRAS="local,pii-ner,dev"
 
 say() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 
@@ -32,7 +32,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/pip" --disable-pip-version-check)
 
-stamp="$VENV/.pilothouse-installed-$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)-${EXTRAS/,/-}"
+stamp="$VENV/.pilothouse-installed-$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)-${EXTRAS//,/-}"
 if [ -f "$stamp" ]; then
   exit 0
 fi

@@ -1,0 +1,260 @@
+"""Injection scanners: detection, false positives and F1 per source, and latency for a 512-token input.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --split dev
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --split holdout   # once, model frozen
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --latency
+    PYTHONPATH=. /tmp/llmguard/bin/python bench/guard_injection_bench.py --llm-guard --split holdout
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set generated           # generator split
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set indirect_holdout    # once, sealed set
+
+Sources (see `training/injection_data.py`): direct mode, in-the-wild jailbreaks (attacks) against benign
+prompts (IFEval, MT-Bench, GSM8K), NotInject hard negatives and HaluEval user queries; HarmBench requests
+are reported apart ("info": harmful requests, not injections). Indirect mode, BIPIA attack instructions
+planted at the start, middle or end of benign documents (e-mails, CISI abstracts, chat answers) against the
+documents alone. A text counts as flagged when the verdict's score is at least 0.5 (the default threshold).
+
+Indirect mode only, by attack class and carrier:
+- `--set generated`: synthetic documents of `training/indirect_documents.py`, both generator sides (`train`:
+  templates the indirect head was trained on, fresh draws; `test`: carriers and templates it never saw);
+- `--set indirect_holdout`: `bench/data/indirect_holdout.jsonl`, an independent set written apart from this
+  code (fields `text`, `label` 1/0, `class`, `domain`, `carrier`); run it once, with the model frozen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.injection_data import Sample, direct_samples, indirect_samples
+
+Flag = Callable[[str, bool], bool]
+"""(text, indirect) -> flagged."""
+
+THRESHOLD = 0.5
+
+
+def _rows(split: str) -> list[tuple[str, Sample]]:
+    direct = [("direct", s) for s in direct_samples() if s.side == split]
+    indirect = [("indirect", s) for s in indirect_samples(split)]  # type: ignore[arg-type]
+    return direct + indirect
+
+
+def _table(name: str, rows: list[tuple[str, Sample]], flagged: list[bool]) -> None:
+    print(f"\n## {name}")
+    print("| mode | source | kind | n | flagged |")
+    print("|---|---|---|---:|---:|")
+    groups: dict[tuple[str, str, int], list[bool]] = {}
+    for (mode, sample), hit in zip(rows, flagged, strict=True):
+        groups.setdefault((mode, sample.source, sample.label), []).append(hit)
+    for (mode, source, label), hits in sorted(groups.items()):
+        kind = {1: "attack", 0: "benign", -1: "info"}[label]
+        print(f"| {mode} | {source} | {kind} | {len(hits)} | {sum(hits) / len(hits):.1%} |")
+    for mode in ("direct", "indirect"):
+        tp = sum(h for (m, s), h in zip(rows, flagged, strict=True) if m == mode and s.label == 1)
+        pos = sum(1 for m, s in rows if m == mode and s.label == 1)
+        fp = sum(h for (m, s), h in zip(rows, flagged, strict=True) if m == mode and s.label == 0)
+        neg = sum(1 for m, s in rows if m == mode and s.label == 0)
+        recall = tp / pos if pos else 0.0
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        print(f"| {mode} | **all** | detection {recall:.1%} | FP {fp}/{neg} = {fp / max(neg, 1):.2%} | F1 {f1:.3f} |")
+
+
+INDIRECT_HOLDOUT = Path(__file__).resolve().parent / "data" / "indirect_holdout.jsonl"
+
+
+def _labelled_set(name: str) -> list[tuple[str, int, str, str]]:
+    """(text, label, class, carrier) rows of an indirect-only set."""
+    if name == "generated":
+        from training.indirect_documents import documents
+        from training.indirect_templates import GenSide
+
+        GEN_SIDES: tuple[GenSide, ...] = ("train", "test")
+
+        return [
+            (d.text, d.label, d.kind, f"{side}:{d.carrier}")
+            for side in GEN_SIDES
+            for d in documents(side, 1400, seed=2024)
+        ]
+    rows = []
+    for line in INDIRECT_HOLDOUT.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            raw = row["label"]  # "attack" / "benign" (bench/data/indirect_holdout.md), or 1 / 0
+            label = {"attack": 1, "benign": 0}[raw] if isinstance(raw, str) else int(raw)
+            kind = str(row.get("class") or ("benign" if label == 0 else "attack"))
+            carrier = f"{row.get('domain', '-')}/{row.get('carrier', '-')}"
+            rows.append((str(row["text"]), label, kind, carrier))
+    return rows
+
+
+def indirect_set(name: str) -> None:
+    """Detection per attack class and carrier, false positives per carrier, for every pilothouse scanner."""
+    rows = _labelled_set(name)
+    print(f"# indirect mode, set {name}, {len(rows)} documents, threshold {THRESHOLD}")
+    for scanner, flag in pilothouse_flaggers().items():
+        started = time.perf_counter()
+        flagged = [flag(text, True) for text, *_ in rows]
+        print(f"\n## {scanner} ({time.perf_counter() - started:.1f}s)")
+        for title, key in (("attack class", 2), ("carrier", 3)):
+            print(f"\n| {title} | attacks | detected | benign | false positives |")
+            print("|---|---:|---:|---:|---:|")
+            groups: dict[str, list[tuple[int, bool]]] = {}
+            for row, hit in zip(rows, flagged, strict=True):
+                groups.setdefault(str(row[key]), []).append((int(row[1]), hit))
+            for group, hits in sorted(groups.items()):
+                pos = [h for label, h in hits if label == 1]
+                neg = [h for label, h in hits if label == 0]
+                det = f"{sum(pos) / len(pos):.1%}" if pos else "-"
+                fp = f"{sum(neg) / len(neg):.1%}" if neg else "-"
+                print(f"| {group} | {len(pos)} | {det} | {len(neg)} | {fp} |")
+        for side in sorted({r[3].split(":")[0] for r in rows}) if name == "generated" else ["all"]:
+            picked = [
+                (r[1], h) for r, h in zip(rows, flagged, strict=True) if side == "all" or r[3].startswith(side + ":")
+            ]
+            pos = [h for label, h in picked if label == 1]
+            neg = [h for label, h in picked if label == 0]
+            print(
+                f"\n**{side}**: detection {sum(pos)}/{len(pos)} = {sum(pos) / max(len(pos), 1):.1%}, "
+                f"false positives {sum(neg)}/{len(neg)} = {sum(neg) / max(len(neg), 1):.2%}"
+            )
+
+
+def pilothouse_flaggers() -> dict[str, Flag]:
+    from pilothouse.guards.registry import build_scanner
+    from pilothouse.guards.scanner import ScanContext, Scanner
+
+    direct, indirect = ScanContext(), ScanContext(role="document", mode="indirect")
+    out: dict[str, Flag] = {}
+    for name in ("injection_heuristics", "injection_classifier", "injection"):
+        scanner = build_scanner(name)
+
+        def flag(text: str, ind: bool, scanner: Scanner = scanner) -> bool:
+            return scanner.scan(text, indirect if ind else direct).score >= THRESHOLD
+
+        out[name] = flag
+    return out
+
+
+def llm_guard_flaggers() -> dict[str, Flag]:
+    """llm-guard's scanners that run offline (rule-based); the DeBERTa PromptInjection scanner needs a
+    Hugging Face download, which this machine cannot make (tried, reported)."""
+    from llm_guard.input_scanners import BanSubstrings, InvisibleText  # type: ignore[import-not-found]
+
+    out: dict[str, Flag] = {}
+    invisible = InvisibleText()
+    out["llm_guard.InvisibleText"] = lambda text, ind: not invisible.scan(text)[1]
+    phrases = [
+        "ignore previous instructions",
+        "ignore all previous instructions",
+        "disregard previous instructions",
+        "ignore the above",
+        "developer mode",
+        "do anything now",
+        "jailbreak",
+        "system prompt",
+    ]
+    banned = BanSubstrings(substrings=phrases, match_type="str", case_sensitive=False, redact=False, contains_all=False)
+    out["llm_guard.BanSubstrings(8 common phrases)"] = lambda text, ind: not banned.scan(text)[1]
+    try:
+        from llm_guard.input_scanners import PromptInjection
+
+        injection = PromptInjection()
+        out["llm_guard.PromptInjection"] = lambda text, ind: not injection.scan(text)[1]
+    except Exception as exc:
+        print(f"llm_guard.PromptInjection unavailable offline: {type(exc).__name__}: {str(exc)[:200]}")
+    return out
+
+
+def prompt_of_tokens(tokens: int) -> str:
+    """A benign instruction-heavy text of about `tokens` MiniLM tokens (IFEval prompts joined; each prompt is
+    counted on its own, under the tokenizer's 256-token truncation)."""
+    from pilothouse.embeddings import load_minilm
+
+    model = load_minilm()
+    texts = [s.text for s in direct_samples() if s.source == "benign_ifeval" and s.side == "dev"]
+    parts: list[str] = []
+    count = 2  # [CLS] and [SEP]
+    for text in texts:
+        n = model.count_tokens(text) - 2
+        if count + n > tokens:
+            break
+        parts.append(text)
+        count += n
+    return "\n".join(parts)
+
+
+def latency(runs: int) -> None:
+    from pilothouse.guards.registry import build_scanner
+    from pilothouse.guards.scanner import ScanContext
+
+    text = prompt_of_tokens(512)
+    print(f"\n## latency, one {len(text)}-character input of ~512 tokens, {runs} runs (ms)")
+    print("| scanner | p50 | p99 |")
+    print("|---|---:|---:|")
+    ctx = ScanContext()
+    built = []
+    for name in ("injection_heuristics", "injection_classifier", "injection", "pii", "secrets", "toxicity"):
+        try:
+            built.append((name, build_scanner(name)))
+        except Exception as exc:
+            print(f"| {name} | not available: {type(exc).__name__} | |")
+    for mode_ctx, label in ((ctx, "direct"), (ScanContext(role="document", mode="indirect"), "indirect")):
+        for name, scanner in built:
+            if label == "indirect" and not name.startswith("injection"):
+                continue
+            scanner.scan(text, mode_ctx)
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                scanner.scan(text, mode_ctx)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            print(f"| {name} ({label}) | {statistics.median(times):.2f} | {times[int(0.99 * (len(times) - 1))]:.2f} |")
+    together = [s for n, s in built if n != "injection_heuristics" and n != "injection_classifier"]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for scanner in together:
+            scanner.scan(text, ctx)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    names = ", ".join(n for n, _ in built if n not in ("injection_heuristics", "injection_classifier"))
+    p50, p99 = statistics.median(times), times[int(0.99 * (len(times) - 1))]
+    print(f"| all input scanners together ({names}) | {p50:.2f} | {p99:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=["dev", "holdout"], default="dev")
+    parser.add_argument("--latency", action="store_true", help="latency only")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--llm-guard", action="store_true", help="run llm-guard's offline scanners instead")
+    parser.add_argument(
+        "--set", choices=["generated", "indirect_holdout"], help="an indirect-mode set instead of the split's sources"
+    )
+    args = parser.parse_args()
+    if args.set:
+        indirect_set(args.set)
+        return
+    if args.latency:
+        latency(args.runs)
+        return
+    rows = _rows(args.split)
+    flaggers = llm_guard_flaggers() if args.llm_guard else pilothouse_flaggers()
+    print(f"# injection scanners, split {args.split}, threshold {THRESHOLD}")
+    for name, flag in flaggers.items():
+        started = time.perf_counter()
+        flagged = [flag(s.text, mode == "indirect") for mode, s in rows]
+        _table(f"{name} ({time.perf_counter() - started:.1f}s)", rows, flagged)
+
+
+if __name__ == "__main__":
+    main()

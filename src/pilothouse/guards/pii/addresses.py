@@ -1,0 +1,78 @@
+"""Street addresses by rules (no offline model recognises them well; spaCy's English pipeline has no
+address label).
+
+Found: a house number with a street name ending in a street type (`1755 Nelson Mandela Drive`,
+`27 2279 President St`), a street name with a continental suffix and a number (`Ziegelgasse 26`,
+`Kapelaniestraat 88`, `árpád fejedelem útja 45`), a street type before the name with a number on either
+side (`107 Rue Abdelaziz Thâalbi`, `Via Roma 12`), each with an apartment or suite that follows; a lone
+`Apt. 614`; and a postal code after `ZIP:` or `postcode`. Not found: an address without a house number
+(`Whittaker Street`), city and country lines, PO boxes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pilothouse.guards.scanner import Finding
+
+_NAME_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*\.?"
+_UNIT = r"(?:,?\s{0,3}(?:Apt|Apartment|Suite|Ste|Unit|Flat)\.?\s{0,2}#?\s?\d+[A-Za-z]?)?"
+_HOUSE = r"\d{1,6}[A-Za-z]?(?:[ -]\d{1,6}[A-Za-z]?)?"
+_TYPE_AFTER = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Drive|Dr|Lane|Ln|Boulevard|Blvd|Way|Court|Ct|Place|Pl|Terrace|Square|Sq"
+    r"|Highway|Hwy|Parkway|Pkwy|Circle|Cir|Crescent|Close|Gardens|Row|Walk|Alley|Trail|Plaza|Mews|Hill)\b\.?"
+)
+_TYPE_BEFORE = (
+    r"(?:Rue|Rua|Via|Viale|Calle|Avenida|Avinguda|Av\.|Piazza|Plaza|Praça|Plac|Place|Boulevard|Chemin|Carrer|Corso"
+    r"|Largo|Ulica|ul\.|Πλατεία|Οδός|Leoforos)"
+)
+_SUFFIXED = (
+    r"[^\W\d_]*(?:strasse|straße|str\.|gasse|weg|allee|platz|damm|straat|laan|gracht|plein|steeg|kade|vej"
+    r"|gade|gatan|vägen|veien|gata|katu|utca|útja|tér|ulice|náměstí|gürtel)"
+)
+
+_PATTERNS: tuple[tuple[re.Pattern[str], float, str], ...] = (
+    (
+        re.compile(rf"(?<![\w-]){_HOUSE}\s+(?:{_NAME_WORD}\s+){{0,3}}{_TYPE_AFTER}{_UNIT}"),
+        0.7,
+        "house number and street type",
+    ),
+    (
+        re.compile(
+            rf"(?<![\w-])(?:{_HOUSE}\s+(?:{_NAME_WORD}\s+){{0,2}})?(?<![\w-]){_SUFFIXED}\s+\d{{1,5}}[A-Za-z]?\.?(?!\d){_UNIT}",
+            re.IGNORECASE,
+        ),
+        0.7,
+        "street name and number",
+    ),
+    (
+        re.compile(
+            rf"(?<![\w-])(?:{_HOUSE}\s+)?{_TYPE_BEFORE} +(?:{_NAME_WORD} ?){{1,4}}(?: ?\d{{1,5}}[A-Za-z]?)?{_UNIT}"
+        ),
+        0.65,
+        "street type and name",
+    ),
+    (re.compile(r"(?<!\w)(?:Apt|Apartment|Suite|Unit)\.?\s{0,2}#?\s?\d+[A-Za-z]?(?!\w)", re.IGNORECASE), 0.5, "unit"),
+    (
+        re.compile(r"(?<![\w-])\d{5}(?:-\d{4})?(?![\w-])"),
+        0.6,
+        "postal code",
+    ),
+)
+
+ADDRESS_KIND = "STREET_ADDRESS"
+_POSTAL_CUE = re.compile(r"\b(?:zip|zip code|postcode|postal code)\s*:?\s*$", re.IGNORECASE)
+
+
+def find_street_addresses(text: str) -> Iterator[Finding]:
+    """Street addresses in `text` (overlapping matches of different patterns are merged by the scanner)."""
+    for pattern, score, why in _PATTERNS:
+        for match in pattern.finditer(text):
+            start, end = match.start(), match.end()
+            if why == "postal code" and not _POSTAL_CUE.search(text[max(0, start - 16) : start]):
+                continue
+            while end > start and (text[end - 1].isspace() or text[end - 1] == ","):
+                end -= 1
+            if end > start:
+                yield Finding(ADDRESS_KIND, start, end, score, f"street address ({why})")

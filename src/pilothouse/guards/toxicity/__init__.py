@@ -1,0 +1,1 @@
+"""Toxicity: a learned classifier over sentence embeddings plus a small lexicon (`scanner.ToxicityScanner`)."""
