@@ -226,6 +226,41 @@ class CacheSettings(BaseModel):
     semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
 
 
+class AuditSettings(BaseModel):
+    """Signed checkpoints of the audit chain (docs/audit.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key signing checkpoints, created 0600 if absent (default: "
+        "data_dir/audit-signing-key.pem); keep it outside the database and its backups.",
+    )
+    checkpoint_log_path: Path | None = Field(
+        default=None,
+        description="Append-only file of every checkpoint (default: audit-checkpoints.jsonl beside the key).",
+    )
+    checkpoint_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the chain head is checkpointed (and at shutdown); 0: at shutdown only.",
+    )
+    trusted_public_keys: list[Path] = Field(
+        default_factory=list, description="PEM public keys of rotated-out signing keys whose checkpoints stay valid."
+    )
+
+
+class TraceSettings(BaseModel):
+    """Trace retention (docs/audit.md#trace-retention)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: float | None = Field(
+        default=None, gt=0, description="Delete trace content (messages, outputs) older than this; numbers are kept."
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="How often the retention purge runs.")
+
+
 class Settings(BaseModel):
     """Everything a Pilothouse process needs. Build with `load_settings()`."""
 
@@ -251,6 +286,8 @@ class Settings(BaseModel):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    traces: TraceSettings = Field(default_factory=TraceSettings)
     models: list[ModelEntry] = Field(default_factory=list)
     include_default_models: bool = True
 
@@ -281,6 +318,14 @@ class Settings(BaseModel):
     @property
     def admin_key_path(self) -> Path:
         return self.data_dir / "admin_key"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit.signing_key_path or self.data_dir / "audit-signing-key.pem"
+
+    @property
+    def audit_checkpoint_log_path(self) -> Path:
+        return self.audit.checkpoint_log_path or self.audit_key_path.parent / "audit-checkpoints.jsonl"
 
 
 _ENV_FIELDS: dict[str, str] = {

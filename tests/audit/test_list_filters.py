@@ -73,3 +73,14 @@ def test_filters_do_not_touch_the_chain(store: Store) -> None:
     with store.connect() as conn:
         assert [e.action for e in list_events(conn, actions=["project"])] == ["project.create"]
         assert verify_chain(conn) == (2, None)
+
+
+def test_actor_and_target_filters(store: Store) -> None:
+    for actor, target in (("key_a", "t1"), ("key_b", "t1"), ("key_a", "t2")):
+        with store.begin() as conn:
+            append_event(conn, actor=actor, action="key.create", target=target, project_id="proj_a")
+    with store.connect() as conn:
+        assert [e.seq for e in list_events(conn, actor="key_a")] == [1, 3]
+        assert [e.seq for e in list_events(conn, target="t1")] == [1, 2]
+        assert [e.seq for e in list_events(conn, actor="key_a", target="t1")] == [1]
+        assert list_events(conn, actor="key_%") == []  # exact, not a pattern

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,9 +140,12 @@ def list_events(
     actions: Sequence[str] = (),
     since: float | None = None,
     until: float | None = None,
+    actor: str | None = None,
+    target: str | None = None,
 ) -> list[AuditEvent]:
     """Events after `after_seq`, oldest first. `actions`: each matches itself and the actions under it
-    (`prompt.label` matches `prompt.label.move`); `since` <= ts < `until` (epoch seconds)."""
+    (`prompt.label` matches `prompt.label.move`); `since` <= ts < `until` (epoch seconds); `actor` and
+    `target`: exactly these."""
     query = select(audit_events).where(audit_events.c.seq > after_seq).order_by(audit_events.c.seq)
     if project_id is not None:
         query = query.where(audit_events.c.project_id == project_id)
@@ -153,6 +156,10 @@ def list_events(
         query = query.where(audit_events.c.ts >= since)
     if until is not None:
         query = query.where(audit_events.c.ts < until)
+    if actor is not None:
+        query = query.where(audit_events.c.actor == actor)
+    if target is not None:
+        query = query.where(audit_events.c.target == target)
     return [_row_event(r) for r in conn.execute(query.limit(limit))]
 
 
@@ -185,3 +192,13 @@ def verify_chain(conn: Connection, *, batch: int = 5000) -> tuple[int, BrokenLin
     if total != checked:
         return checked, BrokenLink(expected_seq, "rows exist out of sequence")
     return checked, None
+
+
+def recorder(actor: str, action: str) -> Callable[[Connection, str | None, dict[str, Any]], None]:
+    """`append_event` bound to an actor and action, called as record(conn, project_id, details): for code below
+    this package that records its actions through a callback (store/retention.py)."""
+
+    def record(conn: Connection, project_id: str | None, details: dict[str, Any]) -> None:
+        append_event(conn, actor=actor, action=action, target=project_id, project_id=project_id, details=details)
+
+    return record

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.tree import Tree
 
-from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, table, when
+from pilothouse.cli.common import JsonOpt, KeyOpt, UrlOpt, client, console, emit, err_console, table, when
+from pilothouse.cli.credentials import root_options
 
 traces_app = typer.Typer(help="List and show traces (every gateway call is one).", no_args_is_help=True)
 
@@ -113,3 +115,72 @@ def show(
         console.print(f"started {when(trace['started_at'])} UTC")
 
     emit(as_json, trace, render)
+
+
+@traces_app.command("purge")
+def purge(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Traces started before: a duration before now (30d, 12h, 2w) or a date (ISO 8601)."
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="pilothouse.toml to read (default: as `pilothouse up`).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", envvar="PILOTHOUSE_DATABASE_URL", help="The servers' database.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete the content (messages, outputs, span payloads) of old traces and keep their numbers (tokens, cost,
+    latency, status, model, scores); audited. Runs on the database directly, like the servers' retention job
+    (`traces.retention_days`)."""
+    import getpass
+    import time
+
+    from pilothouse.audit.chain import recorder
+    from pilothouse.config import ConfigError, load_settings
+    from pilothouse.store.engine import StoreError, open_store
+    from pilothouse.store.retention import purge_content
+    from pilothouse.timewindow import parse_time
+
+    now = time.time()
+    try:
+        older_than_s = now - parse_time(older_than, now=now)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] --older-than: {exc}")
+        raise typer.Exit(2) from None
+    if older_than_s <= 0:
+        err_console.print(f"[red]error:[/red] --older-than: {older_than!r} is not in the past")
+        raise typer.Exit(2)
+    try:
+        settings = load_settings(config or root_options().config, database_url=database_url)
+        store = open_store(settings.resolved_database_url(), migrate=False)
+    except (ConfigError, StoreError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    try:
+        actor = f"cli:{getpass.getuser()}"
+        result = purge_content(
+            store,
+            older_than_s=older_than_s,
+            dry_run=dry_run,
+            now=now,
+            record=recorder(actor, "trace.content.purge"),
+        )
+    except Exception as exc:
+        err_console.print(f"[red]error:[/red] cannot purge: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    emit(
+        as_json,
+        result.to_dict(),
+        lambda: console.print(
+            f"{verb} the content of {result.traces} traces ({result.spans} spans) started before "
+            f"{when(result.cutoff)} UTC; their numbers are kept"
+        ),
+    )

@@ -226,10 +226,13 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin):
         action: str | Sequence[str] | None = None,
         since: str | float | None = None,
         until: str | float | None = None,
+        actor: str | None = None,
+        target: str | None = None,
     ) -> list[dict[str, Any]]:
         """Audit events of the caller's project, oldest first; owner keys may name another `project` or `all`.
         `action`: one or more actions (`prompt.label` also matches `prompt.label.move`); `since` (inclusive) and
-        `until` (exclusive): a duration before now (`7d`, `24h`), epoch seconds or ISO 8601."""
+        `until` (exclusive): a duration before now (`7d`, `24h`), epoch seconds or ISO 8601; `actor`: the key id
+        that acted; `target`: the object acted on."""
         params: dict[str, Any] = {"after": after, "limit": limit}
         if project:
             params["project"] = project
@@ -239,6 +242,10 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin):
             params["since"] = str(since)
         if until is not None:
             params["until"] = str(until)
+        if actor:
+            params["actor"] = actor
+        if target:
+            params["target"] = target
         result: list[dict[str, Any]] = self.request("GET", "/api/audit", params=params)["data"]
         return result
 

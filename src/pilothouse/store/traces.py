@@ -59,6 +59,7 @@ def _trace_dict(row: Any) -> dict[str, Any]:
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "cost_usd": format(row.cost_usd, "f"),
+        "content_purged_at": row.content_purged_at,
     }
 
 
