@@ -58,6 +58,11 @@ RULES = (
     Rule("server", ("cli",), "the HTTP face does not use the command line's code"),
     Rule("sdk", ("server", "gateway", "store"), "the SDK is a client over HTTP: none of the server side"),
     Rule("tracing", ("server", "cli", "gateway"), "every capability records traces; tracing knows none of them"),
+    Rule(
+        "tools",
+        ("gateway", "server", "cli", "sdk"),
+        "tool permissions are checked by the gateway and by workflows alike",
+    ),
     Rule("stats", why="plain statistics, reused by canaries, evals and monitors", third_party=("numpy", "scipy")),
     Rule("", ("cli",), "only `python -m pilothouse` starts the command line", exempt=("cli", "__main__")),
 )

@@ -39,12 +39,17 @@ PAGES = [
     "docs/cost-control.md",
     "docs/caching.md",
     "docs/security.md",
+    "docs/guards-injection.md",
+    "docs/guards-pii.md",
+    "docs/guards-content.md",
+    "docs/tools.md",
+    "docs/audit.md",
     "docs/architecture.md",
     "docs/benchmarks.md",
 ]
 """Every page, in the order its examples run."""
 
-IN_REPO_ROOT = frozenset({"docs/benchmarks.md"})
+IN_REPO_ROOT = frozenset({"docs/benchmarks.md", "docs/guards-pii.md"})
 """Pages whose commands run in the repository root (they name `bench/...` and `.venv/bin/python`); the others run in
 a fresh folder holding the server's data directory `.pilothouse`, as after `scripts/up`."""
 
@@ -60,6 +65,7 @@ EXCEPTIONS = {
     ("docs/benchmarks.md", "args-only", ".venv/bin/python bench/gateway_features.py --soak 120"),
     ("docs/benchmarks.md", "args-only", "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/cache_bench.py"),
     ("docs/benchmarks.md", "args-only", ".venv/bin/python bench/cli_startup.py"),
+    ("docs/guards-pii.md", "args-only", ".venv/bin/python bench/guard_pii_bench.py --runs 20"),
 }
 """(page, marker, first command of the block) of every block that is not run as written."""
 

@@ -33,9 +33,12 @@ from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.gateway.stages.admission import AdmissionStage
 from pilothouse.gateway.stages.base import CallNext, Outcome, RequestContext, Services, Stage, StageFactory
 from pilothouse.gateway.stages.cache import CacheStage
+from pilothouse.gateway.stages.input_guard import InputGuardStage
+from pilothouse.gateway.stages.output_guard import OutputGuardStage
 from pilothouse.gateway.stages.prepare import PrepareStage
 from pilothouse.gateway.stages.route import RouteStage
 from pilothouse.gateway.stages.settle import SettleStage
+from pilothouse.gateway.stages.tool_gate import ToolGateStage
 from pilothouse.gateway.stages.trace import TraceStage
 from pilothouse.principal import Principal
 from pilothouse.store import budgets as repo
@@ -47,12 +50,32 @@ ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 
 def test_the_stage_list_is_the_request_path_of_the_architecture_doc() -> None:
-    assert (TraceStage, SettleStage, PrepareStage, AdmissionStage, CacheStage, RouteStage) == STAGES
+    assert (
+        TraceStage,
+        SettleStage,
+        PrepareStage,
+        InputGuardStage,
+        ToolGateStage,
+        AdmissionStage,
+        CacheStage,
+        OutputGuardStage,
+        RouteStage,
+    ) == STAGES
     text = ARCHITECTURE.read_text(encoding="utf-8")
     section = text.split("## Request path", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| (\w+) \| `gateway/stages/(\w+)\.py`", section, flags=re.MULTILINE)
-    assert [name for name, _ in rows] == ["trace", "settle", "prepare", "admission", "cache", "route"]
-    assert [f"{module.title()}Stage" for _, module in rows] == [stage.__name__ for stage in STAGES]
+    assert [name for name, _ in rows] == [
+        "trace",
+        "settle",
+        "prepare",
+        "input_guard",
+        "tool_gate",
+        "admission",
+        "cache",
+        "output_guard",
+        "route",
+    ]
+    assert [f"{module.title().replace('_', '')}Stage" for _, module in rows] == [stage.__name__ for stage in STAGES]
 
 
 class Spy:
@@ -200,7 +223,17 @@ async def test_a_whole_answer_runs_every_stage_and_settles_before_the_trace_is_s
     outcome = await harness.pipeline.run(harness.call(temperature=0))
     assert outcome.error is None and outcome.payload is not None
     assert outcome.payload["choices"][0]["message"]["content"] == "echo: hello there"
-    assert harness.spy.entered == ["trace", "settle", "prepare", "admission", "cache", "route"]
+    assert harness.spy.entered == [
+        "trace",
+        "settle",
+        "prepare",
+        "inputguard",
+        "toolgate",
+        "admission",
+        "cache",
+        "outputguard",
+        "route",
+    ]
     assert harness.sink.traces == [outcome.trace] and outcome.trace.source == "sdk"
     assert outcome.headers == {"x-pilothouse-cache": "miss"}
     spent, reserved = await harness.budget()
@@ -228,7 +261,7 @@ async def test_a_refusal_at_admission_looks_nothing_up_and_calls_nothing(harness
     harness.spy.entered.clear()
     outcome = await harness.pipeline.run(harness.call())
     assert outcome.error is not None and outcome.error.code == "budget_exceeded"
-    assert harness.spy.entered == ["trace", "settle", "prepare", "admission"]
+    assert harness.spy.entered == ["trace", "settle", "prepare", "inputguard", "toolgate", "admission"]
     assert len(harness.provider().calls) == 1  # the first call's only
     assert harness.sink.traces[-1] is outcome.trace and len(harness.sink.traces) == 2
     assert outcome.trace.status == "error" and [s.kind for s in outcome.trace.spans] == ["guard"]
@@ -239,7 +272,7 @@ async def test_a_cache_hit_answers_without_the_route_stage(harness: Harness) -> 
     first = await harness.pipeline.run(harness.call(temperature=0))
     harness.spy.entered.clear()
     second = await harness.pipeline.run(harness.call(temperature=0))
-    assert harness.spy.entered == ["trace", "settle", "prepare", "admission", "cache"]
+    assert harness.spy.entered == ["trace", "settle", "prepare", "inputguard", "toolgate", "admission", "cache"]
     assert len(harness.provider().calls) == 1
     assert second.payload is not None and first.payload is not None
     assert second.payload["choices"] == first.payload["choices"]

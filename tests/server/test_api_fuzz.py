@@ -60,6 +60,17 @@ CONFIG = {
             "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
         },
         {
+            # Tool definitions and argument rules: a valid JSON Schema of the arguments, a domain name, a
+            # regular expression (tools/registry.py and tools/constraints.py check them).
+            "include-path-regex": r"^/api/tools(/\{name\}/grants)?$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
+            # Guard policy files (YAML): the policy loader checks their fields, scanners and scanner options.
+            "include-path-regex": r"^/api/policies$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
             # GET /api/prompts/push and /pull are served: they read the prompts named "push" and "pull"
             # (GET /api/prompts/{name}), so Allow rightly names GET where the document lists only POST.
             "include-path-regex": r"^/api/prompts/(push|pull)$",

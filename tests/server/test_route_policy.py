@@ -110,6 +110,13 @@ def test_the_walk_covers_every_route_of_the_table() -> None:
     assert sorted(set(route_table()) ^ set(RECIPES)) == []
 
 
+def test_every_route_the_app_registers_is_walked(tmp_path: Path) -> None:
+    """A new route fails the suite until it has a row in the table and a recipe here (so it is walked with
+    every role, and with keys of another project)."""
+    unwalked = sorted(server_routes(tmp_path) - set(RECIPES))
+    assert unwalked == [], f"routes with no recipe in RECIPES (and check their row in {DOC.name}): {unwalked}"
+
+
 # -- the world the walk runs in -------------------------------------------------------------------------------
 @dataclass
 class Tenant:
@@ -127,9 +134,27 @@ class Tenant:
     def prompt(self) -> str:
         return f"{self.name}-prompt"  # a prompt name only this project has
 
+    @property
+    def policy(self) -> str:
+        return f"{self.name}-policy"  # a guard policy name only this project has
+
+    @property
+    def tool(self) -> str:
+        return f"{self.name}-tool"  # a tool name only this project has
+
     def secrets(self) -> set[str]:
         """Strings that may only appear in answers given to this project's keys (or to an owner)."""
-        return {self.id, self.name, self.trace_id, self.prompt, self.budget_id, self.limit_id, *self.key_ids.values()}
+        return {
+            self.id,
+            self.name,
+            self.trace_id,
+            self.prompt,
+            self.policy,
+            self.tool,
+            self.budget_id,
+            self.limit_id,
+            *self.key_ids.values(),
+        }
 
 
 class World:
@@ -169,6 +194,7 @@ class World:
         owner = tenant.keys["owner"]
         for greeting in ("Hello", "Good day"):
             self.ok("POST", "/api/prompts/push", owner, json=self.push_files(tenant.prompt, greeting))
+        self.ok("POST", "/api/policies", owner, json={"content": policy_file(tenant.policy)})
         for label in ("production", "qa", "guarded", "canary", "promo"):
             self.ok("PUT", f"/api/prompts/{tenant.prompt}/labels/{label}", owner, json={"version": 1})
         chat = {"model": f"prompt:{tenant.prompt}@1", "variables": {"who": "Ada"}}
@@ -179,6 +205,7 @@ class World:
         tenant.limit_id = self.ok(
             "POST", "/api/limits", json={"scope": "project", "subject": tenant.name, "rpm": 100_000}
         )["id"]
+        self.ok("POST", "/api/tools", owner, json={"tools": [{"name": tenant.tool, "risk": "low"}]})
 
     def new_budget(self, tenant: Tenant) -> str:
         body = {"scope": "user", "subject": self.unique("user"), "usd": "50", "mode": "soft", "project": tenant.name}
@@ -190,10 +217,27 @@ class World:
         key_id: str = self.ok("POST", "/api/keys", json=body)["id"]
         return key_id
 
+    def new_tool(self, tenant: Tenant) -> str:
+        """A tool of the tenant's project to delete (registered with its owner key: tools are per project)."""
+        name = self.unique(f"{tenant.name}-doomed-tool")
+        self.ok("POST", "/api/tools", tenant.keys["owner"], json={"tools": [{"name": name}]})
+        return name
+
+    def new_grant(self, tenant: Tenant) -> str:
+        """A grant of the tenant's tool to revoke (to an agent with a unique name)."""
+        body = {"kind": "agent", "subject": self.unique("agent")}
+        grant_id: str = self.ok("POST", f"/api/tools/{tenant.tool}/grants", tenant.keys["owner"], json=body)["id"]
+        return grant_id
+
     def new_limit(self, tenant: Tenant) -> str:
         body = {"scope": "model", "subject": CHAT, "rpm": 100_000, "project": tenant.name}
         limit_id: str = self.ok("POST", "/api/limits", json=body)["id"]
         return limit_id
+
+
+def policy_file(name: str) -> str:
+    """A guard policy that changes nothing the walk does (embeddings only, flag only)."""
+    return f"name: {name}\nscope: {{routes: [embeddings]}}\ninput:\n  - {{scanner: secrets, action: flag}}\n"
 
 
 # -- how to call each route -----------------------------------------------------------------------------------
@@ -292,6 +336,9 @@ RECIPES: dict[str, Walk] = {
     ),
     "GET /api/audit": Walk(lambda w, t: Call("GET", "/api/audit", params={"project": t.name}), PROJECT),
     "GET /api/audit/verify": Walk(lambda w, t: Call("GET", "/api/audit/verify"), NO_REF),
+    "GET /api/audit/checkpoints": Walk(lambda w, t: Call("GET", "/api/audit/checkpoints"), NO_REF),
+    "POST /api/audit/checkpoints": Walk(lambda w, t: Call("POST", "/api/audit/checkpoints"), NO_REF),
+    "GET /api/audit/public-key": Walk(lambda w, t: Call("GET", "/api/audit/public-key"), NO_REF),
     "GET /api/traces": Walk(lambda w, t: Call("GET", "/api/traces"), NO_REF),
     "GET /api/traces/{trace_id}": Walk(lambda w, t: Call("GET", f"/api/traces/{t.trace_id}"), REF),
     "POST /api/scores": Walk(
@@ -299,6 +346,13 @@ RECIPES: dict[str, Walk] = {
     ),
     "GET /api/scores": Walk(lambda w, t: Call("GET", "/api/scores", params={"trace_id": t.trace_id}), NO_REF),
     "GET /api/prompts": Walk(lambda w, t: Call("GET", "/api/prompts"), NO_REF),
+    "POST /api/policies": Walk(
+        lambda w, t: Call("POST", "/api/policies", json={"content": policy_file("walk-policy")}), NO_REF
+    ),
+    "GET /api/policies": Walk(lambda w, t: Call("GET", "/api/policies"), NO_REF),
+    "GET /api/policies/{name}": Walk(lambda w, t: Call("GET", f"/api/policies/{t.policy}"), REF),
+    "GET /api/policies/{name}/versions": Walk(lambda w, t: Call("GET", f"/api/policies/{t.policy}/versions"), REF),
+    "POST /api/policies/{name}/disable": Walk(lambda w, t: Call("POST", f"/api/policies/{t.policy}/disable"), REF),
     # a push names a prompt of the caller's project, whatever project it is aimed at: one name for all of them
     "POST /api/prompts/push": Walk(
         lambda w, t: Call("POST", "/api/prompts/push", json=w.push_files(PUSHED, "Hi")), NO_REF
@@ -336,6 +390,23 @@ RECIPES: dict[str, Walk] = {
     "GET /api/prompts/{name}/stats": _prompt("/stats"),
     "POST /api/prompts/{name}/render": _prompt("/render", "POST", json={"ref": "1", "variables": {"who": "Bo"}}),
     "GET /api/prompts/{name}/resolve": _prompt("/resolve", params={"ref": "1", "variables": '{"who": "Bo"}'}),
+    # tools belong to the caller's project: another project's tool is a 404, as a missing one
+    "POST /api/tools": Walk(
+        lambda w, t: Call("POST", "/api/tools", json={"tools": [{"name": "walk-registered", "risk": "medium"}]}),
+        NO_REF,
+    ),
+    "GET /api/tools": Walk(lambda w, t: Call("GET", "/api/tools"), NO_REF),
+    "GET /api/tools/{name}": Walk(lambda w, t: Call("GET", f"/api/tools/{t.tool}"), REF),
+    "DELETE /api/tools/{name}": Walk(lambda w, t: Call("DELETE", f"/api/tools/{w.new_tool(t)}"), REF),
+    "POST /api/tools/{name}/grants": Walk(
+        lambda w, t: Call("POST", f"/api/tools/{t.tool}/grants", json={"kind": "project"}), REF
+    ),
+    "DELETE /api/tools/{name}/grants/{grant_id}": Walk(
+        lambda w, t: Call("DELETE", f"/api/tools/{t.tool}/grants/{w.new_grant(t)}"), REF
+    ),
+    "POST /api/tools/{name}/check": Walk(
+        lambda w, t: Call("POST", f"/api/tools/{t.tool}/check", json={"arguments": {}}), REF
+    ),
 }
 
 

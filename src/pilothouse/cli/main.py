@@ -35,6 +35,8 @@ class PilothouseGroup(LazyGroup):
         "scores": "pilothouse.cli.scores:scores_app",
         "cost": "pilothouse.cli.cost:cost_app",
         "cache": "pilothouse.cli.cache:cache_app",
+        "tools": "pilothouse.cli.tools:tools_app",
+        "policy": "pilothouse.cli.policy:policy_app",
     }
     order = ("up", *lazy, "version")
 

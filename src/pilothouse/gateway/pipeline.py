@@ -19,10 +19,15 @@ from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.stages.admission import AdmissionStage
 from pilothouse.gateway.stages.base import CallNext, Outcome, RequestContext, Services, Stage, StageFactory
 from pilothouse.gateway.stages.cache import CacheStage
+from pilothouse.gateway.stages.input_guard import InputGuardStage
+from pilothouse.gateway.stages.output_guard import OutputGuardStage
 from pilothouse.gateway.stages.prepare import PrepareStage
 from pilothouse.gateway.stages.route import RouteStage
 from pilothouse.gateway.stages.settle import SettleStage
+from pilothouse.gateway.stages.tool_gate import ToolGateStage
 from pilothouse.gateway.stages.trace import TraceStage
+from pilothouse.guards.policy.runtime import PolicyEngine
+from pilothouse.tools.rules import ToolRules
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import TraceSink
 
@@ -30,8 +35,12 @@ STAGES: tuple[StageFactory, ...] = (
     TraceStage,  # the trace is stored once, whatever happens (errors, cancellation, abandoned streams)
     SettleStage,  # reservations are replaced by what was used, on every path, before the trace is stored
     PrepareStage,  # validate, expand a prompt reference, resolve the model, capability and context checks
+    InputGuardStage,  # guard policies' input rules (block, redact, flag, shadow); trace content redacted for storage
+    # tool permissions (H6): outside the cache, which is shared by a project's keys while grants are per key
+    ToolGateStage,  # offered tools and the answer's tool calls must be allowed for the caller (docs/tools.md)
     AdmissionStage,  # rate limits, budgets, run caps, max_tokens caps: refuse or reserve
     CacheStage,  # exact then semantic lookup (a hit answers); a miss's answer is kept
+    OutputGuardStage,  # output rules over the answer (streams: a hold-back window); the cache keeps what it released
     RouteStage,  # the upstream call: deployments, retries, fallbacks, deadline; metered on the span
 )
 
@@ -46,10 +55,12 @@ class Pipeline:
         *,
         admission: Admission | None = None,
         cache: ResponseCache | None = None,
+        tools: ToolRules | None = None,
+        guards: PolicyEngine | None = None,
         stages: Sequence[StageFactory] = STAGES,
     ) -> None:
         self.gateway = gateway
-        self.services = Services(gateway, sink, admission, cache)
+        self.services = Services(gateway, sink, admission, cache, guards=guards, tools=tools)
         self.stages: tuple[Stage, ...] = tuple(make(self.services) for make in stages)
         self._first = _chain(self.stages)
 

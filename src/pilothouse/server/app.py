@@ -32,17 +32,20 @@ from pilothouse.server.api import (
     cache,
     costs,
     keys,
+    policies,
     prompt_canary,
     prompt_promotion,
     prompt_stats,
     prompts,
     scores,
+    tools,
     traces,
 )
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.body_guard import guard_body
 from pilothouse.server.gateway_asgi import FAST_PATHS, GatewayEndpoints, send_json
+from pilothouse.server.housekeeping import start_housekeeping
 from pilothouse.server.openapi import AUTHENTICATED, error_responses, install
 from pilothouse.server.state import AppState, build_state, close_state, start_ledger, warm_models
 from pilothouse.store.engine import StoreError
@@ -129,12 +132,14 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         gc.collect()
         gc.freeze()
         monitor = start_canary_monitor(state)
+        housekeeping = start_housekeeping(state)  # audit checkpoints, trace retention
         if on_ready is not None:
             on_ready(state)
         try:
             yield
         finally:
             await monitor.stop()
+            await housekeeping.stop()  # the shutdown checkpoint, before the store closes
             await close_state(state)
 
     api = FastAPI(
@@ -223,6 +228,8 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (scores.router, (400, 404)),
         (costs.router, (400, 404)),
         (cache.router, (400, 404)),
+        (policies.router, (400, 404)),
+        (tools.router, (400, 404)),
     ):
         api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))
     install(api)

@@ -6,7 +6,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from pilothouse.config import Settings
+from pilothouse.audit.checkpoints import AuditSetup
+from pilothouse.audit.signing import AuditKeyError
+from pilothouse.config import ConfigError, Settings
 from pilothouse.gateway.admission import Admission, build_admission
 from pilothouse.gateway.cache import ResponseCache
 from pilothouse.gateway.limits.ledger import Ledger
@@ -14,11 +16,13 @@ from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.pipeline import Pipeline
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
+from pilothouse.guards.policy.runtime import PolicyEngine
 from pilothouse.prompts.registry.resolver import PromptResolver
 from pilothouse.server.auth import Authenticator
 from pilothouse.server.bootstrap import Bootstrap, bootstrap
 from pilothouse.store.engine import Store, open_store
 from pilothouse.store.private_files import private_dir
+from pilothouse.tools.rules import ToolRules
 from pilothouse.tracing.sink import StoreSink, replay_spill
 
 log = logging.getLogger("pilothouse.server")
@@ -41,6 +45,10 @@ class AppState:
     models_ready: bool = False
     warm_error: str | None = None
     cache: ResponseCache | None = None  # None: caching is off (cache.enabled)
+    tools: ToolRules | None = None
+    """The projects' tool rules as the gateway checks them; the tools API drops a project's copy on a change."""
+    audit: AuditSetup | None = None
+    """The checkpoint signing key, file and trusted keys (audit/checkpoints.py); set by `build_state`."""
 
 
 def build_state(settings: Settings) -> AppState:
@@ -51,12 +59,21 @@ def build_state(settings: Settings) -> AppState:
     if replayed:
         log.warning("replayed %d traces that an earlier run could not store", replayed)
     boot = bootstrap(store, settings.admin_key_path)
+    try:
+        audit = AuditSetup.open(
+            settings.audit_key_path, settings.audit_checkpoint_log_path, settings.audit.trusted_public_keys
+        )
+    except AuditKeyError as exc:  # the operator's to fix: reported as one line
+        store.dispose()
+        raise ConfigError(str(exc)) from None
     pool = ProviderPool(settings)
     gateway = Gateway(settings, pool, default_price_book(), PromptResolver(store))
     admission = build_admission(settings, store, gateway.prices, gateway.catalog)
     ledger = admission.ledger = Ledger(settings, store, admission.store)
     sink = StoreSink(store, spill_path=spill, batch_max=settings.trace_batch_max)
     cache = ResponseCache.from_settings(settings, store)
+    tools = ToolRules(store, settings.limits.definitions_ttl_s)
+    guards = PolicyEngine(store, ttl_s=settings.limits.definitions_ttl_s, audit=admission.audit)
     return AppState(
         settings=settings,
         store=store,
@@ -67,8 +84,10 @@ def build_state(settings: Settings) -> AppState:
         boot=boot,
         admission=admission,
         ledger=ledger,
-        pipeline=Pipeline(gateway, sink, admission=admission, cache=cache),
+        pipeline=Pipeline(gateway, sink, admission=admission, cache=cache, tools=tools, guards=guards),
         cache=cache,
+        tools=tools,
+        audit=audit,
     )
 
 
@@ -98,6 +117,8 @@ async def close_state(state: AppState) -> None:
     if state.gateway.prompts is not None:
         state.gateway.prompts.close()
     await state.ledger.aclose()  # before the limit store closes: a last retry of pending settles
+    if state.pipeline.services.guards is not None:
+        await state.pipeline.services.guards.aclose()  # a policy reload in progress, before the store closes
     await state.admission.aclose()
     if state.cache is not None:
         await state.cache.aclose()

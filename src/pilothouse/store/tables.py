@@ -74,6 +74,7 @@ traces = Table(
     Column("prompt_name", String(200), nullable=True),
     Column("prompt_version", Integer, nullable=True),
     Column("source", String(20), nullable=True),  # http, prompt_test, eval, flow, sdk (tracing/model.py)
+    Column("content_purged_at", Float, nullable=True),  # retention deleted the spans' content (store/retention.py)
     Index("ix_traces_project_started", "project_id", "started_at"),
     Index("ix_traces_project_prompt", "project_id", "prompt_name", "prompt_version"),
 )
@@ -133,6 +134,19 @@ audit_events = Table(
     Column("details", JSONType, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# A signed checkpoint of the audit chain head (audit/checkpoints.py); also appended to a file outside the database.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
 )
 
 prompts = Table(
@@ -273,4 +287,70 @@ cache_thresholds = Table(
     Column("threshold", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(40), nullable=True),
+)
+
+# Guard policies (docs/security.md#guard-policies), versioned like prompts: a push whose validated body differs
+# from the latest version's makes a new version; the latest version of an enabled policy is the one in force.
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "name", name="uq_policies_project_name"),
+)
+
+# An immutable version: `body` is the validated policy (guards/policy/model.py) the hash covers; `source_text`
+# the file as pushed.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("policy_id", String(40), ForeignKey("policies.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("body", JSONType, nullable=False),
+    Column("source_text", Text, nullable=True),
+    Column("author", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("policy_id", "version", name="uq_policy_versions_policy_version"),
+)
+
+# The tool registry (docs/tools.md): one row per tool of a project; `parameters` is the JSON Schema of its
+# arguments, `risk` low, medium or high; `version` counts the changes a re-registration made.
+tools = Table(
+    "tools",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("risk", String(10), nullable=False),
+    Column("parameters", JSONType, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "name"),
+)
+
+# Tool allow-lists: a tool granted to a project's every key (`kind` project, `subject` ""), one key (its id)
+# or one agent (its name), with the argument rules the calls must pass (a JSON list, tools/constraints.py).
+tool_grants = Table(
+    "tool_grants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("tool", String(64), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("rules", JSONType, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "tool", "kind", "subject"),
 )

@@ -164,10 +164,14 @@ class ResponseCache:
         await self.store.aclose()
 
     # -- decide -----------------------------------------------------------------------------------
-    def plan(self, prep: Prepared, trace: TraceRecord, headers: Iterable[tuple[bytes, bytes]]) -> CachePlan:
-        """Read the cache headers (a malformed one is a 400) and decide what this request does."""
+    def plan(
+        self, prep: Prepared, trace: TraceRecord, headers: Iterable[tuple[bytes, bytes]], *, policies: str = ""
+    ) -> CachePlan:
+        """Read the cache headers (a malformed one is a 400) and decide what this request does. `policies`: the
+        guard policy versions applied (`name@version,...`); answers kept under other versions never match."""
         directives = parse_directives(*_request_headers(headers))
         body = prep.body
+        params = {**body.params, "pilothouse.guard_policies": policies} if policies else body.params
         decision = decide(self.config, directives, key_id=trace.api_key_id, sampled=is_sampled(body.params))
         namespace = trace.project_id
         if not (decision.read or decision.write):
@@ -175,13 +179,13 @@ class ResponseCache:
             prep.span.attributes["pilothouse.cache.bypass_reason"] = decision.reason
             return CachePlan(decision, namespace, "", status="bypass")
         model = body.model  # the public name asked for (a context-window fallback is the same question)
-        plan = CachePlan(decision, namespace, exact_key(model, body.messages, body.params))
+        plan = CachePlan(decision, namespace, exact_key(model, body.messages, params))
         plan.status = "miss" if decision.read else "bypass"
         if decision.semantic:
             text = last_user_text(body.messages)
             if text is not None and text.strip():
                 plan.text = text
-                plan.partition = f"{namespace}:{context_hash(model, body.messages, body.params)}"
+                plan.partition = f"{namespace}:{context_hash(model, body.messages, params)}"
         prep.span.attributes["pilothouse.cache.status"] = plan.status
         if not decision.read:
             prep.span.attributes["pilothouse.cache.bypass_reason"] = "no-cache"
@@ -189,10 +193,10 @@ class ResponseCache:
 
     # -- lookup -----------------------------------------------------------------------------------
     async def lookup_request(
-        self, prep: Prepared, trace: TraceRecord, headers: Iterable[tuple[bytes, bytes]]
+        self, prep: Prepared, trace: TraceRecord, headers: Iterable[tuple[bytes, bytes]], *, policies: str = ""
     ) -> tuple[CachePlan, CachedAnswer | None]:
         """The cache lookup stage: plan, then look up (see `plan` and `lookup`)."""
-        plan = self.plan(prep, trace, headers)
+        plan = self.plan(prep, trace, headers, policies=policies)
         return plan, await self.lookup(plan, prep, trace)
 
     async def lookup(self, plan: CachePlan, prep: Prepared, trace: TraceRecord) -> CachedAnswer | None:

@@ -19,6 +19,8 @@ from pilothouse.gateway.cache import ResponseCache
 from pilothouse.gateway.call import CallHooks, GatewayCall
 from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.prepared import Prepared, PreparedEmbeddings
+from pilothouse.guards.policy.runtime import GuardState, PolicyEngine
+from pilothouse.tools.rules import ToolRules
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 from pilothouse.tracing.sink import TraceSink
 
@@ -37,6 +39,10 @@ class Services:
     """None: no rate limits, budgets or run caps are checked (a pipeline without a limit store)."""
     cache: ResponseCache | None = None
     """None: caching is off (`cache.enabled`)."""
+    guards: PolicyEngine | None = None
+    """None: no guard policies are run (a pipeline without a store)."""
+    tools: ToolRules | None = None
+    """The projects' tool rules (tools/rules.py); None: tool calls are not checked."""
 
 
 @dataclass(slots=True, eq=False)
@@ -50,6 +56,8 @@ class RequestContext:
     """Set by the prepare stage."""
     ticket: Ticket | None = None
     """What the admission stage reserved; settled by the settle stage."""
+    guard: GuardState | None = None
+    """The guard policies that apply to the call (set by the input guard stage; None: none apply)."""
 
     def prepared(self) -> Prepared | PreparedEmbeddings:
         if self.prep is None:

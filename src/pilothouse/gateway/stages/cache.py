@@ -15,7 +15,8 @@ class CacheStage:
         cache, prep, trace = self.cache, ctx.prep, ctx.trace
         if cache is None or not isinstance(prep, Prepared):
             return await call_next(ctx)
-        plan, hit = await cache.lookup_request(prep, trace, ctx.call.headers)
+        policies = ctx.guard.fingerprint if ctx.guard is not None else ""  # the guard policy versions applied
+        plan, hit = await cache.lookup_request(prep, trace, ctx.call.headers, policies=policies)
         if hit is not None:  # recorded as a `cache` span in place of the llm span
             span = trace.spans[-1]
             if prep.body.stream:

@@ -1,0 +1,120 @@
+"""The input guard stage (after prepare, before admission): the guard policies that apply to the call run
+their input rules over the messages (chat: user messages as direct input, tool results as indirect; embeddings:
+every input). A block refuses the call (400 `guard_blocked`, an audit event) before anything is reserved or
+sent; a redact hit rewrites the text sent to the model; flag and shadow hits are only recorded. Every rule that
+ran is a `guard` span. Whatever happens next, the trace's content is redacted per the policies' `storage:`
+before the trace stage stores it (for a stream: once it ended). See guards/policy/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.gateway.prepared import Prepared, PreparedEmbeddings
+from pilothouse.gateway.stages.base import CallNext, Events, Outcome, RequestContext, Services
+from pilothouse.guards.policy.engine import GuardRun
+from pilothouse.guards.policy.runtime import GuardState, PolicyEngine
+from pilothouse.guards.scanner import ScanContext
+
+_USER = ScanContext(role="user", direction="input", mode="direct")
+_TOOL = ScanContext(role="tool", direction="input", mode="indirect")
+
+
+class InputGuardStage:
+    def __init__(self, services: Services) -> None:
+        self.guards = services.guards
+
+    async def __call__(self, ctx: RequestContext, call_next: CallNext) -> Outcome:
+        guards = self.guards
+        if guards is None:
+            return await call_next(ctx)
+        prep, call = ctx.prepared(), ctx.call
+        state = await guards.resolve(
+            ctx.trace.project_id,
+            key_id=call.principal.key_id,
+            model=prep.body.model if isinstance(prep, Prepared) else prep.entry.name,  # the public name asked for
+            prompt=ctx.trace.prompt_name,
+            route=call.kind,
+        )
+        if state is None:
+            return await call_next(ctx)
+        ctx.guard = state
+        try:
+            if isinstance(prep, Prepared):
+                state.system_prompt = _system_prompt(prep.body.messages)
+            await _check(guards, state, ctx, prep)
+            outcome = await call_next(ctx)
+        except BaseException:
+            _redact_stored(state, ctx)
+            raise
+        if outcome.events is None:
+            _redact_stored(state, ctx)
+        else:
+            outcome.events = _redacted_after(state, ctx, outcome.events)
+        return outcome
+
+
+async def _check(guards: PolicyEngine, state: GuardState, ctx: RequestContext, prep: Any) -> None:
+    """Run the input rules; rewrite redacted texts in place; record spans; raise a block."""
+    if not state.input:
+        return
+    slots = _slots(prep)
+    evaluations = await guards.run(state.input, [(text, scan) for text, scan, _ in slots])
+    run = GuardRun()
+    for (text, _, write), evaluation in zip(slots, evaluations, strict=True):
+        run.add(evaluation)
+        if evaluation.blocked is None and evaluation.text != text:
+            write(evaluation.text)
+    state.runs.append(run)
+    await guards.settle(ctx.trace, run)
+
+
+Slot = tuple[str, ScanContext, Any]
+"""A text of the call, how to scan it, and how to write its redacted version back."""
+
+
+def _slots(prep: Prepared | PreparedEmbeddings) -> list[Slot]:
+    if isinstance(prep, PreparedEmbeddings):
+        inputs = prep.inputs
+        return [(text, _USER, _setter(inputs, i)) for i, text in enumerate(inputs) if text]
+    slots: list[Slot] = []
+    for message in prep.body.messages:
+        scan = {"user": _USER, "tool": _TOOL}.get(str(message.get("role")))
+        if scan is None:
+            continue
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            slots.append((content, scan, _setter(message, "content")))
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]:
+                    slots.append((part["text"], scan, _setter(part, "text")))
+    return slots
+
+
+def _setter(container: Any, key: Any) -> Any:
+    def write(value: str) -> None:
+        container[key] = value
+
+    return write
+
+
+def _system_prompt(messages: list[dict[str, Any]]) -> str | None:
+    roles = ("system", "developer")
+    texts = [m["content"] for m in messages if m.get("role") in roles and isinstance(m.get("content"), str)]
+    return "\n".join(texts) if texts else None
+
+
+def _redact_stored(state: GuardState, ctx: RequestContext) -> None:
+    if state.storage is not None:
+        state.storage.redact_trace(ctx.trace)
+
+
+async def _redacted_after(state: GuardState, ctx: RequestContext, events: Events) -> Events:
+    """Relay a stream; redact the trace's content once it ended (before the trace stage stores it)."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()
+        _redact_stored(state, ctx)

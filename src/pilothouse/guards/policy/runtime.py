@@ -1,0 +1,155 @@
+"""What the guard stages of the gateway hold: the policies in force, and one call's guard state.
+
+`PolicyEngine` is built once per server (server/state.py) over the store: it resolves which policies apply to
+a call (`resolve`), runs rules over texts inline or, for long texts, in a worker thread (`run`), and records
+blocks in the audit log. `GuardState` is what the input stage resolved for one call and the output stage
+reuses: the policies, their rules per direction, the storage redaction, and the fingerprint of the policy
+versions (part of the response cache's key, so a policy change never serves an answer stored under another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pilothouse.errors import ApiError
+from pilothouse.guards.policy.active import ActivePolicies
+from pilothouse.guards.policy.engine import (
+    CompiledPolicy,
+    CompiledRule,
+    Evaluation,
+    GuardBlocked,
+    GuardRun,
+    RuleRecord,
+    ScannerCache,
+    applicable,
+    evaluate,
+)
+from pilothouse.guards.policy.spans import record_run
+from pilothouse.guards.policy.storage import StoragePlan
+from pilothouse.guards.policy.streaming import DEFAULT_WINDOW
+from pilothouse.guards.scanner import Direction, ScanContext
+from pilothouse.store.engine import Store
+from pilothouse.tracing.model import TraceRecord
+
+INLINE_CHARS = 4096
+"""Texts up to this many characters in all are scanned on the event loop (microseconds to a few ms); longer
+ones in a worker thread, so a long document cannot stall other requests."""
+
+
+class AuditSink(Protocol):
+    """What records runtime blocks (audit/writer.py's AuditWriter)."""
+
+    async def record(
+        self, *, actor: str, action: str, target: str | None, project_id: str | None, details: dict[str, Any] | None
+    ) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class GuardState:
+    """The guard work of one call."""
+
+    policies: tuple[CompiledPolicy, ...]
+    input: tuple[CompiledRule, ...]
+    output: tuple[CompiledRule, ...]
+    storage: StoragePlan | None
+    fingerprint: str
+    """`name@version` of every policy applied, sorted: the cache keys on it."""
+    system_prompt: str | None = None
+    runs: list[GuardRun] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, policies: Sequence[CompiledPolicy]) -> GuardState:
+        return cls(
+            tuple(policies),
+            tuple(r for p in policies for r in p.input),
+            tuple(r for p in policies for r in p.output),
+            StoragePlan.of(policies),
+            ",".join(sorted(p.ref for p in policies)),
+        )
+
+    def rules(self, direction: Direction) -> tuple[CompiledRule, ...]:
+        return self.input if direction == "input" else self.output
+
+
+class PolicyEngine:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl_s: float,
+        audit: AuditSink | None = None,
+        window: int = DEFAULT_WINDOW,
+        cache: ScannerCache | None = None,
+    ) -> None:
+        self.active = ActivePolicies(store, ttl_s, cache)
+        self.audit = audit
+        self.window = window
+        """The hold-back window of streamed answers, in characters."""
+
+    async def resolve(
+        self, project_id: str, *, key_id: str | None, model: str | None, prompt: str | None, route: str
+    ) -> GuardState | None:
+        """The guard state of a call, or None when no policy applies to it. A policy in scope that cannot run
+        refuses the call (503 `guard_unavailable`): a guard that is down must not let calls through."""
+        policies = await self.active.get(project_id)
+        broken = self.active.broken_in(project_id)
+        if broken:
+            raise ApiError(
+                "a guard policy of this project cannot run on this server ("
+                + "; ".join(broken[name] for name in sorted(broken))
+                + "); fix or disable it",
+                status=503,
+                code="guard_unavailable",
+            )
+        found = applicable(policies, key_id=key_id, model=model, prompt=prompt, route=route)
+        return GuardState.of(found) if found else None
+
+    async def run(self, rules: Sequence[CompiledRule], texts: Sequence[tuple[str, ScanContext]]) -> list[Evaluation]:
+        """Evaluate `rules` over each text (in order, each independently); inline for short texts."""
+        if not rules or not texts:
+            return [Evaluation(text, []) for text, _ in texts]
+
+        def work() -> list[Evaluation]:
+            return [evaluate(rules, text, ctx) for text, ctx in texts]
+
+        if sum(len(text) for text, _ in texts) <= INLINE_CHARS:
+            return work()
+        return await asyncio.to_thread(work)
+
+    async def settle(self, trace: TraceRecord, run: GuardRun) -> None:
+        """Record `run` on the trace (guard spans); for a block, also in the audit log, then raise it."""
+        record_run(trace, run)
+        if run.blocked is not None:
+            await self.record_block(trace, run.blocked)
+            raise GuardBlocked(run.blocked)
+
+    async def record_block(self, trace: TraceRecord, record: RuleRecord) -> None:
+        """A runtime block is an audit event (committed before the caller is answered)."""
+        if self.audit is None:
+            return
+        rule = record.rule
+        await self.audit.record(
+            actor=trace.api_key_id or "anonymous",
+            action="guard.block",
+            target=f"{rule.policy}@{rule.version}",
+            project_id=trace.project_id,
+            details={
+                "trace_id": trace.id,
+                "direction": rule.direction,
+                "rule": rule.index,
+                "scanner": rule.rule.scanner,
+                "score": round(record.score, 4),
+                "threshold": rule.rule.threshold,
+                "kinds": sorted(record.kinds),
+            },
+        )
+
+    async def reload(self) -> None:
+        """Apply the store's policies now (after a push or disable on this replica)."""
+        await asyncio.to_thread(self.active.reload)
+
+    async def aclose(self) -> None:
+        await self.active.aclose()
