@@ -273,6 +273,7 @@ def public_key_(
     else:
         with client(url, api_key) as ph:
             pem = ph.request("GET", "/api/audit/public-key")["public_key_pem"]
+
     def render() -> None:
         sys.stdout.write(pem)
 
