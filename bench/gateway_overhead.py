@@ -67,6 +67,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="; ".join(f"{name}: {sh.describes}" for name, sh in SHAPES.items()),
     )
     add_run_args(parser)
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also measure Pilothouse with this guard policy pushed (repeatable; e.g. "
+        "examples/policies/block-injection.yaml); target: req/s >= 0.5 x direct",
+    )
     add_profile_args(parser)
     parser.set_defaults(
         connections=shape.connections,

@@ -22,6 +22,12 @@ MAX_ADDED_P50_VS_LITELLM = 0.25
 MAX_CLIENT_TIMEOUTS = 0
 
 
+GUARDED = "pilothouse_guards"
+"""The result of Pilothouse with the `--policy` files pushed (guards on every call)."""
+MIN_GUARDED_RPS_VS_DIRECT = 0.5
+"""Issue 12: guards on must keep the gateway at least 0.5x direct throughput."""
+
+
 def evaluate(results: dict[str, TargetResult], shape: Shape = SHAPES[DEFAULT_SHAPE]) -> list[dict[str, Any]]:
     direct = results.get("direct")
     litellm = results.get("litellm")
@@ -42,6 +48,21 @@ def evaluate(results: dict[str, TargetResult], shape: Shape = SHAPES[DEFAULT_SHA
     if pilot and direct:
         ratio = pilot.rps / direct.rps if direct.rps else None
         check("pilothouse_rps / direct_rps", ratio, ">=", shape.min_rps_vs_direct)
+    guarded = results.get(GUARDED)
+    if guarded and direct:
+        ratio = guarded.rps / direct.rps if direct.rps else None
+        met = None if ratio is None else ratio >= MIN_GUARDED_RPS_VS_DIRECT and not guarded.errors
+        note = "Pilothouse with guards had errors during the run" if guarded.errors else ""
+        checks.append(
+            {
+                "check": "pilothouse_guards_rps / direct_rps",
+                "value": ratio,
+                "op": ">=",
+                "threshold": MIN_GUARDED_RPS_VS_DIRECT,
+                "met": met,
+                "note": note,
+            }
+        )
     if pilot and not shape.litellm_checks:
         # Long calls: a client that gave up is the failure this shape looks for, so it is a target of its own.
         checks.append(

@@ -16,13 +16,14 @@ from .common import BENCH_DIR, CHAT_PATH, DIRECT_KEY, LITELLM_MASTER_KEY, log
 from .measure import TargetResult, measure
 from .processes import Processes, Server, plan_cpus
 from .profile import profile_under_load
-from .report import evaluate, machine_info, result_json
+from .report import GUARDED, evaluate, machine_info, result_json
 from .shapes import DEFAULT_SHAPE, SHAPES
 from .targets import (
     check_completion,
     ensure_litellm,
     installed_version,
     pilothouse_key,
+    push_policies,
     start_litellm,
     start_pilothouse,
     start_upstream,
@@ -70,6 +71,15 @@ def run(args: argparse.Namespace, procs: Processes, work: Path) -> tuple[dict[st
     if not args.skip_pilothouse:
         server, startup = start_pilothouse(procs, args, work, upstream.port, cpus.gateway)
         bench_gateway("pilothouse", server, startup, pilothouse_key(work))
+
+    policies = list(getattr(args, "policy", None) or [])
+    if policies and not args.skip_pilothouse:
+        guarded = work / "guards"  # a second, fresh server: its own data directory
+        guarded.mkdir()
+        server, startup = start_pilothouse(procs, args, guarded, upstream.port, cpus.gateway)
+        key = pilothouse_key(guarded)
+        push_policies(server, key, policies)
+        bench_gateway(GUARDED, server, startup, key)
 
     procs.stop(upstream)
 

@@ -215,6 +215,16 @@ def wait_ready(server: Server, path: str, timeout: float) -> float:
         time.sleep(0.25)
 
 
+def push_policies(server: Server, key: str, files: list[str]) -> None:
+    """Push guard policy files (`POST /api/policies`) so the measured gateway runs them on every call."""
+    for file in files:
+        content = Path(file).read_text(encoding="utf-8")
+        status, raw = http_request(server.base_url + "/api/policies", {"content": content}, key=key, timeout=60.0)
+        if status != 200:
+            raise BenchError(f"pushing the policy {file} failed: HTTP {status} {raw[:300]!r}")
+        log(f"policy {file} pushed")
+
+
 def check_completion(server: Server, name: str, key: str) -> None:
     """One request through the target: it must answer 200 with a chat.completion, or the run is void."""
     url = server.base_url + CHAT_PATH

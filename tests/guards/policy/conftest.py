@@ -9,6 +9,7 @@ from pilothouse.guards import registry
 FAKES = {
     "test_pii": "tests.guards.policy.fakes:CardsAndEmails",
     "test_phrases": "tests.guards.policy.fakes:Phrases",
+    "test_counting": "tests.guards.policy.fakes:Counting",
 }
 
 

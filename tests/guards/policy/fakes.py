@@ -69,3 +69,19 @@ class Phrases:
             if p in low
         )
         return Verdict(self.name, self.score if findings else 0.0, findings)
+
+
+class Counting:
+    """Finds nothing; records the length of every text it scans (`seen`), to measure how often a stream is
+    rescanned. `scope` sets its `stream_scope` (how HoldBack runs it)."""
+
+    name: ClassVar[str] = "test_counting"
+    redacts: ClassVar[bool] = False
+    seen: ClassVar[list[int]] = []
+
+    def __init__(self, scope: str = "local") -> None:
+        self.stream_scope = scope
+
+    def scan(self, text: str, ctx: ScanContext) -> Verdict:
+        Counting.seen.append(len(text))
+        return clean_verdict(self.name, text, redacts=False)

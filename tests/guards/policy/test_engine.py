@@ -13,8 +13,9 @@ from pilothouse.guards.policy.engine import (
     evaluate,
 )
 from pilothouse.guards.policy.loader import PolicyError, parse_policy
+from pilothouse.guards.policy.masking import replace_spans
 from pilothouse.guards.policy.model import Policy
-from pilothouse.guards.policy.storage import StoragePlan, replace_spans
+from pilothouse.guards.policy.storage import StoragePlan
 from pilothouse.guards.scanner import Finding, ScanContext
 from pilothouse.tracing.model import TraceRecord
 

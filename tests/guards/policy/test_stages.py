@@ -4,6 +4,7 @@ scope, the cache partition, audit events and the policies API."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,14 @@ def push(app: TestClient, content: str) -> dict[str, Any]:
     return body
 
 
-def trace_of(app: TestClient, trace_id: str) -> dict[str, Any]:
+def trace_of(app: TestClient, trace_id: str, *, wait_s: float = 0.0) -> dict[str, Any]:
+    """The stored trace; `wait_s` allows for the store to catch up where the client stopped reading early (an
+    error event ends a stream: the `openai` client raises before `[DONE]`)."""
+    deadline = time.monotonic() + wait_s
     response = app.get(f"/api/traces/{trace_id}")
+    while response.status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        response = app.get(f"/api/traces/{trace_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -127,7 +134,7 @@ def test_a_streamed_block_ends_with_an_error_event(app: TestClient, ai: openai.O
             received.extend(c.delta.content or "" for c in chunk.choices)
     assert "guard_blocked" in str(caught.value.body) or "blocked by guard policy" in str(caught.value)
     assert "4111" not in "".join(received)
-    trace = trace_of(app, stream.headers["x-pilothouse-trace-id"])
+    trace = trace_of(app, stream.headers["x-pilothouse-trace-id"], wait_s=5)
     assert trace["status"] == "error"
     (span,) = guard_spans(trace)
     assert span["attributes"]["pilothouse.guard.decision"] == "block" and span["status"] == "error"

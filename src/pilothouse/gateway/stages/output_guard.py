@@ -3,7 +3,9 @@ policies run over the model's answer, so the cache keeps only what the guards re
 answer. A whole answer: a block replaces it with 400 `guard_blocked` (an audit event), a redact hit rewrites
 the content returned. A stream: scanned as it flows with a hold-back window (guards/policy/streaming.py), so
 a card number or key split over chunks is still caught and released redacted; a block ends the stream with
-a terminal SSE error event (`guard_blocked`), and the trace records it. Every rule is a `guard` span.
+a terminal SSE error event (`guard_blocked`), and the trace records it. Every rule is a `guard` span. Scanners
+get the call's system prompt, the canary the input stage planted and the `response_format` schema
+(`GuardState.output_context`); the canary is stripped from whatever is released, whatever the rules decided.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 from pilothouse.gateway.prepared import Prepared
 from pilothouse.gateway.stages.base import CallNext, Events, Outcome, RequestContext, Services
 from pilothouse.gateway.streaming import sse
+from pilothouse.guards.policy import canary
 from pilothouse.guards.policy.engine import GuardBlocked, GuardRun, RuleRecord
 from pilothouse.guards.policy.runtime import GuardState, PolicyEngine
 from pilothouse.guards.policy.spans import record_run
@@ -31,7 +34,7 @@ class OutputGuardStage:
         guards, state, prep = self.guards, ctx.guard, ctx.prep
         if guards is None or state is None or not state.output or not isinstance(prep, Prepared):
             return outcome
-        scan = ScanContext(role="assistant", direction="output", system_prompt=state.system_prompt)
+        scan = state.output_context()  # with the system prompt, the canary planted and the response schema
         if outcome.events is not None:
             outcome.events = _guarded_stream(guards, state, ctx, prep, scan, outcome.events)
         elif outcome.payload is not None:
@@ -49,7 +52,8 @@ async def _guard_payload(
     for message, evaluation in zip(slots, evaluations, strict=True):
         run.add(evaluation)
         if evaluation.blocked is None:
-            message["content"] = evaluation.text
+            text = evaluation.text
+            message["content"] = text if scan.canary is None else canary.strip(text, scan.canary)
     state.runs.append(run)
     await guards.settle(ctx.trace, run)
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pilothouse.config import ConfigError
 from pilothouse.errors import ApiError
 from pilothouse.guards.policy.loader import PolicyError
+from pilothouse.guards.policy.masking import replace_spans
 from pilothouse.guards.policy.model import Policy, Rule
 from pilothouse.guards.registry import build_scanner
 from pilothouse.guards.scanner import Direction, ScanContext, Scanner, Verdict
@@ -180,6 +181,8 @@ def evaluate(rules: Iterable[CompiledRule], text: str, ctx: ScanContext) -> Eval
         out.records.append(record)
         if decision == "redact" and verdict.redacted is not None:
             out.text = verdict.redacted
+        elif decision == "redact" and verdict.findings:  # loader.SPAN_MASKED scanners: `[KIND]` per finding
+            out.text = replace_spans(out.text, verdict.findings, hashed=False)
         elif decision == "block":
             out.blocked = record
             break

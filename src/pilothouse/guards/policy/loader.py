@@ -96,7 +96,14 @@ def _check_scanners(policy: Policy, root: yaml.Node | None) -> None:
             )
 
 
+SPAN_MASKED = frozenset({"system_prompt_leak"})
+"""Scanners that do not redact themselves but whose findings are exact spans of the text (a canary, a verbatim
+run of the system prompt): a redact rule masks each span as `[KIND]` (engine.evaluate)."""
+
+
 def _redacts(name: str, root: yaml.Node | None, loc: tuple[str | int, ...]) -> bool:
+    if name in SPAN_MASKED:
+        return True
     try:
         return scanner_class(name).redacts
     except ConfigError as exc:  # installed but not a scanner (a class without `redacts`)

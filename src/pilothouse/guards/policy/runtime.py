@@ -10,7 +10,7 @@ versions (part of the response cache's key, so a policy change never serves an a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +58,11 @@ class GuardState:
     fingerprint: str
     """`name@version` of every policy applied, sorted: the cache keys on it."""
     system_prompt: str | None = None
+    """The call's system prompt as the caller sent it (output leak checks compare answers with it)."""
+    canary: str | None = None
+    """The canary planted in what the model was sent (guards/policy/canary.py); None when none was."""
+    json_schema: Mapping[str, Any] | None = None
+    """The schema of a structured answer (`response_format` `json_schema`)."""
     runs: list[GuardRun] = field(default_factory=list)
 
     @classmethod
@@ -72,6 +77,16 @@ class GuardState:
 
     def rules(self, direction: Direction) -> tuple[CompiledRule, ...]:
         return self.input if direction == "input" else self.output
+
+    def output_context(self) -> ScanContext:
+        """How the call's answer is scanned: with its system prompt, canary and response schema."""
+        return ScanContext(
+            role="assistant",
+            direction="output",
+            system_prompt=self.system_prompt,
+            canary=self.canary,
+            json_schema=self.json_schema,
+        )
 
 
 class PolicyEngine:

@@ -11,17 +11,21 @@ carry no content and are left alone. The kinds redacted are recorded on the trac
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.guards.policy.engine import CompiledPolicy
+from pilothouse.guards.policy.masking import replace_spans
 from pilothouse.guards.policy.model import StorageMode
-from pilothouse.guards.scanner import Finding, ScanContext, Scanner
+from pilothouse.guards.scanner import ScanContext, Scanner
 from pilothouse.tracing.model import TraceRecord
 
 _CTX = ScanContext(role="user", direction="input")
+
+STRUCTURAL = frozenset({"role", "type", "object", "finish_reason", "model", "id", "tool_call_id"})
+"""Keys whose string values are protocol vocabulary or generated ids, not content: not scanned (an id is
+random enough to look like a secret, and scanning them costs as much as the content)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,31 +41,48 @@ class StoragePlan:
         )
         return cls(steps) if steps else None
 
-    def redact_text(self, text: str, kinds: set[str]) -> str:
+    def redact_text(self, text: str, kinds: set[str], memo: dict[str, tuple[str, frozenset[str]]] | None = None) -> str:
+        """`text` redacted by every step; `memo` (one trace's) reuses the result for a text seen before (the
+        same messages sit on several spans), so each distinct text is scanned once per trace."""
+        if memo is not None and text in memo:
+            redacted, found = memo[text]
+            kinds |= found
+            return redacted
+        seen: set[str] = set()
+        redacted = text
         for mode, scanners in self.steps:
-            text = _apply(mode, scanners, text, kinds)
-        return text
+            redacted = _apply(mode, scanners, redacted, seen)
+        kinds |= seen
+        if memo is not None:
+            memo[text] = (redacted, frozenset(seen))
+        return redacted
 
-    def redact_value(self, value: Any, kinds: set[str]) -> Any:
-        """`value` (JSON-like) with every string redacted."""
+    def redact_value(
+        self, value: Any, kinds: set[str], memo: dict[str, tuple[str, frozenset[str]]] | None = None
+    ) -> Any:
+        """`value` (JSON-like) with every string redacted, except the values of STRUCTURAL keys."""
         if isinstance(value, str):
-            return self.redact_text(value, kinds) if value else value
+            return self.redact_text(value, kinds, memo) if value else value
         if isinstance(value, dict):
-            return {k: self.redact_value(v, kinds) for k, v in value.items()}
+            return {
+                k: v if k in STRUCTURAL and isinstance(v, str) else self.redact_value(v, kinds, memo)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
-            return [self.redact_value(v, kinds) for v in value]
+            return [self.redact_value(v, kinds, memo) for v in value]
         return value
 
     def redact_trace(self, trace: TraceRecord) -> set[str]:
         """Redact the content of every span of `trace` in place; returns the kinds found."""
         kinds: set[str] = set()
+        memo: dict[str, tuple[str, frozenset[str]]] = {}
         for span in trace.spans:
             if span.kind == "guard":
                 continue
             if span.input is not None:
-                span.input = self.redact_value(span.input, kinds)
+                span.input = self.redact_value(span.input, kinds, memo)
             if span.output is not None:
-                span.output = self.redact_value(span.output, kinds)
+                span.output = self.redact_value(span.output, kinds, memo)
         if kinds and trace.spans:
             trace.spans[0].attributes["pilothouse.guard.storage_redacted"] = sorted(kinds)
         return kinds
@@ -84,23 +105,3 @@ def _apply(mode: StorageMode, scanners: Sequence[Scanner], text: str, kinds: set
         else:
             text = replace_spans(text, verdict.findings, hashed=mode == "hash")
     return text
-
-
-def replace_spans(text: str, findings: Sequence[Finding], *, hashed: bool) -> str:
-    """`text` with each finding's span replaced (`[KIND]`, or `<KIND:hash>`); overlapping spans merge."""
-    spans = sorted((f.start, f.end, f.kind) for f in findings if 0 <= f.start < f.end <= len(text))
-    merged: list[list[Any]] = []
-    for start, end, kind in spans:
-        if merged and start < merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end, kind])
-    out, last = [], 0
-    for start, end, kind in merged:
-        value = text[start:end]
-        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
-        out.append(text[last:start])
-        out.append(f"<{kind}:{digest}>" if hashed else f"[{kind}]")
-        last = end
-    out.append(text[last:])
-    return "".join(out)
