@@ -37,6 +37,10 @@ class GatewayCall:
     answered with it, and nothing else runs."""
     started_at: float = field(default_factory=time.time)
     """When the caller started the call (the HTTP face: before reading the body); the trace starts here."""
+    trace_id: str | None = None
+    """The caller's trace (a W3C `traceparent`): the call's trace joins it instead of starting a new one."""
+    parent_span_id: str | None = None
+    """The caller's span in that trace: the call's top-level spans become its children."""
 
 
 class CallerLeft(Exception):

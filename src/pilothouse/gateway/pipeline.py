@@ -78,6 +78,9 @@ class Pipeline:
             started_at=call.started_at,
             source=call.source,
         )
+        if call.trace_id is not None:  # the caller's trace (traceparent): the store merges the parts (tracing/merge.py)
+            trace.ledger_id = trace.id  # its in-flight record keeps a key of its own (calls of one trace may overlap)
+            trace.id = call.trace_id
         return await self._first(RequestContext(call, trace, hooks))
 
 

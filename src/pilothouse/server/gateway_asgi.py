@@ -23,6 +23,7 @@ from pilothouse.errors import ApiError
 from pilothouse.gateway.call import CallerLeft, GatewayCall
 from pilothouse.gateway.stages.base import Events, Outcome
 from pilothouse.gateway.streaming import DONE
+from pilothouse.sdk.tracing import traceparent
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.body_guard import parse_json, read_body
 from pilothouse.server.client_watch import ClientWatch
@@ -95,6 +96,9 @@ class GatewayEndpoints:
             headers=scope["headers"],
             session_id=_header(scope, b"x-pilothouse-session-id"),
         )
+        joined = traceparent.parse(_header(scope, b"traceparent"))  # W3C trace context: join the caller's trace
+        if joined is not None:
+            call.trace_id, call.parent_span_id = joined.trace_id, joined.span_id
         settings = self.state.settings
         try:
             body = await read_body(

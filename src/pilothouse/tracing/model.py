@@ -18,11 +18,11 @@ Status = Literal["ok", "error"]
 TraceStatus = Literal["ok", "error", "unknown_outcome"]
 """`unknown_outcome`: a call its replica never finished (killed mid-call), charged at its reservation
 (gateway/limits/ledger_recovery.py)."""
-TraceSource = Literal["http", "prompt_test", "eval", "flow", "sdk"]
+TraceSource = Literal["http", "prompt_test", "eval", "flow", "sdk", "otlp"]
 """Who made the call a trace records: the HTTP API (`/v1/...`), a prompt's scenario tests run in the server,
 and (later) evaluation runs, workflow steps and in-process SDK calls. None: not known (a call recovered from the
 write-ahead ledger)."""
-TRACE_SOURCES: tuple[TraceSource, ...] = ("http", "prompt_test", "eval", "flow", "sdk")
+TRACE_SOURCES: tuple[TraceSource, ...] = ("http", "prompt_test", "eval", "flow", "sdk", "otlp")
 
 
 @dataclass(slots=True)
@@ -98,6 +98,10 @@ class TraceRecord:
     prompt_version: int | None = None
     source: TraceSource | None = None
     spans: list[SpanRecord] = field(default_factory=list)
+    ledger_id: str | None = None
+    """The key of this call's in-flight record (store/inflight.py) when it is not the trace id: a gateway call
+    that joins its caller's trace (traceparent) shares the trace id with the caller's other calls, so its record
+    gets an id of its own. Not stored with the trace."""
 
     def span(self, kind: SpanKind, name: str, *, parent_id: str | None = None) -> SpanRecord:
         record = SpanRecord(trace_id=self.id, project_id=self.project_id, kind=kind, name=name, parent_id=parent_id)

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from pilothouse.store.batched_writer import BatchedWriter, Pending
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import finish_calls
 from pilothouse.store.private_files import append_private
-from pilothouse.store.tables import spans, traces
+from pilothouse.store.rollups import add_traces as add_to_rollups
+from pilothouse.store.search import index_traces
+from pilothouse.tracing.capture import ContentCapture
+from pilothouse.tracing.merge import Repeats, write_parts
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.repair import describe_error, repair_rows, unfit_reason
 
@@ -54,6 +57,7 @@ class _Rows:
         self.traces: list[dict[str, Any]] = []
         self.spans: list[dict[str, Any]] = []
         self.repaired: list[tuple[str, str]] = []  # (trace id, why)
+        self.ledger_ids = [t.ledger_id or t.id for t in batch]  # the in-flight records these traces end
         for t in batch:
             trace_row, span_rows = t.row(), [s.row() for s in t.spans]
             reason = unfit_reason(span_rows)
@@ -79,7 +83,14 @@ class StoreSink(BatchedWriter[TraceRecord]):
         self.repaired = 0  # traces stored only after capping their content (tracing/repair.py)
         self.spilled = 0  # traces appended to the spill file, replayed at the next start
         self.lost = 0  # traces neither stored nor spilled (the spill file was unwritable); each one is logged
+        self._listeners: list[Callable[[list[TraceRecord]], None]] = []
+        self._capture = ContentCapture(store)  # each project's content capture (off, redacted, full)
         super().__init__("pilothouse-trace-writer", batch_max=batch_max)
+
+    def add_listener(self, listener: Callable[[list[TraceRecord]], None]) -> None:
+        """Call `listener` with each batch once it is stored (or spilled), from the writer thread: it must not
+        block (the OTLP exporter queues). Content is in its stored form; a listener's error is logged."""
+        self._listeners.append(listener)
 
     async def write(self, trace: TraceRecord) -> None:
         await self.submit(trace)
@@ -91,13 +102,14 @@ class StoreSink(BatchedWriter[TraceRecord]):
     def _insert(self, records: list[TraceRecord], *, retries: int) -> Exception | None:
         """One transaction for all `records`, transient failures retried with backoff; returns the error, if any."""
         try:
+            self._capture.apply(records)
             rows = _Rows(records)
         except Exception as exc:  # RecursionError and friends included: one trace must not stop the writer
             return exc
         error: Exception | None = None
         for attempt in range(retries):
             try:
-                _insert_rows(self._store, rows.traces, rows.spans)
+                _insert_rows(self._store, rows.traces, rows.spans, ledger_ids=rows.ledger_ids)
             except Exception as exc:
                 error = exc
                 if not _transient(exc):  # a bad row: retrying the same rows cannot help
@@ -116,7 +128,7 @@ class StoreSink(BatchedWriter[TraceRecord]):
         reason = describe_error(error)
         try:
             trace_row, span_rows = repair_rows(record.row(), [s.row() for s in record.spans], reason)
-            _insert_rows(self._store, [trace_row], span_rows)
+            _insert_rows(self._store, [trace_row], span_rows, ledger_ids=[record.ledger_id or record.id])
         except Exception as exc:
             return exc
         self.written += 1
@@ -135,6 +147,11 @@ class StoreSink(BatchedWriter[TraceRecord]):
         records = [pending.item for pending in batch]
         try:
             self._store_all(records)
+            for listener in self._listeners:
+                try:
+                    listener(records)
+                except Exception as exc:
+                    log.error("a trace listener failed (%s)", describe_error(exc))
         except Exception as exc:  # a bug here must not stop the writer thread or leave a request waiting
             log.error("could not store or spill %d traces (%s); they are lost", len(records), describe_error(exc))
             self.lost += len(records)
@@ -189,14 +206,24 @@ class StoreSink(BatchedWriter[TraceRecord]):
         self.spilled += len(lines)
 
 
-def _insert_rows(store: Store, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]]) -> None:
+def _insert_rows(
+    store: Store,
+    trace_rows: list[dict[str, Any]],
+    span_rows: list[dict[str, Any]],
+    *,
+    repeats: Repeats = "skip",
+    ledger_ids: list[str] | None = None,
+) -> None:
     """Traces and their spans in one transaction: a trace is never half-written. The write-ahead records of
     these calls (store/inflight.py) end in the same transaction: a call is in flight or traced, never both."""
     with store.begin() as conn:
-        conn.execute(insert(traces), trace_rows)
-        if span_rows:
-            conn.execute(insert(spans), span_rows)
-        finish_calls(conn, [row["id"] for row in trace_rows])
+        # a trace may come in parts (SDK batches, gateway calls joining it): upserted and appended (merge.py)
+        written = write_parts(conn, trace_rows, span_rows, repeats=repeats)
+        trace_rows, span_rows = written.traces, written.spans
+        finish_calls(conn, ledger_ids if ledger_ids is not None else [row["id"] for row in trace_rows])
+        add_to_rollups(conn, trace_rows, span_rows)  # store/rollups.py: per-minute and per-hour counters
+        # store/search.py: full-text search over the kept content (a trace is indexed by its first part)
+        index_traces(conn, written.fresh(), span_rows)
 
 
 def _transient(error: BaseException) -> bool:
@@ -267,7 +294,7 @@ def _spilled_rows(line: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _replay_one(store: Store, trace_row: dict[str, Any], span_rows: list[dict[str, Any]]) -> Exception | None:
     try:
-        _insert_rows(store, [trace_row], span_rows)
+        _insert_rows(store, [trace_row], span_rows, repeats="refuse")  # already stored: skipped, not counted
         return None
     except IntegrityError as exc:
         return exc
@@ -275,7 +302,7 @@ def _replay_one(store: Store, trace_row: dict[str, Any], span_rows: list[dict[st
         error = exc
     try:
         fixed_trace, fixed_spans = repair_rows(trace_row, span_rows, describe_error(error))
-        _insert_rows(store, [fixed_trace], fixed_spans)
+        _insert_rows(store, [fixed_trace], fixed_spans, repeats="refuse")
     except Exception as exc:
         return exc
     return None

@@ -76,7 +76,7 @@ class Ledger:
         cost in pico-dollars."""
         now = time.time()
         call = InflightCall(
-            trace_id=trace.id,
+            trace_id=trace.ledger_id or trace.id,
             project_id=trace.project_id,
             reservation=reservation,
             input_tokens=reserved[0],

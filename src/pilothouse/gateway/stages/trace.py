@@ -60,11 +60,12 @@ def internal_error(exc: Exception, trace_id: str) -> ApiError:
 class _TraceOnce:
     """Stores one trace exactly once, even when the await is cancelled (the write is enqueued at once)."""
 
-    __slots__ = ("sink", "stored", "trace")
+    __slots__ = ("parent_span_id", "sink", "stored", "trace")
 
-    def __init__(self, sink: TraceSink, trace: TraceRecord) -> None:
+    def __init__(self, sink: TraceSink, trace: TraceRecord, parent_span_id: str | None = None) -> None:
         self.sink = sink
         self.trace = trace
+        self.parent_span_id = parent_span_id
         self.stored = False
 
     async def store(self) -> None:
@@ -72,6 +73,10 @@ class _TraceOnce:
             return
         self.stored = True
         self.trace.finish()
+        if self.parent_span_id is not None:  # a caller's traceparent: our top-level spans nest under its span
+            for span in self.trace.spans:
+                if span.parent_id is None:
+                    span.parent_id = self.parent_span_id
         await asyncio.shield(self.sink.write(self.trace))
 
     async def store_abandoned(self) -> None:
@@ -88,7 +93,7 @@ class TraceStage:
 
     async def __call__(self, ctx: RequestContext, call_next: CallNext) -> Outcome:
         trace = ctx.trace
-        once = _TraceOnce(self.sink, trace)
+        once = _TraceOnce(self.sink, trace, ctx.call.parent_span_id)
         try:
             outcome = await call_next(ctx)
         except ApiError as exc:
