@@ -1,6 +1,7 @@
 """Scores: feedback, evaluation results and code checks attached to a trace (and optionally one of its spans).
 
-A score is numeric (`value`) or categorical (`string_value`), never both. Rows are append-only.
+A score has a data type: `numeric` (`value`, any finite number), `boolean` (`value` 1.0 for true, 0.0 for false,
+so means and rates come out of the same SQL as numbers) or `categorical` (`string_value`). Rows are append-only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pilothouse.store.traces import decode_cursor, encode_cursor
 
 Source = Literal["human", "code", "judge"]
 SOURCES: tuple[str, ...] = get_args(Source)
+DataType = Literal["numeric", "boolean", "categorical"]
+DATA_TYPES: tuple[str, ...] = get_args(DataType)
 
 
 class ScoreTargetMissing(LookupError):
@@ -42,6 +45,7 @@ class Score:
     author: str | None
     eval_run_id: str | None
     created_at: float
+    data_type: str = "numeric"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class Score:
             "author": self.author,
             "eval_run_id": self.eval_run_id,
             "created_at": self.created_at,
+            "data_type": self.data_type,
         }
 
 
@@ -74,7 +79,24 @@ def _row(row: Any) -> Score:
         author=row.author,
         eval_run_id=row.eval_run_id,
         created_at=row.created_at,
+        data_type=row.data_type or ("numeric" if row.string_value is None else "categorical"),
     )
+
+
+def infer_data_type(value: float | None, string_value: str | None, data_type: str | None) -> str:
+    """The data type a score is stored with: as given, else `numeric` for a value and `categorical` for a string.
+    Raises ValueError when the value does not fit the type (a boolean is 0 or 1)."""
+    if data_type is None:
+        return "numeric" if string_value is None else "categorical"
+    if data_type not in DATA_TYPES:
+        raise ValueError(f"'data_type' must be one of {', '.join(DATA_TYPES)}, got {data_type!r}")
+    if data_type == "categorical" and string_value is None:
+        raise ValueError("a categorical score needs 'string_value'")
+    if data_type != "categorical" and value is None:
+        raise ValueError(f"a {data_type} score needs 'value'")
+    if data_type == "boolean" and value not in (0.0, 1.0):
+        raise ValueError("a boolean score's 'value' is true or false (1 or 0)")
+    return data_type
 
 
 def add_score(
@@ -90,13 +112,19 @@ def add_score(
     author: str | None = None,
     span_id: str | None = None,
     eval_run_id: str | None = None,
+    data_type: str | None = None,
 ) -> Score:
     """Insert one score. Raises ScoreTargetMissing when the trace or span is not in the project and
-    ValueError for a malformed score (both or neither of value/string_value, a non-finite value, bad source)."""
+    ValueError for a malformed score (both or neither of value/string_value, a non-finite value, bad source, a
+    value that does not fit `data_type`). A bool `value` is a boolean score."""
     if (value is None) == (string_value is None):
         raise ValueError("a score has exactly one of 'value' (a number) or 'string_value' (a category)")
+    if isinstance(value, bool):
+        data_type = data_type or "boolean"
+        value = float(value)
     if value is not None and not math.isfinite(value):
         raise ValueError("'value' must be a finite number")
+    kind = infer_data_type(value, string_value, data_type)
     if source not in SOURCES:
         raise ValueError(f"'source' must be one of {', '.join(SOURCES)}, got {source!r}")
     found = conn.execute(select(traces.c.id).where(traces.c.id == trace_id, traces.c.project_id == project_id)).first()
@@ -119,6 +147,7 @@ def add_score(
         author=author,
         eval_run_id=eval_run_id,
         created_at=time.time(),
+        data_type=kind,
     )
     conn.execute(insert(scores).values(**score.to_dict()))
     return score
@@ -129,8 +158,10 @@ def list_scores(
     project_id: str,
     *,
     trace_id: str | None = None,
+    span_id: str | None = None,
     name: str | None = None,
     source: str | None = None,
+    data_type: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> tuple[list[Score], str | None]:
@@ -139,8 +170,12 @@ def list_scores(
     query = select(scores).where(scores.c.project_id == project_id)
     if trace_id is not None:
         query = query.where(scores.c.trace_id == trace_id)
+    if span_id is not None:
+        query = query.where(scores.c.span_id == span_id)
     if name is not None:
         query = query.where(scores.c.name == name)
+    if data_type is not None:
+        query = query.where(scores.c.data_type == data_type)
     if source is not None:
         query = query.where(scores.c.source == source)
     if cursor:
