@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from pilothouse.store.engine import Store, StoreError, open_store
 from pilothouse.store.migrate import alembic_config, current_revision, head_revision
 from pilothouse.store.projects import create_project, get_project
-from pilothouse.store.tables import metadata, projects
+from pilothouse.store.tables import in_metadata, metadata, projects
 from tests.conftest import PG_ADMIN_URL
 
 
@@ -39,7 +39,9 @@ def fresh_pg_url(pg_url: str) -> Iterator[str]:
 
 def test_schema_equals_metadata(store: Store) -> None:
     with store.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True, "include_name": in_metadata}
+        )
         assert compare_metadata(ctx, metadata) == []
     tables = set(inspect(store.engine).get_table_names())
     assert set(metadata.tables) <= tables
@@ -111,7 +113,7 @@ def test_concurrent_first_opens_on_postgres(fresh_pg_url: str) -> None:
         st = opened[0]
         assert current_revision(st.engine) == head_revision(st.engine)
         with st.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": in_metadata})
             assert compare_metadata(ctx, metadata) == []
             assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     finally:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from pilothouse.store.ids import new_id
 from pilothouse.store.tables import projects
@@ -37,3 +37,14 @@ def get_project(conn: Connection, id_or_name: str) -> Project | None:
 
 def list_projects(conn: Connection) -> list[Project]:
     return [Project(r.id, r.name, r.created_at) for r in conn.execute(select(projects).order_by(projects.c.name))]
+
+
+def set_content_capture(conn: Connection, project_id: str, mode: str | None) -> bool:
+    """Set a project's content capture (off, redacted, full; None: back to the default); False: no project."""
+    done = conn.execute(update(projects).where(projects.c.id == project_id).values(content_capture=mode))
+    return bool(done.rowcount)
+
+
+def content_capture(conn: Connection, project_id: str) -> str | None:
+    """The project's own content capture, None when it has none (the default applies)."""
+    return conn.execute(select(projects.c.content_capture).where(projects.c.id == project_id)).scalar_one_or_none()

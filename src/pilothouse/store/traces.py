@@ -1,18 +1,73 @@
-"""Reading traces and spans back (writes go through `pilothouse.tracing.sink`)."""
+"""Reading traces and spans back (writes go through `pilothouse.tracing.sink`).
+
+The list filters (docs/traces-query.md) each have an index or narrow a project's time range: model, user,
+session and status are indexed with the project and start time, tags by a GIN index on PostgreSQL, words of
+the kept content by the full-text index (store/search.py); cost, latency and score ranges filter the rows
+the other conditions leave.
+"""
 
 from __future__ import annotations
 
 import base64
+import operator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, cast, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 
-from pilothouse.store.tables import spans, traces
+from pilothouse.store.search import matches
+from pilothouse.store.tables import scores, spans, traces
 
 
 class BadCursor(ValueError):
     """A pagination cursor that this server did not issue."""
+
+
+class BadFilter(ValueError):
+    """A filter value this server cannot use (names the parameter)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    "=": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_SCORE = re.compile(r"^\s*([\w.:/-]{1,200})\s*(>=|<=|!=|=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreFilter:
+    """Traces with a numeric score `name` whose value compares to `value` (e.g. `groundedness<0.5`)."""
+
+    name: str
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> ScoreFilter:
+        found = _SCORE.match(text)
+        if found is None:
+            raise BadFilter(f"score filter {text!r} is not NAME OP NUMBER, e.g. groundedness<0.5", "score")
+        return cls(found.group(1), found.group(2), float(found.group(3)))
+
+    def condition(self) -> ColumnElement[bool]:
+        compare = _OPS[self.op]
+        return exists().where(
+            scores.c.trace_id == traces.c.id,
+            scores.c.name == self.name,
+            compare(scores.c.value, self.value),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +80,57 @@ class TraceFilter:
     user_id: str | None = None
     session_id: str | None = None
     source: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    tag: str | None = None
+    cost_min: Decimal | None = None
+    cost_max: Decimal | None = None
+    latency_min_ms: float | None = None
+    latency_max_ms: float | None = None
+    score: ScoreFilter | None = None
+    q: str | None = None
+    """Words the trace's kept content must all hold (store/search.py)."""
+
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
+        """The WHERE clause of this filter on `traces`, for the connection's dialect."""
+        where: list[ColumnElement[bool]] = [traces.c.project_id == self.project_id]
+        equal = {
+            traces.c.model: self.model,
+            traces.c.status: self.status,
+            traces.c.user_id: self.user_id,
+            traces.c.session_id: self.session_id,
+            traces.c.source: self.source,
+            traces.c.prompt_name: self.prompt_name,
+            traces.c.prompt_version: self.prompt_version,
+        }
+        where += [column == value for column, value in equal.items() if value is not None]
+        if self.since is not None:
+            where.append(traces.c.started_at >= self.since)
+        if self.until is not None:
+            where.append(traces.c.started_at < self.until)
+        if self.cost_min is not None:
+            where.append(traces.c.cost_usd >= self.cost_min)
+        if self.cost_max is not None:
+            where.append(traces.c.cost_usd <= self.cost_max)
+        latency = (traces.c.ended_at - traces.c.started_at) * 1000.0
+        if self.latency_min_ms is not None:
+            where.append(latency >= self.latency_min_ms)
+        if self.latency_max_ms is not None:
+            where.append(latency <= self.latency_max_ms)
+        if self.tag is not None:
+            where.append(_has_tag(dialect, self.tag))
+        if self.score is not None:
+            where.append(self.score.condition())
+        if self.q is not None:
+            where.append(matches(dialect, self.q))
+        return where
+
+
+def _has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return cast(traces.c.tags, JSONB).contains([tag])  # uses ix_traces_tags (GIN, jsonb_path_ops)
+    each = func.json_each(traces.c.tags).table_valued("value")
+    return exists().select_from(each).where(each.c.value == tag)
 
 
 def encode_cursor(started_at: float, trace_id: str) -> str:
@@ -92,21 +198,7 @@ def list_traces(
     conn: Connection, flt: TraceFilter, *, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; returns a page and the cursor of the next page (None at the end)."""
-    query = select(traces).where(traces.c.project_id == flt.project_id)
-    if flt.since is not None:
-        query = query.where(traces.c.started_at >= flt.since)
-    if flt.until is not None:
-        query = query.where(traces.c.started_at < flt.until)
-    if flt.model is not None:
-        query = query.where(traces.c.model == flt.model)
-    if flt.status is not None:
-        query = query.where(traces.c.status == flt.status)
-    if flt.user_id is not None:
-        query = query.where(traces.c.user_id == flt.user_id)
-    if flt.session_id is not None:
-        query = query.where(traces.c.session_id == flt.session_id)
-    if flt.source is not None:
-        query = query.where(traces.c.source == flt.source)
+    query = select(traces).where(*flt.conditions(conn.dialect.name))
     if cursor:
         started, last_id = decode_cursor(cursor)
         query = query.where(
