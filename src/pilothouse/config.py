@@ -261,6 +261,24 @@ class TraceSettings(BaseModel):
     retention_interval_s: float = Field(default=3600.0, gt=0, description="How often the retention purge runs.")
 
 
+class OtelSettings(BaseModel):
+    """OpenTelemetry export of our traces over OTLP/HTTP (docs/opentelemetry.md). Off without an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    export_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Full OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; None: no export.",
+    )
+    export_headers: dict[str, str] = Field(default_factory=dict, description="Sent with every export (auth).")
+    service_name: str = Field(default="pilothouse", min_length=1, description="The exported resource's service.name.")
+    batch_max: int = Field(default=512, ge=1, description="Spans per export request (whole traces).")
+    queue_max: int = Field(default=10_000, ge=1, description="Spans waiting for export; more are dropped, counted.")
+    retries: int = Field(default=5, ge=0, le=20, description="Retries of a retryable refusal (429, 502-504, network).")
+    timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one export request.")
+
+
 class Settings(BaseModel):
     """Everything a Pilothouse process needs. Build with `load_settings()`."""
 
@@ -282,12 +300,16 @@ class Settings(BaseModel):
     key_cache_ttl_s: float = Field(default=2.0, ge=0)
     trace_batch_max: int = Field(default=256, gt=0)
     canary_check_interval_s: float = Field(default=30.0, ge=0, description="Canary rollback checks; 0: off.")
+    monitor_interval_s: float = Field(
+        default=60.0, ge=0, description="Monitor alert rules and online evaluation (docs/monitors.md); 0: off."
+    )
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     traces: TraceSettings = Field(default_factory=TraceSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)
     models: list[ModelEntry] = Field(default_factory=list)
     include_default_models: bool = True
 

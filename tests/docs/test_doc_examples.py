@@ -44,7 +44,12 @@ PAGES = [
     "docs/guards-content.md",
     "docs/tools.md",
     "docs/audit.md",
+    "docs/observability-sdk.md",
+    "docs/explain.md",
+    "docs/opentelemetry.md",
     "docs/architecture.md",
+    "docs/traces-query.md",
+    "docs/monitors.md",
     "docs/benchmarks.md",
 ]
 """Every page, in the order its examples run."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,10 +231,36 @@ class World:
         grant_id: str = self.ok("POST", f"/api/tools/{tenant.tool}/grants", tenant.keys["owner"], json=body)["id"]
         return grant_id
 
+    def new_monitor_rule(self, tenant: Tenant) -> str:
+        """A monitor rule of the tenant's project to remove (a name only that project has)."""
+        name = self.unique(f"{tenant.name}-doomed-rule")
+        self.ok("POST", "/api/monitors/rules", tenant.keys["owner"], json={"name": name, "metric": "error_rate"})
+        return name
+
+    def new_sampling_rule(self, tenant: Tenant) -> str:
+        """An online evaluation rule of the tenant's project to remove."""
+        name = self.unique(f"{tenant.name}-doomed-sampling")
+        body = {"name": name, "rate": 0.5, "scorers": ["pii"]}
+        self.ok("POST", "/api/monitors/online-eval", tenant.keys["owner"], json=body)
+        return name
+
     def new_limit(self, tenant: Tenant) -> str:
         body = {"scope": "model", "subject": CHAT, "rpm": 100_000, "project": tenant.name}
         limit_id: str = self.ok("POST", "/api/limits", json=body)["id"]
         return limit_id
+
+
+def otlp_request() -> dict[str, Any]:
+    """An OTLP JSON trace request with one span of a new trace: it acts in the caller's project."""
+    span = {"traceId": secrets.token_hex(16), "spanId": secrets.token_hex(8), "name": "walk", "startTimeUnixNano": "1"}
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+
+def sdk_batch(w: World, t: Tenant) -> dict[str, Any]:
+    """One SDK span joining the tenant's trace (the gateway wrote it; the store merges the two)."""
+    now = time.time()
+    span = {"trace_id": t.trace_id, "id": f"{next(w.counter) + 1:016x}", "kind": "step", "name": "app"}
+    return {"spans": [{**span, "started_at": now, "ended_at": now + 0.01}]}
 
 
 def policy_file(name: str) -> str:
@@ -334,6 +362,12 @@ RECIPES: dict[str, Walk] = {
     "DELETE /api/cache/threshold": Walk(
         lambda w, t: Call("DELETE", "/api/cache/threshold", params={"project": t.name}), PROJECT
     ),
+    "GET /api/projects/capture": Walk(
+        lambda w, t: Call("GET", "/api/projects/capture", params={"project": t.name}), PROJECT
+    ),
+    "PUT /api/projects/capture": Walk(
+        lambda w, t: Call("PUT", "/api/projects/capture", json={"mode": "full", "project": t.name}), PROJECT
+    ),
     "GET /api/audit": Walk(lambda w, t: Call("GET", "/api/audit", params={"project": t.name}), PROJECT),
     "GET /api/audit/verify": Walk(lambda w, t: Call("GET", "/api/audit/verify"), NO_REF),
     "GET /api/audit/checkpoints": Walk(lambda w, t: Call("GET", "/api/audit/checkpoints"), NO_REF),
@@ -341,10 +375,16 @@ RECIPES: dict[str, Walk] = {
     "GET /api/audit/public-key": Walk(lambda w, t: Call("GET", "/api/audit/public-key"), NO_REF),
     "GET /api/traces": Walk(lambda w, t: Call("GET", "/api/traces"), NO_REF),
     "GET /api/traces/{trace_id}": Walk(lambda w, t: Call("GET", f"/api/traces/{t.trace_id}"), REF),
+    "GET /api/traces/{trace_id}/explain": Walk(lambda w, t: Call("GET", f"/api/traces/{t.trace_id}/explain"), REF),
     "POST /api/scores": Walk(
         lambda w, t: Call("POST", "/api/scores", json={"trace_id": t.trace_id, "name": "helpful", "value": 1}), REF
     ),
     "GET /api/scores": Walk(lambda w, t: Call("GET", "/api/scores", params={"trace_id": t.trace_id}), NO_REF),
+    "POST /api/feedback": Walk(
+        lambda w, t: Call("POST", "/api/feedback", json={"trace_id": t.trace_id, "thumbs": "up"}), REF
+    ),
+    "POST /api/ingest/spans": Walk(lambda w, t: Call("POST", "/api/ingest/spans", json=sdk_batch(w, t)), REF),
+    "POST /v1/traces": Walk(lambda w, t: Call("POST", "/v1/traces", json=otlp_request()), NO_REF),
     "GET /api/prompts": Walk(lambda w, t: Call("GET", "/api/prompts"), NO_REF),
     "POST /api/policies": Walk(
         lambda w, t: Call("POST", "/api/policies", json={"content": policy_file("walk-policy")}), NO_REF
@@ -406,6 +446,31 @@ RECIPES: dict[str, Walk] = {
     ),
     "POST /api/tools/{name}/check": Walk(
         lambda w, t: Call("POST", f"/api/tools/{t.tool}/check", json={"arguments": {}}), REF
+    ),
+    # monitors act in the caller's project; another project's rule name is a 404, as a missing one
+    "GET /api/monitors/series": Walk(
+        lambda w, t: Call("GET", "/api/monitors/series", params={"metric": "error_rate"}), NO_REF
+    ),
+    "POST /api/monitors/rules": Walk(
+        lambda w, t: Call("POST", "/api/monitors/rules", json={"name": w.unique("walk-rule"), "metric": "error_rate"}),
+        NO_REF,
+    ),
+    "GET /api/monitors/rules": Walk(lambda w, t: Call("GET", "/api/monitors/rules"), NO_REF),
+    "DELETE /api/monitors/rules/{name}": Walk(
+        lambda w, t: Call("DELETE", f"/api/monitors/rules/{w.new_monitor_rule(t)}"), REF
+    ),
+    "GET /api/monitors/alerts": Walk(lambda w, t: Call("GET", "/api/monitors/alerts"), NO_REF),
+    "POST /api/monitors/online-eval": Walk(
+        lambda w, t: Call(
+            "POST",
+            "/api/monitors/online-eval",
+            json={"name": w.unique("walk-sampling"), "rate": 0.1, "scorers": ["pii"]},
+        ),
+        NO_REF,
+    ),
+    "GET /api/monitors/online-eval": Walk(lambda w, t: Call("GET", "/api/monitors/online-eval"), NO_REF),
+    "DELETE /api/monitors/online-eval/{name}": Walk(
+        lambda w, t: Call("DELETE", f"/api/monitors/online-eval/{w.new_sampling_rule(t)}"), REF
     ),
 }
 
@@ -491,6 +556,8 @@ OWNER_VISITS = {
     "GET /api/cache/threshold": "cache.threshold.read",
     "PUT /api/cache/threshold": "cache.threshold.set",
     "DELETE /api/cache/threshold": "cache.threshold.clear",
+    "GET /api/projects/capture": "project.capture.read",
+    "PUT /api/projects/capture": "project.capture.set",
 }
 
 

@@ -25,18 +25,20 @@ _PROMPT = "pilothouse.cli.prompt:prompt_app+pilothouse.cli.prompt_test+pilothous
 class PilothouseGroup(LazyGroup):
     lazy = {
         "keys": "pilothouse.cli.keys:keys_app",
-        "projects": "pilothouse.cli.keys:projects_app",
-        "traces": "pilothouse.cli.traces:traces_app",
+        "projects": "pilothouse.cli.keys:projects_app+pilothouse.cli.projects_capture",
+        "traces": "pilothouse.cli.traces:traces_app+pilothouse.cli.traces_explain+pilothouse.cli.traces_tail",
         "audit": "pilothouse.cli.audit:audit_app",
         "budgets": "pilothouse.cli.budgets:budgets_app+pilothouse.cli.budgets_reconcile",
         "limits": "pilothouse.cli.budgets:limits_app",
         "models": "pilothouse.cli.models:models_app",
         "prompt": _PROMPT,  # `test` and `promote`; `canary`, `canary-check`, `stats` and more
         "scores": "pilothouse.cli.scores:scores_app",
+        "feedback": "pilothouse.cli.feedback:feedback_app",
         "cost": "pilothouse.cli.cost:cost_app",
         "cache": "pilothouse.cli.cache:cache_app",
         "tools": "pilothouse.cli.tools:tools_app",
         "policy": "pilothouse.cli.policy:policy_app",
+        "monitors": "pilothouse.cli.monitors:monitors_app",
     }
     order = ("up", *lazy, "version")
 

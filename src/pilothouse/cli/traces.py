@@ -27,13 +27,22 @@ def list_(
     source: Annotated[
         str | None, typer.Option(help="Only calls from this source: http, prompt_test, eval, flow or sdk.")
     ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Only calls of this prompt.")] = None,
+    prompt_version: Annotated[int | None, typer.Option(help="Only this version of --prompt.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only traces with this tag.")] = None,
+    cost_min: Annotated[str | None, typer.Option(help="Cost at least this (USD).")] = None,
+    cost_max: Annotated[str | None, typer.Option(help="Cost at most this (USD).")] = None,
+    latency_min: Annotated[float | None, typer.Option(help="Latency at least this (ms).")] = None,
+    latency_max: Annotated[float | None, typer.Option(help="Latency at most this (ms).")] = None,
+    score: Annotated[str | None, typer.Option(help="A score compared, e.g. 'groundedness<0.5'.")] = None,
+    q: Annotated[str | None, typer.Option("--q", "--search", help="Words the kept content must contain.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 20,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List traces, newest first."""
+    """List traces, newest first (filters: docs/traces-query.md)."""
     with client(url, api_key) as ph:
         page = ph.list_traces(
             since=since,
@@ -43,6 +52,15 @@ def list_(
             user=user,
             session=session,
             source=source,
+            prompt=prompt,
+            prompt_version=prompt_version,
+            tag=tag,
+            cost_min=cost_min,
+            cost_max=cost_max,
+            latency_min_ms=latency_min,
+            latency_max_ms=latency_max,
+            score=score,
+            q=q,
             limit=limit,
             cursor=cursor,
         )

@@ -18,6 +18,7 @@ from pilothouse.sdk.budgets import BudgetsMixin
 from pilothouse.sdk.cache import CacheMixin
 from pilothouse.sdk.costs import CostsMixin
 from pilothouse.sdk.prompts import PromptsMixin
+from pilothouse.sdk.trace_review import TraceReviewMixin
 
 if TYPE_CHECKING:
     import httpx
@@ -48,7 +49,7 @@ def default_api_key(data_dir: Path | None = None) -> str | None:
         return None
 
 
-class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin):
+class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin, TraceReviewMixin):
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or default_api_key()
@@ -124,9 +125,22 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin):
     # traces
     def list_traces(self, **filters: Any) -> dict[str, Any]:
         """Filters: since, until (epoch or ISO 8601), model, status, user, session, source (http, prompt_test,
-        eval, flow, sdk), limit, cursor."""
+        eval, flow, sdk), prompt, prompt_version, tag, cost_min, cost_max (USD), latency_min_ms, latency_max_ms,
+        score (e.g. "groundedness<0.5"), q (words of the kept content), limit, cursor."""
         params = {k: v for k, v in filters.items() if v is not None}
         result: dict[str, Any] = self.request("GET", "/api/traces", params=params)
+        return result
+
+    def content_capture(self, *, project: str | None = None) -> dict[str, Any]:
+        """The project's content capture (`mode`: off, redacted or full; `source`: project or default)."""
+        params = {"project": project} if project is not None else None
+        result: dict[str, Any] = self.request("GET", "/api/projects/capture", params=params)
+        return result
+
+    def set_content_capture(self, mode: str, *, project: str | None = None) -> dict[str, Any]:
+        """Set what of the project's trace content is stored: off, redacted or full (admin role)."""
+        body: dict[str, Any] = {"mode": mode} | ({"project": project} if project is not None else {})
+        result: dict[str, Any] = self.request("PUT", "/api/projects/capture", json=body)
         return result
 
     def get_trace(self, trace_id: str) -> dict[str, Any]:
@@ -138,22 +152,28 @@ class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin):
         self,
         trace_id: str,
         name: str,
-        value: float | str,
+        value: float | bool | str,
         *,
         comment: str | None = None,
         source: str = "human",
         span_id: str | None = None,
+        data_type: str | None = None,
     ) -> dict[str, Any]:
-        """Attach a score to a trace: a number (`value=1.0`) or a category (`value="spam"`)."""
+        """Attach a score to a trace, or to one of its spans (`span_id`): a number (`value=0.8`), a boolean
+        (`value=True`) or a category (`value="spam"`); `source`: human, code or judge. `data_type` (numeric,
+        boolean, categorical) overrides the type `value` implies, e.g. `value=1, data_type="boolean"`."""
         body: dict[str, Any] = {"trace_id": trace_id, "name": name, "source": source, "comment": comment}
         body["string_value" if isinstance(value, str) else "value"] = value
         if span_id is not None:
             body["span_id"] = span_id
+        if data_type is not None:
+            body["data_type"] = data_type
         result: dict[str, Any] = self.request("POST", "/api/scores", json=body)
         return result
 
     def list_scores(self, **filters: Any) -> dict[str, Any]:
-        """Filters: trace_id, name, source, limit, cursor. Returns {"data": [...], "next_cursor": ...}."""
+        """Filters: trace_id, span_id, name, source, data_type, limit, cursor. Returns {"data": [...],
+        "next_cursor": ...}."""
         params = {k: v for k, v in filters.items() if v is not None}
         result: dict[str, Any] = self.request("GET", "/api/scores", params=params)
         return result

@@ -25,13 +25,19 @@ from pilothouse import __version__
 from pilothouse.config import ConfigError, Settings
 from pilothouse.errors import ApiError
 from pilothouse.gateway.limits.store import LimitStoreUnavailable
+from pilothouse.monitors.runner import MonitorRunner
 from pilothouse.prompts.rollout.canary_monitor import CanaryMonitor
 from pilothouse.server.api import (
     audit,
     budgets,
     cache,
+    capture,
     costs,
+    feedback,
+    ingest,
     keys,
+    monitors,
+    otlp,
     policies,
     prompt_canary,
     prompt_promotion,
@@ -133,12 +139,15 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         gc.freeze()
         monitor = start_canary_monitor(state)
         housekeeping = start_housekeeping(state)  # audit checkpoints, trace retention
+        monitors_runner = MonitorRunner(state.store, settings.monitor_interval_s)  # alert rules, online eval
+        monitors_runner.start()
         if on_ready is not None:
             on_ready(state)
         try:
             yield
         finally:
             await monitor.stop()
+            await monitors_runner.stop()
             await housekeeping.stop()  # the shutdown checkpoint, before the store closes
             await close_state(state)
 
@@ -226,10 +235,15 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (prompt_canary.router, (400, 404, 409)),
         (prompt_stats.router, (400, 404)),
         (scores.router, (400, 404)),
+        (feedback.router, (400, 404)),
+        (ingest.router, (400, 404)),
         (costs.router, (400, 404)),
         (cache.router, (400, 404)),
+        (capture.router, (400, 404)),
         (policies.router, (400, 404)),
         (tools.router, (400, 404)),
+        (monitors.router, (400, 404, 409)),
+        (otlp.router, (400,)),  # POST /v1/traces (OTLP/HTTP); its 415 is declared on the route
     ):
         api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))
     install(api)

@@ -130,13 +130,43 @@ _PLAIN_CHAT_BODY = {
     "allOf": [{"$ref": CHAT_REQUEST_REF}, {"properties": {"model": {"not": {"pattern": f"^{MODEL_PREFIX}"}}}}]
 }
 
+# A score: a number or true/false (numeric, or boolean when a boolean), 0/1/true/false as a boolean, or a category.
+_SCORE = {
+    "oneOf": [
+        {
+            "required": ["value"],
+            "properties": {
+                "value": {"type": ["number", "boolean"]},
+                "string_value": {"type": "null"},
+                "data_type": {"enum": ["numeric", None]},
+            },
+        },
+        {
+            "required": ["value", "data_type"],
+            "properties": {
+                "value": {"enum": [0, 1, True, False]},
+                "string_value": {"type": "null"},
+                "data_type": {"const": "boolean"},
+            },
+        },
+        {
+            "required": ["string_value"],
+            "properties": {
+                "string_value": {"type": "string"},
+                "value": {"type": "null"},
+                "data_type": {"enum": ["categorical", None]},
+            },
+        },
+    ]
+}
+
 # Body schema name -> keywords added to it, and constraints added to its properties.
 BODIES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {
     "LabelBody": (
         _exactly_one("version", "splits", "integer", "array"),
         {"splits": {"anyOf": [{"type": "array", "minItems": 1, "items": _SPLIT}, {"type": "null"}]}},
     ),
-    "ScoreCreate": (_exactly_one("value", "string_value", "number", "string"), {}),
+    "ScoreCreate": (_SCORE, {}),
     "PromoteBody": ({}, {"to": _LABEL}),
     "PullBody": (
         {

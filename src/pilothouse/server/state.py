@@ -17,6 +17,9 @@ from pilothouse.gateway.pipeline import Pipeline
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.gateway.providers.registry import ProviderPool
 from pilothouse.guards.policy.runtime import PolicyEngine
+from pilothouse.otel.export import OtlpExporter
+from pilothouse.otel.receiver import OtlpReceiver
+from pilothouse.otel.span_costs import SpanCosts
 from pilothouse.prompts.registry.resolver import PromptResolver
 from pilothouse.server.auth import Authenticator
 from pilothouse.server.bootstrap import Bootstrap, bootstrap
@@ -41,6 +44,8 @@ class AppState:
     ledger: Ledger
     pipeline: Pipeline
     """The one entry point of model calls (the HTTP face and in-process callers), over the parts above."""
+    otlp: OtlpReceiver
+    """POST /v1/traces: OpenTelemetry traces in (otel/receiver.py)."""
     started_at: float = field(default_factory=time.time)
     models_ready: bool = False
     warm_error: str | None = None
@@ -49,6 +54,8 @@ class AppState:
     """The projects' tool rules as the gateway checks them; the tools API drops a project's copy on a change."""
     audit: AuditSetup | None = None
     """The checkpoint signing key, file and trusted keys (audit/checkpoints.py); set by `build_state`."""
+    exporter: OtlpExporter | None = None
+    """Our traces out to an OTLP collector (otel.export_endpoint); None: no export."""
 
 
 def build_state(settings: Settings) -> AppState:
@@ -71,6 +78,7 @@ def build_state(settings: Settings) -> AppState:
     admission = build_admission(settings, store, gateway.prices, gateway.catalog)
     ledger = admission.ledger = Ledger(settings, store, admission.store)
     sink = StoreSink(store, spill_path=spill, batch_max=settings.trace_batch_max)
+    exporter = start_exporter(settings, sink)
     cache = ResponseCache.from_settings(settings, store)
     tools = ToolRules(store, settings.limits.definitions_ttl_s)
     guards = PolicyEngine(store, ttl_s=settings.limits.definitions_ttl_s, audit=admission.audit)
@@ -88,7 +96,32 @@ def build_state(settings: Settings) -> AppState:
         cache=cache,
         tools=tools,
         audit=audit,
+        otlp=OtlpReceiver(
+            store,
+            SpanCosts(gateway.prices, gateway.catalog),
+            capture_content=settings.capture_content,
+            max_bytes=settings.max_body_bytes,
+        ),
+        exporter=exporter,
     )
+
+
+def start_exporter(settings: Settings, sink: StoreSink) -> OtlpExporter | None:
+    """The OTLP exporter fed by the trace sink, when `otel.export_endpoint` is set."""
+    otel = settings.otel
+    if otel.export_endpoint is None:
+        return None
+    exporter = OtlpExporter(
+        otel.export_endpoint,
+        headers=otel.export_headers,
+        service_name=otel.service_name,
+        batch_max=otel.batch_max,
+        queue_max=otel.queue_max,
+        retries=otel.retries,
+        timeout_s=otel.timeout_s,
+    )
+    sink.add_listener(exporter.offer)
+    return exporter
 
 
 async def warm_models(state: AppState) -> None:
@@ -124,4 +157,6 @@ async def close_state(state: AppState) -> None:
         await state.cache.aclose()
     await state.pool.aclose()
     state.sink.close()
+    if state.exporter is not None:
+        state.exporter.close()  # after the sink: its last batch is queued for export too
     state.store.dispose()

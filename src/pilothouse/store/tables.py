@@ -38,6 +38,8 @@ projects = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # off, redacted or full; None: the server's `traces.capture_content` (tracing/capture.py)
+    Column("content_capture", String(10), nullable=True),
 )
 
 api_keys = Table(
@@ -77,6 +79,10 @@ traces = Table(
     Column("content_purged_at", Float, nullable=True),  # retention deleted the spans' content (store/retention.py)
     Index("ix_traces_project_started", "project_id", "started_at"),
     Index("ix_traces_project_prompt", "project_id", "prompt_name", "prompt_version"),
+    Index("ix_traces_project_model_started", "project_id", "model", "started_at"),
+    Index("ix_traces_project_user_started", "project_id", "user_id", "started_at"),
+    Index("ix_traces_project_session_started", "project_id", "session_id", "started_at"),
+    Index("ix_traces_project_status_started", "project_id", "status", "started_at"),
 )
 
 spans = Table(
@@ -120,6 +126,24 @@ scores = Table(
     Column("author", String(200), nullable=True),
     Column("eval_run_id", String(40), nullable=True),
     Column("created_at", Float, nullable=False),
+    # numeric, boolean (value 1.0 / 0.0) or categorical (string_value); store/scores.py. Set on every row.
+    Column("data_type", String(12), nullable=True),
+)
+
+# End users' thumbs up/down on a trace (store/feedback.py); each is also the `feedback` score `score_id`.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("trace_id", String(32), ForeignKey("traces.id"), nullable=False, index=True),
+    Column("score_id", String(40), nullable=False),
+    Column("thumbs", String(4), nullable=False),  # up, down
+    Column("comment", Text, nullable=True),
+    Column("user_id", String(200), nullable=True),  # the end user who gave it, as the application names them
+    Column("author", String(40), nullable=True),  # the key that sent it
+    Column("created_at", Float, nullable=False),
+    Index("ix_feedback_project_created", "project_id", "created_at"),
 )
 
 audit_events = Table(
@@ -354,3 +378,108 @@ tool_grants = Table(
     Column("created_by", String(40), nullable=True),
     UniqueConstraint("project_id", "tool", "kind", "subject"),
 )
+
+# Monitors (docs/monitors.md): an alert rule watches one metric of a project's traces (scope: prompt, model,
+# tag) with a change-point detector (`detector`: its settings); `webhook_url` gets the alerts.
+monitor_rules = Table(
+    "monitor_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("metric", String(40), nullable=False),
+    Column("scope", JSONType, nullable=False),
+    Column("detector", JSONType, nullable=False),
+    Column("webhook_url", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "name", name="uq_monitor_rules_project_name"),
+)
+
+# An alert episode: opened once when a rule's detector fires (with the evidence), resolved when the series
+# returns. `open_rule_id` is the rule's id while the episode is open and NULL after: its unique index keeps one
+# open episode per rule even with several replicas evaluating. Kept after the rule is removed (history).
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("rule_id", String(40), nullable=False),
+    Column("rule_name", String(100), nullable=False),
+    Column("metric", String(40), nullable=False),
+    Column("open_rule_id", String(40), nullable=True, unique=True),
+    Column("opened_at", Float, nullable=False),
+    Column("resolved_at", Float, nullable=True),
+    Column("evidence", JSONType, nullable=False),
+    Column("resolution", JSONType, nullable=True),
+    Column("delivery", JSONType, nullable=True),
+    Index("ix_monitor_alerts_project_opened", "project_id", "opened_at"),
+)
+
+# Online evaluation (monitors/online_eval.py): a sampling rule scores a share of a project's new traces in the
+# background; `cursor_at`/`cursor_id` mark the last trace it considered.
+online_eval_rules = Table(
+    "online_eval_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("scope", JSONType, nullable=False),
+    Column("scorers", JSONType, nullable=False),
+    Column("budget", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("cursor_at", Float, nullable=False),
+    Column("cursor_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "name", name="uq_online_eval_rules_project_name"),
+)
+
+# Additive counters of traces per minute (bucket_s 60) and hour (3600) per project, key, model and prompt
+# version ("" and 0 stand for none), kept by the trace sink as it stores traces (store/rollups.py).
+# `lat_00`..`lat_11` count successful requests per latency bucket (rollups.LATENCY_BOUNDS_MS).
+# The full-text index `trace_search` is dialect-specific (FTS5 / tsvector) and created by migration 0013 only.
+trace_rollups = Table(
+    "trace_rollups",
+    metadata,
+    Column("project_id", String(40), primary_key=True),
+    Column("bucket_s", Integer, primary_key=True),
+    Column("bucket_start", Float, primary_key=True),
+    Column("api_key_id", String(40), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("prompt_name", String(200), primary_key=True),
+    Column("prompt_version", Integer, primary_key=True),
+    *[
+        Column(name, BigInteger, nullable=False, server_default="0")
+        for name in (
+            "requests",
+            "errors",
+            "input_tokens",
+            "output_tokens",
+            "cost_pico",
+            "latency_count",
+            "cache_hits",
+            "cache_saved_pico",
+            "guard_blocks",
+            "llm_calls",
+            "generated_tokens",
+            "unpriced_calls",
+            "ttft_count",
+        )
+    ],
+    *[
+        Column(name, Float, nullable=False, server_default="0")
+        for name in ("latency_sum_ms", "generation_ms", "ttft_sum_ms")
+    ],
+    *[Column(f"lat_{i:02d}", BigInteger, nullable=False, server_default="0") for i in range(12)],
+)
+
+SEARCH_OBJECTS = frozenset({"trace_search", "ix_traces_tags"})
+"""Schema objects of migration 0013 that differ per dialect and so are not in `metadata` (store/search.py)."""
+
+
+def in_metadata(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic's `include_name`: False for the full-text index (and its FTS5 shadow tables)."""
+    return not (name and (name in SEARCH_OBJECTS or name.startswith("trace_search_")))
