@@ -71,6 +71,24 @@ CONFIG = {
             "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
         },
         {
+            # Trace list filters with their own grammar, checked by store/traces.py: a score filter
+            # (`groundedness<0.5`) names a score and a comparison, and full-text queries must hold a word.
+            "include-path-regex": r"^/api/traces$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
+            # Monitor metrics and detector settings are checked against the metric registry
+            # (monitors/series.py, monitors/rules.py); SDK span batches against each other (ends after starts,
+            # span ids unique, parents known: server/api/ingest.py).
+            "include-path-regex": r"^/api/(monitors/(series|rules)|ingest/spans)$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
+            # OTLP bodies are protobuf (or OTLP JSON): tests/otel drives them with a real OpenTelemetry exporter.
+            "include-path-regex": r"^/v1/traces$",
+            "enabled": False,
+        },
+        {
             # GET /api/prompts/push and /pull are served: they read the prompts named "push" and "pull"
             # (GET /api/prompts/{name}), so Allow rightly names GET where the document lists only POST.
             "include-path-regex": r"^/api/prompts/(push|pull)$",

@@ -137,7 +137,7 @@ def remove_rule(
 def alerts(
     rule: Annotated[str | None, typer.Option(help="Only this rule's alerts.")] = None,
     status: Annotated[str | None, typer.Option(help="firing or resolved.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many alerts, newest first.")] = 50,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -212,7 +212,10 @@ def list_sampling(url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt =
 
 @sampling_app.command("remove")
 def remove_sampling(
-    name: Annotated[str, typer.Argument()], url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+    name: Annotated[str, typer.Argument(help="The sampling rule to remove.")],
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove an online evaluation rule (admin keys); its scores stay."""
     with client(url, api_key) as ph:

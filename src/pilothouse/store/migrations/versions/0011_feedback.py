@@ -47,5 +47,4 @@ def downgrade() -> None:
     op.drop_index("ix_feedback_project_created", table_name="feedback")
     op.drop_index("ix_feedback_trace_id", table_name="feedback")
     op.drop_table("feedback")
-    with op.batch_alter_table("scores") as batch:
-        batch.drop_column("data_type")
+    op.drop_column("scores", "data_type")  # SQLite 3.35+ drops a plain column in place (no table rebuild)

@@ -133,5 +133,6 @@ def downgrade() -> None:
     for name in _LIST_INDEXES:
         op.drop_index(name, "traces")
     op.drop_table("trace_rollups")
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("content_capture")
+    # SQLite 3.35+ drops a plain column in place: a batch rebuild of `projects` would drop a table other
+    # tables' foreign keys point at, which SQLite refuses while they hold rows
+    op.drop_column("projects", "content_capture")
