@@ -14,6 +14,7 @@ edges from minute rows, and the partial minutes at the very edges from the trace
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,16 +198,22 @@ def _accumulate(
                 row[name] += value
 
 
+@functools.cache
+def _rollup_upsert(dialect_name: str) -> Any:
+    """The counters' upsert, built once per dialect (building it costs more than running it)."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    stmt = insert(trace_rollups)
+    return stmt.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={name: trace_rollups.c[name] + stmt.excluded[name] for name in _COUNTERS},
+    )
+
+
 def _upsert(conn: Connection, rows: dict[tuple[Any, ...], dict[str, float]]) -> None:
     if not rows:
         return
     values = [dict(zip(_KEY, key, strict=True)) | counters for key, counters in sorted(rows.items())]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(trace_rollups)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={name: trace_rollups.c[name] + stmt.excluded[name] for name in _COUNTERS},
-    )
+    stmt = _rollup_upsert(conn.dialect.name)
     for start in range(0, len(values), 500):
         conn.execute(stmt, values[start : start + 500])
 

@@ -17,6 +17,7 @@ id held by another trace, or repeated within the batch, is a clash (IntegrityErr
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,13 +85,38 @@ def write_parts(
     span stored before a clash too (the spill replay counts such a trace as already stored)."""
     trace_rows = merge_rows(trace_rows)
     merged = {r.id for r in conn.execute(select(traces.c.id).where(traces.c.id.in_([t["id"] for t in trace_rows])))}
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    name = conn.dialect.name
+    stmt = _trace_upsert(name)
+    written = {row.id for row in conn.execute(stmt, trace_rows)}
+    refused = {row["id"] for row in trace_rows} - written
+    if refused:
+        log.warning("trace ids %s belong to another project; those parts were not stored", sorted(refused))
+        trace_rows = [row for row in trace_rows if row["id"] not in refused]
+        span_rows = [row for row in span_rows if row["trace_id"] not in refused]
+    if span_rows:
+        if len({row["id"] for row in span_rows}) < len(span_rows):
+            raise _clash("a span id appears twice in the batch")
+        stored = {row.id for row in conn.execute(_span_insert(name), span_rows)}
+        if len(stored) < len(span_rows):
+            repeated = [row for row in span_rows if row["id"] not in stored]
+            if repeats == "refuse":
+                raise _clash("spans of this trace are already stored")
+            _check_repeats(conn, repeated)
+            _take_back(conn, repeated)
+            span_rows = [row for row in span_rows if row["id"] in stored]
+    return Written(trace_rows, span_rows, merged - refused)
+
+
+@functools.cache
+def _trace_upsert(dialect_name: str) -> Any:
+    """The trace-row upsert of `write_parts`, built once per dialect (building it costs more than running it)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(traces)
     new, old = stmt.excluded, traces.c
-    least = func.least if conn.dialect.name == "postgresql" else func.min
-    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
+    least = func.least if dialect_name == "postgresql" else func.min
+    greatest = func.greatest if dialect_name == "postgresql" else func.max
     sdk_wins = and_(new.source == "sdk", func.coalesce(old.source, "") != "sdk")
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[traces.c.id],
         set_={
             "started_at": least(old.started_at, new.started_at),
@@ -111,25 +137,12 @@ def write_parts(
         },
         where=old.project_id == new.project_id,
     ).returning(traces.c.id)
-    written = {row.id for row in conn.execute(stmt, trace_rows)}
-    refused = {row["id"] for row in trace_rows} - written
-    if refused:
-        log.warning("trace ids %s belong to another project; those parts were not stored", sorted(refused))
-        trace_rows = [row for row in trace_rows if row["id"] not in refused]
-        span_rows = [row for row in span_rows if row["trace_id"] not in refused]
-    if span_rows:
-        if len({row["id"] for row in span_rows}) < len(span_rows):
-            raise _clash("a span id appears twice in the batch")
-        span_stmt = dialect.insert(spans).on_conflict_do_nothing(index_elements=[spans.c.id]).returning(spans.c.id)
-        stored = {row.id for row in conn.execute(span_stmt, span_rows)}
-        if len(stored) < len(span_rows):
-            repeated = [row for row in span_rows if row["id"] not in stored]
-            if repeats == "refuse":
-                raise _clash("spans of this trace are already stored")
-            _check_repeats(conn, repeated)
-            _take_back(conn, repeated)
-            span_rows = [row for row in span_rows if row["id"] in stored]
-    return Written(trace_rows, span_rows, merged - refused)
+
+
+@functools.cache
+def _span_insert(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(spans).on_conflict_do_nothing(index_elements=[spans.c.id]).returning(spans.c.id)
 
 
 def _clash(message: str) -> IntegrityError:
