@@ -70,7 +70,7 @@ async def _check(guards: PolicyEngine, state: GuardState, ctx: RequestContext, p
     if not state.input:
         return
     slots = _slots(prep)
-    evaluations = await guards.run(state.input, [(text, scan) for text, scan, _ in slots])
+    evaluations = await guards.run(state.input, [(text, scan) for text, scan, _ in slots], state.clean)
     run = GuardRun()
     for (text, _, write), evaluation in zip(slots, evaluations, strict=True):
         run.add(evaluation)
@@ -161,7 +161,7 @@ def _redact_stored(state: GuardState, ctx: RequestContext) -> None:
     if state.canary is not None:
         canary.strip_trace(ctx.trace, state.canary)
     if state.storage is not None:
-        state.storage.redact_trace(ctx.trace)
+        state.storage.redact_trace(ctx.trace, state.clean)
 
 
 async def _redacted_after(state: GuardState, ctx: RequestContext, events: Events) -> Events:

@@ -47,7 +47,7 @@ async def _guard_payload(
 ) -> None:
     messages = [c.get("message") for c in payload.get("choices") or [] if isinstance(c, dict)]
     slots = [m for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str) and m["content"]]
-    evaluations = await guards.run(state.output, [(m["content"], scan) for m in slots])
+    evaluations = await guards.run(state.output, [(m["content"], scan) for m in slots], state.clean)
     run = GuardRun()
     for message, evaluation in zip(slots, evaluations, strict=True):
         run.add(evaluation)

@@ -169,12 +169,21 @@ def _decide(rule: CompiledRule, verdict: Verdict) -> Decision:
     return rule.rule.action  # block, redact or flag here
 
 
-def evaluate(rules: Iterable[CompiledRule], text: str, ctx: ScanContext) -> Evaluation:
-    """Run `rules` in order over `text` (CPU work: the caller decides whether it runs in a thread)."""
+def evaluate(
+    rules: Iterable[CompiledRule], text: str, ctx: ScanContext, clean: set[tuple[int, str]] | None = None
+) -> Evaluation:
+    """Run `rules` in order over `text` (CPU work: the caller decides whether it runs in a thread). `clean`, when
+    given, collects (id of the scanner, text) for each text a scanner found nothing in, and for a scanner's own
+    redaction of a text (what it masked is gone): storage redaction skips those (storage.py)."""
     out = Evaluation(text, [])
     for rule in rules:
         started = time.perf_counter()
         verdict = rule.scanner.scan(out.text, ctx)
+        if clean is not None and ctx.mode == "direct":
+            if not verdict.findings:
+                clean.add((id(rule.scanner), out.text))
+            elif verdict.redacted is not None:
+                clean.add((id(rule.scanner), verdict.redacted))
         elapsed = (time.perf_counter() - started) * 1000.0
         decision = _decide(rule, verdict)
         record = RuleRecord(rule, float(verdict.score), elapsed, decision, {f.kind for f in verdict.findings}, 1)

@@ -64,6 +64,9 @@ class GuardState:
     json_schema: Mapping[str, Any] | None = None
     """The schema of a structured answer (`response_format` `json_schema`)."""
     runs: list[GuardRun] = field(default_factory=list)
+    clean: set[tuple[int, str]] = field(default_factory=set)
+    """(scanner, text) pairs this call already knows the scanner finds nothing in (scanned clean, or the
+    scanner's own redaction of it): storage redaction does not scan them again (engine.Clean)."""
 
     @classmethod
     def of(cls, policies: Sequence[CompiledPolicy]) -> GuardState:
@@ -122,13 +125,19 @@ class PolicyEngine:
         found = applicable(policies, key_id=key_id, model=model, prompt=prompt, route=route)
         return GuardState.of(found) if found else None
 
-    async def run(self, rules: Sequence[CompiledRule], texts: Sequence[tuple[str, ScanContext]]) -> list[Evaluation]:
-        """Evaluate `rules` over each text (in order, each independently); inline for short texts."""
+    async def run(
+        self,
+        rules: Sequence[CompiledRule],
+        texts: Sequence[tuple[str, ScanContext]],
+        clean: set[tuple[int, str]] | None = None,
+    ) -> list[Evaluation]:
+        """Evaluate `rules` over each text (in order, each independently); inline for short texts. `clean`
+        collects the (scanner, text) pairs found clean (GuardState.clean)."""
         if not rules or not texts:
             return [Evaluation(text, []) for text, _ in texts]
 
         def work() -> list[Evaluation]:
-            return [evaluate(rules, text, ctx) for text, ctx in texts]
+            return [evaluate(rules, text, ctx, clean) for text, ctx in texts]
 
         if sum(len(text) for text, _ in texts) <= INLINE_CHARS:
             return work()

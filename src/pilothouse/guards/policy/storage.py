@@ -41,7 +41,13 @@ class StoragePlan:
         )
         return cls(steps) if steps else None
 
-    def redact_text(self, text: str, kinds: set[str], memo: dict[str, tuple[str, frozenset[str]]] | None = None) -> str:
+    def redact_text(
+        self,
+        text: str,
+        kinds: set[str],
+        memo: dict[str, tuple[str, frozenset[str]]] | None = None,
+        clean: set[tuple[int, str]] | None = None,
+    ) -> str:
         """`text` redacted by every step; `memo` (one trace's) reuses the result for a text seen before (the
         same messages sit on several spans), so each distinct text is scanned once per trace."""
         if memo is not None and text in memo:
@@ -51,44 +57,52 @@ class StoragePlan:
         seen: set[str] = set()
         redacted = text
         for mode, scanners in self.steps:
-            redacted = _apply(mode, scanners, redacted, seen)
+            redacted = _apply(mode, scanners, redacted, seen, clean or set())
         kinds |= seen
         if memo is not None:
             memo[text] = (redacted, frozenset(seen))
         return redacted
 
     def redact_value(
-        self, value: Any, kinds: set[str], memo: dict[str, tuple[str, frozenset[str]]] | None = None
+        self,
+        value: Any,
+        kinds: set[str],
+        memo: dict[str, tuple[str, frozenset[str]]] | None = None,
+        clean: set[tuple[int, str]] | None = None,
     ) -> Any:
         """`value` (JSON-like) with every string redacted, except the values of STRUCTURAL keys."""
         if isinstance(value, str):
-            return self.redact_text(value, kinds, memo) if value else value
+            return self.redact_text(value, kinds, memo, clean) if value else value
         if isinstance(value, dict):
             return {
-                k: v if k in STRUCTURAL and isinstance(v, str) else self.redact_value(v, kinds, memo)
+                k: v if k in STRUCTURAL and isinstance(v, str) else self.redact_value(v, kinds, memo, clean)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
-            return [self.redact_value(v, kinds, memo) for v in value]
+            return [self.redact_value(v, kinds, memo, clean) for v in value]
         return value
 
-    def redact_trace(self, trace: TraceRecord) -> set[str]:
-        """Redact the content of every span of `trace` in place; returns the kinds found."""
+    def redact_trace(self, trace: TraceRecord, clean: set[tuple[int, str]] | None = None) -> set[str]:
+        """Redact the content of every span of `trace` in place; returns the kinds found. `clean`: (scanner,
+        text) pairs the call's guard rules already found clean (GuardState.clean), not scanned again."""
         kinds: set[str] = set()
         memo: dict[str, tuple[str, frozenset[str]]] = {}
         for span in trace.spans:
             if span.kind == "guard":
                 continue
             if span.input is not None:
-                span.input = self.redact_value(span.input, kinds, memo)
+                span.input = self.redact_value(span.input, kinds, memo, clean)
             if span.output is not None:
-                span.output = self.redact_value(span.output, kinds, memo)
+                span.output = self.redact_value(span.output, kinds, memo, clean)
         if kinds and trace.spans:
             trace.spans[0].attributes["pilothouse.guard.storage_redacted"] = sorted(kinds)
         return kinds
 
 
-def _apply(mode: StorageMode, scanners: Sequence[Scanner], text: str, kinds: set[str]) -> str:
+def _apply(
+    mode: StorageMode, scanners: Sequence[Scanner], text: str, kinds: set[str], clean: set[tuple[int, str]]
+) -> str:
+    scanners = [s for s in scanners if (id(s), text) not in clean]
     if mode == "drop":
         found = {f.kind for s in scanners for f in s.scan(text, _CTX).findings}
         if not found:
