@@ -20,7 +20,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 TOP = {p.stem for p in SRC.glob("*.py")} | {p.parent.name for p in SRC.glob("*/__init__.py")}
 """The modules and packages directly in src/pilothouse."""
 _SPAN = re.compile(r"`([^`\s]+)`")
-_REPO_PATH = re.compile(r"^(src|tests|bench|scripts|docs)/")
+_REPO_PATH = re.compile(r"^(src|tests|bench|scripts|docs|training|examples)/")
 
 
 def references() -> list[tuple[str, str]]:
