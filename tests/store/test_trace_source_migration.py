@@ -3,38 +3,15 @@ traces `prompt_test`, every other `http`), and the downgrade removes it again.""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from pilothouse.store.engine import open_store
 from pilothouse.store.migrate import alembic_config
-from tests.conftest import PG_ADMIN_URL
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    name = f"pht_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield pg_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_0006_fills_in_the_source_of_existing_traces(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_0006_fills_in_the_source_of_existing_traces(empty_database: str) -> None:
+    engine = create_engine(empty_database)
     cfg = alembic_config(engine)
     command.upgrade(cfg, "0005_inflight_calls")
     with engine.begin() as conn:
@@ -53,14 +30,14 @@ def test_0006_fills_in_the_source_of_existing_traces(database_url: str) -> None:
                 {"id": trace_id, "name": name, "status": status},
             )
     engine.dispose()
-    store = open_store(database_url)
+    store = open_store(empty_database)
     try:
         with store.connect() as conn:
             sources: dict[str, str | None] = dict(conn.execute(text("SELECT id, source FROM traces")).all())
         assert sources == {"t_chat": "http", "t_embed": "http", "t_test": "prompt_test", "t_lost": "http"}
     finally:
         store.dispose()
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database)
     try:
         command.downgrade(alembic_config(engine), "0005_inflight_calls")
         columns = {c["name"] for c in inspect(engine).get_columns("traces")}

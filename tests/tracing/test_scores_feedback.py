@@ -5,7 +5,6 @@ the data type of scores written before it."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +27,6 @@ from pilothouse.store.projects import create_project
 from pilothouse.store.scores import ScoreTargetMissing, add_score, list_scores
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import StoreSink
-from tests.conftest import PG_ADMIN_URL
 from tests.support.asgi_app import app_settings, cli_in_process
 
 runner = CliRunner()
@@ -113,25 +111,8 @@ def test_feedback_is_a_row_and_a_feedback_score(store: Store, tmp_path: Path) ->
     assert {s.data_type for s in series} == {"boolean"} and {s.source for s in series} == {"human"}
 
 
-@pytest.fixture
-def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    name = f"pht_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield pg_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.mark.parametrize("old_database", ["sqlite", "postgresql"], indirect=True)
-def test_0011_fills_in_the_data_type_of_existing_scores(old_database: str) -> None:
-    engine = create_engine(old_database)
+def test_0011_fills_in_the_data_type_of_existing_scores(empty_database: str) -> None:
+    engine = create_engine(empty_database)
     cfg = alembic_config(engine)
     command.upgrade(cfg, "0010_audit_checkpoints")
     with engine.begin() as conn:
@@ -151,7 +132,7 @@ def test_0011_fills_in_the_data_type_of_existing_scores(old_database: str) -> No
                 {"id": score_id, "value": value, "sv": string_value},
             )
     engine.dispose()
-    store = open_store(old_database)
+    store = open_store(empty_database)
     try:
         with store.connect() as conn:
             types: dict[str, str] = dict(conn.execute(text("SELECT id, data_type FROM scores")).all())
