@@ -6,6 +6,7 @@ is not touched. The model is tests/support/tool_upstream.py, which answers the t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,17 @@ class World:
     def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
         assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def trace(self, trace_id: str, wait_s: float = 5.0) -> Any:
+        """The stored trace, waiting for the store to catch up: a stream that ends with an error event makes the
+        `openai` client raise before the server has stored the trace."""
+        deadline = time.monotonic() + wait_s
+        response = self.http.get(f"/api/traces/{trace_id}")
+        while response.status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            response = self.http.get(f"/api/traces/{trace_id}")
+        assert response.status_code == 200, f"trace {trace_id}: {response.status_code} {response.text}"
         return response.json()
 
     def key(self, name: str, project: str | None = None) -> None:
@@ -146,7 +158,7 @@ def test_a_refusal_is_an_audit_event_and_a_guard_span(world: World) -> None:
     with pytest.raises(openai.PermissionDeniedError) as caught:
         ask(world.client("beta"), "", [("read_file", {"path": "/srv/reports/q3.txt"})])
     trace_id = caught.value.response.headers["x-pilothouse-trace-id"]
-    trace = world.ok("GET", f"/api/traces/{trace_id}")
+    trace = world.trace(trace_id)
     guards = [s for s in trace["spans"] if s["kind"] == "guard" and s["name"] == "tool_gate"]
     assert len(guards) == 1 and guards[0]["status"] == "error"
     assert guards[0]["attributes"]["pilothouse.tool.code"] == "tool_not_allowed"
@@ -199,7 +211,7 @@ def test_a_stream_with_text_then_a_refused_tool_call_ends_with_an_error_event(wo
     assert text == "Let me read that file"
     assert tool_deltas == 0  # nothing of the refused call reached the caller
     assert isinstance(caught.value.body, dict) and caught.value.body.get("code") == "tool_not_allowed"
-    trace = world.ok("GET", f"/api/traces/{stream.response.headers['x-pilothouse-trace-id']}")
+    trace = world.trace(stream.response.headers["x-pilothouse-trace-id"])
     guard = next(s for s in trace["spans"] if s["kind"] == "guard")
     assert (trace["status"], guard["status"], guard["attributes"]["pilothouse.tool.stage"]) == (
         "error",
@@ -218,7 +230,7 @@ def test_a_cached_answer_is_judged_for_each_caller(world: World, upstream: ToolU
         ask(world.client("beta"), "", calls, temperature=0)
     assert refusal(caught.value)["code"] == "tool_not_allowed"
     assert upstream.calls == before  # answered from the cache, and still refused
-    trace = world.ok("GET", f"/api/traces/{caught.value.response.headers['x-pilothouse-trace-id']}")
+    trace = world.trace(caught.value.response.headers["x-pilothouse-trace-id"])
     assert [s["kind"] for s in trace["spans"]] == ["cache", "guard"]
 
 

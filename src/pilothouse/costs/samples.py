@@ -25,7 +25,9 @@ class Samples:
 
     def percentiles(self, *qs: float) -> list[float | None]:
         """The `qs` percentiles (0-100), rounded to 3 decimals; all None when there are no values."""
-        if not self._values:
+        values = np.frombuffer(self._values, dtype=np.float64)
+        values = values[np.isfinite(values)]  # a stored inf or NaN (an odd row) must not poison every percentile
+        if not values.size:
             return [None for _ in qs]
-        found = np.percentile(np.frombuffer(self._values, dtype=np.float64), list(qs))
+        found = np.percentile(values, list(qs))
         return [round(float(v), 3) for v in found]

@@ -37,6 +37,11 @@ Label = Annotated[str, StringConstraints(max_length=200)]
 MAX_SPANS = 5000
 
 
+MAX_EPOCH_S = 10_000_000_000.0
+"""Times past the year 2286 are refused: they are mistakes (milliseconds or nanoseconds sent as seconds), and a
+latency computed from them would not be a finite number."""
+
+
 class SpanIn(BaseModel):
     """One ended span, as `pilothouse.sdk.tracing.wire` writes it."""
 
@@ -49,9 +54,9 @@ class SpanIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     status: Literal["ok", "error"] = "ok"
     error: str | None = Field(default=None, max_length=10_000)
-    started_at: float = Field(ge=0)
-    ended_at: float = Field(ge=0)
-    ttft_ms: float | None = Field(default=None, ge=0)
+    started_at: float = Field(ge=0, le=MAX_EPOCH_S, description="Epoch seconds.")
+    ended_at: float = Field(ge=0, le=MAX_EPOCH_S, description="Epoch seconds.")
+    ttft_ms: float | None = Field(default=None, ge=0, le=MAX_EPOCH_S * 1000)
     model: Label | None = None
     provider: str | None = Field(default=None, max_length=50)
     input_tokens: int | None = Field(default=None, ge=0, le=2**31 - 1)
