@@ -13,6 +13,8 @@ exported or indexed for search afterwards is the stored form.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Literal, get_args
 
@@ -69,25 +71,47 @@ class _Redactor:
                 span.attributes[name] = self.plan.redact_value(value, kinds)
 
 
+MODES_TTL_S = 1.0
+"""How long a process reuses the projects' modes it read: a change made through another replica applies to
+traces stored from at most this long after it (a change through this process applies at once: `changed()`)."""
+
+_generation = 0
+_generation_lock = threading.Lock()
+
+
+def changed() -> None:
+    """A project's mode was changed in this process: every ContentCapture reads the modes again."""
+    global _generation
+    with _generation_lock:
+        _generation += 1
+
+
 class ContentCapture:
     """Applies each project's capture mode to traces about to be stored."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._redactor: _Redactor | None = None
+        self._known: dict[str, str] = {}  # every project with a mode set, as last read
+        self._read_at = -MODES_TTL_S
+        self._read_generation = -1
 
     def modes(self, project_ids: Iterable[str]) -> dict[str, str]:
-        """The mode of each project that has one set (the others are `full`)."""
-        ids = sorted(set(project_ids))
+        """The mode of each project that has one set (the others are `full`): read from the store at most once a
+        MODES_TTL_S (the sink calls this for every batch: the gateway's hot path must not pay a query each time)."""
+        ids = set(project_ids)
         if not ids:
             return {}
-        with self._store.connect() as conn:
-            rows = conn.execute(
-                select(projects.c.id, projects.c.content_capture).where(
-                    projects.c.id.in_(ids), projects.c.content_capture.is_not(None)
+        now = time.monotonic()
+        if now - self._read_at >= MODES_TTL_S or self._read_generation != _generation:
+            generation = _generation
+            with self._store.connect() as conn:
+                rows = conn.execute(
+                    select(projects.c.id, projects.c.content_capture).where(projects.c.content_capture.is_not(None))
                 )
-            )
-            return {row.id: row.content_capture for row in rows}
+                self._known = {row.id: row.content_capture for row in rows}
+            self._read_at, self._read_generation = now, generation
+        return {pid: mode for pid, mode in self._known.items() if pid in ids}
 
     def apply(self, records: list[TraceRecord]) -> None:
         """Strip or redact, in place, the content of traces whose project asks for it."""

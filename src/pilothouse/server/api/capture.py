@@ -17,6 +17,7 @@ from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.scope import audit_cross_read, audit_details, resolve_project
 from pilothouse.store import projects as repo
+from pilothouse.tracing import capture
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -73,6 +74,7 @@ async def set_capture(body: CaptureSet, state: StateDep, principal: PrincipalDep
                 project_id=project_id,
                 details=audit_details(principal, project_id, {"mode": body.mode, "previous": previous}),
             )
+        capture.changed()  # committed: this process's sinks read the modes again before their next batch
         return CaptureChanged(project_id=project_id, mode=body.mode, source="project", previous=previous)  # type: ignore[arg-type]
 
     return await asyncio.to_thread(write)
