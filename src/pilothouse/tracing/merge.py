@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -84,7 +84,7 @@ def write_parts(
     """Upsert the trace rows and append their spans (see the module docstring). `repeats="refuse"` makes a
     span stored before a clash too (the spill replay counts such a trace as already stored)."""
     trace_rows = merge_rows(trace_rows)
-    merged = {r.id for r in conn.execute(select(traces.c.id).where(traces.c.id.in_([t["id"] for t in trace_rows])))}
+    merged = {r.id for r in conn.execute(_EXISTING, {"ids": [t["id"] for t in trace_rows]})}
     name = conn.dialect.name
     stmt = _trace_upsert(name)
     written = {row.id for row in conn.execute(stmt, trace_rows)}
@@ -96,6 +96,11 @@ def write_parts(
     if span_rows:
         if len({row["id"] for row in span_rows}) < len(span_rows):
             raise _clash("a span id appears twice in the batch")
+        if not merged:
+            # Every trace of the batch is new, so none of its spans can be stored yet: a plain insert (no
+            # RETURNING, the common case on the gateway's path); an id another trace holds raises the clash.
+            conn.execute(spans.insert(), span_rows)
+            return Written(trace_rows, span_rows, set())
         stored = {row.id for row in conn.execute(_span_insert(name), span_rows)}
         if len(stored) < len(span_rows):
             repeated = [row for row in span_rows if row["id"] not in stored]
@@ -105,6 +110,10 @@ def write_parts(
             _take_back(conn, repeated)
             span_rows = [row for row in span_rows if row["id"] in stored]
     return Written(trace_rows, span_rows, merged - refused)
+
+
+_EXISTING = select(traces.c.id).where(traces.c.id.in_(bindparam("ids", expanding=True)))
+"""The ids of a batch's traces that are stored already (the parts merged into)."""
 
 
 @functools.cache
