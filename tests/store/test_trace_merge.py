@@ -93,3 +93,18 @@ def test_a_part_naming_another_projects_trace_is_refused(store: Store, sink: Sto
     row = _row(store, trace_id)
     assert (row["project_id"], row["name"], row["started_at"], row["input_tokens"]) == (theirs, "theirs", 1.0, 10)
     assert row["span_count"] == 1
+
+
+def test_a_trace_in_parts_is_one_request_in_the_rollups(store: Store, sink: StoreSink) -> None:
+    """Rollups add each part's tokens and cost, but a later part of a trace is not another request."""
+    from pilothouse.store.rollups import summarise
+
+    with store.begin() as conn:
+        project = create_project(conn, "acme").id
+    trace_id = "cd" * 16
+    sink.write_sync(_part(project, trace_id, source="http", name="chat", start=100.0, end=101.0))
+    sink.write_sync(_part(project, trace_id, source="sdk", name="answer", start=99.5, end=102.0))
+    with store.connect() as conn:
+        (totals,) = summarise(conn, [project], 60.0, 180.0).values()  # whole minutes: read from the rollups
+    assert totals.values["requests"] == 1
+    assert (totals.values["input_tokens"], totals.values["output_tokens"], totals.values["llm_calls"]) == (20, 10, 2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -139,16 +139,19 @@ def _bucket(value: float | None) -> int:
     return _BUCKETS - 1
 
 
-def _trace_counters(trace: Mapping[Any, Any], trace_spans: Iterable[Mapping[Any, Any]]) -> dict[str, float]:
-    """What one trace adds to its buckets."""
+def _trace_counters(
+    trace: Mapping[Any, Any], trace_spans: Iterable[Mapping[Any, Any]], *, first_part: bool = True
+) -> dict[str, float]:
+    """What one trace adds to its buckets. A later part of a trace written in parts (tracing/merge.py) adds its
+    tokens, cost and spans, but is not another request: requests, errors and latency count its first part only."""
     out: dict[str, float] = dict.fromkeys(_COUNTERS, 0)
-    out["requests"] = 1
-    out["errors"] = 1 if trace["status"] == "error" else 0
+    out["requests"] = 1 if first_part else 0
+    out["errors"] = 1 if first_part and trace["status"] == "error" else 0
     out["input_tokens"] = trace["input_tokens"] or 0
     out["output_tokens"] = trace["output_tokens"] or 0
     cost = trace["cost_usd"]
     out["cost_pico"] = cost if isinstance(cost, int) else to_pico(Decimal(str(cost or 0)))
-    if trace["status"] == "ok" and trace["ended_at"] is not None:
+    if first_part and trace["status"] == "ok" and trace["ended_at"] is not None:
         ms = (trace["ended_at"] - trace["started_at"]) * 1000.0
         out["latency_count"], out["latency_sum_ms"] = 1, ms
         out[_LAT[_bucket(ms)]] = 1
@@ -186,9 +189,13 @@ def _keys(trace: Mapping[Any, Any]) -> list[tuple[Any, ...]]:
 
 
 def _accumulate(
-    into: dict[tuple[Any, ...], dict[str, float]], trace: Mapping[Any, Any], trace_spans: Iterable[Mapping[Any, Any]]
+    into: dict[tuple[Any, ...], dict[str, float]],
+    trace: Mapping[Any, Any],
+    trace_spans: Iterable[Mapping[Any, Any]],
+    *,
+    first_part: bool = True,
 ) -> None:
-    counters = _trace_counters(trace, trace_spans)
+    counters = _trace_counters(trace, trace_spans, first_part=first_part)
     for key in _keys(trace):
         row = into.get(key)
         if row is None:
@@ -219,15 +226,20 @@ def _upsert(conn: Connection, rows: dict[tuple[Any, ...], dict[str, float]]) -> 
 
 
 def add_traces(
-    conn: Connection, trace_rows: Sequence[Mapping[Any, Any]], span_rows: Sequence[Mapping[Any, Any]]
+    conn: Connection,
+    trace_rows: Sequence[Mapping[Any, Any]],
+    span_rows: Sequence[Mapping[Any, Any]],
+    *,
+    merged: Collection[str] = (),
 ) -> None:
-    """Count freshly inserted traces (rows as `TraceRecord.row()` makes them) in the caller's transaction."""
+    """Count stored trace parts (rows as `TraceRecord.row()` makes them) in the caller's transaction; `merged`:
+    the ids of traces that were stored before (these rows are later parts: not new requests)."""
     by_trace: dict[str, list[Mapping[Any, Any]]] = {}
     for s in span_rows:
         by_trace.setdefault(s["trace_id"], []).append(s)
     rows: dict[tuple[Any, ...], dict[str, float]] = {}
     for t in trace_rows:
-        _accumulate(rows, t, by_trace.get(t["id"], ()))
+        _accumulate(rows, t, by_trace.get(t["id"], ()), first_part=t["id"] not in merged)
     _upsert(conn, rows)
 
 

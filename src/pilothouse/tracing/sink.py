@@ -221,7 +221,8 @@ def _insert_rows(
         written = write_parts(conn, trace_rows, span_rows, repeats=repeats)
         trace_rows, span_rows = written.traces, written.spans
         finish_calls(conn, ledger_ids if ledger_ids is not None else [row["id"] for row in trace_rows])
-        add_to_rollups(conn, trace_rows, span_rows)  # store/rollups.py: per-minute and per-hour counters
+        # store/rollups.py: per-minute and per-hour counters (a later part of a trace is not another request)
+        add_to_rollups(conn, trace_rows, span_rows, merged=written.merged)
         # store/search.py: full-text search over the kept content (a trace is indexed by its first part)
         index_traces(conn, written.fresh(), span_rows)
 
