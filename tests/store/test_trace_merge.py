@@ -1,5 +1,6 @@
 """A trace written in parts (SDK batches, gateway calls joining it) is one trace row: upserted, spans appended,
-on SQLite and PostgreSQL; a repeated part changes nothing; a part naming another project's trace is refused."""
+on SQLite and PostgreSQL; a repeated part changes nothing; an ingested part naming another project's trace is
+refused, a gateway call's part is kept under a fresh id."""
 
 from __future__ import annotations
 
@@ -93,6 +94,25 @@ def test_a_part_naming_another_projects_trace_is_refused(store: Store, sink: Sto
     row = _row(store, trace_id)
     assert (row["project_id"], row["name"], row["started_at"], row["input_tokens"]) == (theirs, "theirs", 1.0, 10)
     assert row["span_count"] == 1
+
+
+def test_a_gateway_call_joining_another_projects_trace_is_stored_under_a_fresh_id(
+    store: Store, sink: StoreSink
+) -> None:
+    """A `traceparent` naming a trace id another project holds must not cost the call its trace: the part is kept,
+    in the caller's project, under a new id; the other project's trace is untouched."""
+    with store.begin() as conn:
+        mine, theirs = create_project(conn, "mine").id, create_project(conn, "theirs").id
+    trace_id = "9a" * 16
+    sink.write_sync(_part(theirs, trace_id, source="otlp", name="theirs", start=1.0, end=2.0))
+    sink.write_sync(_part(mine, trace_id, source="http", name="chat", start=0.5, end=9.0))
+    row = _row(store, trace_id)
+    assert (row["project_id"], row["name"], row["span_count"]) == (theirs, "theirs", 1)
+    with store.connect() as conn:
+        (moved,) = conn.execute(select(traces).where(traces.c.project_id == mine)).mappings().all()
+        moved_spans = conn.execute(select(func.count()).select_from(spans).where(spans.c.trace_id == moved["id"]))
+        assert moved_spans.scalar() == 1
+    assert moved["id"] != trace_id and (moved["name"], moved["input_tokens"]) == ("chat", 10)
 
 
 def test_a_trace_in_parts_is_one_request_in_the_rollups(store: Store, sink: StoreSink) -> None:

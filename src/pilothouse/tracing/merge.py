@@ -8,7 +8,8 @@ store keeps one row per trace:
 * tokens and cost: the sum of the parts (the totals of the spans each part added);
 * name and source: the SDK's (the application named the trace) over the gateway's; session, user and tags:
   the newest value set; model, prompt and key: the first value set;
-* a part for a trace id another project already holds is refused: its spans are not stored (logged).
+* a part for a trace id another project already holds is refused (logged) when it was ingested (SDK, OTLP: the
+  sender is told); a gateway call's part is stored under a fresh id in its own project (INGESTED).
 
 Writing the same part twice (an SDK retry whose first answer was lost, a spill replayed after it was stored)
 changes nothing: spans already stored are skipped and the totals they carried taken back off the row. A span
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from pilothouse.store.ids import new_trace_id
 from pilothouse.store.tables import spans, traces
 
 log = logging.getLogger("pilothouse.tracing")
@@ -90,9 +92,7 @@ def write_parts(
     written = {row.id for row in conn.execute(stmt, trace_rows)}
     refused = {row["id"] for row in trace_rows} - written
     if refused:
-        log.warning("trace ids %s belong to another project; those parts were not stored", sorted(refused))
-        trace_rows = [row for row in trace_rows if row["id"] not in refused]
-        span_rows = [row for row in span_rows if row["trace_id"] not in refused]
+        trace_rows, span_rows, refused = _rehome(conn, trace_rows, span_rows, refused)
     if span_rows:
         if len({row["id"] for row in span_rows}) < len(span_rows):
             raise _clash("a span id appears twice in the batch")
@@ -152,6 +152,40 @@ def _trace_upsert(dialect_name: str) -> Any:
 def _span_insert(dialect_name: str) -> Any:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(spans).on_conflict_do_nothing(index_elements=[spans.c.id]).returning(spans.c.id)
+
+
+INGESTED = frozenset({"sdk", "otlp"})
+"""Sources whose parts name their trace id themselves (SDK batches, OTLP): a part for another project's trace is
+refused and reported to the sender. A gateway call that joined such a trace (its caller's `traceparent`) is
+stored under a fresh id instead: the call happened and was paid for, so its trace must not be lost."""
+
+
+def _rehome(
+    conn: Connection, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]], refused: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[str]]:
+    """Drop the refused ingested parts; store refused gateway parts under fresh trace ids."""
+    moved = {
+        row["id"]: new_trace_id() for row in trace_rows if row["id"] in refused and row.get("source") not in INGESTED
+    }
+    dropped = refused - set(moved)
+    if dropped:
+        log.warning("trace ids %s belong to another project; those parts were not stored", sorted(dropped))
+    if moved:
+        log.warning(
+            "trace ids %s belong to another project; the gateway's parts were stored as %s",
+            sorted(moved),
+            [moved[old] for old in sorted(moved)],
+        )
+        conn.execute(traces.insert(), [{**row, "id": moved[row["id"]]} for row in trace_rows if row["id"] in moved])
+    kept = [
+        {**row, "id": moved[row["id"]]} if row["id"] in moved else row for row in trace_rows if row["id"] not in dropped
+    ]
+    spans_kept = [
+        {**row, "trace_id": moved[row["trace_id"]]} if row["trace_id"] in moved else row
+        for row in span_rows
+        if row["trace_id"] not in dropped
+    ]
+    return kept, spans_kept, dropped
 
 
 def _clash(message: str) -> IntegrityError:
