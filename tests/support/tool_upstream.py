@@ -9,14 +9,13 @@ event loop thread (`start()` / `stop()`), so synchronous tests can drive it.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.support.threaded_upstream import ThreadedUpstream
 
 
 def script(text: str = "", calls: list[tuple[str, dict[str, Any]]] | None = None) -> str:
@@ -35,28 +34,10 @@ def _read_script(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return str(found.get("text") or ""), list(found.get("calls") or [])
 
 
-class ToolUpstream:
+class ToolUpstream(ThreadedUpstream):
     def __init__(self) -> None:
+        super().__init__("tool-upstream")
         self.calls = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tool-upstream", daemon=True)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._server = TestServer(app, host="127.0.0.1")
-        self.url = ""
-
-    def start(self) -> str:
-        """Start serving; returns the root URL (an OpenAI base_url is `url + "/v1"`)."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._server.start_server(), self._loop).result(timeout=30)
-        self.url = str(self._server.make_url("/")).rstrip("/")
-        return self.url
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._server.close(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
