@@ -5,7 +5,9 @@
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --latency
     PYTHONPATH=. /tmp/llmguard/bin/python bench/guard_injection_bench.py --llm-guard --split holdout
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set generated           # generator split
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set indirect_holdout    # once, sealed set
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set indirect_tune       # tuning half
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set indirect_heldout    # once per version
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/guard_injection_bench.py --set indirect_holdout2   # used (run once)
 
 Sources (see `training/injection_data.py`): direct mode, in-the-wild jailbreaks (attacks) against benign
 prompts (IFEval, MT-Bench, GSM8K), NotInject hard negatives and HaluEval user queries; HarmBench requests
@@ -16,8 +18,12 @@ documents alone. A text counts as flagged when the verdict's score is at least 0
 Indirect mode only, by attack class and carrier:
 - `--set generated`: synthetic documents of `training/indirect_documents.py`, both generator sides (`train`:
   templates the indirect head was trained on, fresh draws; `test`: carriers and templates it never saw);
-- `--set indirect_holdout`: `bench/data/indirect_holdout.jsonl`, an independent set written apart from this
-  code (fields `text`, `label` 1/0, `class`, `domain`, `carrier`); run it once, with the model frozen.
+- `--set indirect_holdout`: `bench/data/indirect_holdout.jsonl`, 420 documents written apart from this code
+  (fields `text`, `label` attack/benign, `class`, `domain`, `carrier`); used, so now development data, split
+  by a fixed rule (`indirect_part`) into `--set indirect_tune` (read while tuning) and `--set
+  indirect_heldout` (run once per frozen version, never read item by item);
+- `--set indirect_holdout2`: `bench/data/indirect_holdout2.jsonl` (used), a second independent set with the same
+  schema, passed by the maintainers only, once.
 """
 
 from __future__ import annotations
@@ -68,6 +74,23 @@ def _table(name: str, rows: list[tuple[str, Sample]], flagged: list[bool]) -> No
 
 
 INDIRECT_HOLDOUT = Path(__file__).resolve().parent / "data" / "indirect_holdout.jsonl"
+INDIRECT_HOLDOUT2 = Path(__file__).resolve().parent / "data" / "indirect_holdout2.jsonl"
+"""The second independent set, written apart from this code; only the maintainers pass it, once."""
+INDIRECT_SPLIT_SALT = "indirect-holdout-420-v1"
+INDIRECT_SPLIT_PERCENT = 50
+"""The used 420-document set is development data now, split by a fixed rule: groups of (class, domain), so
+near-duplicates stay together, half `tune` (looked at while tuning), half `heldout` (never looked at, read
+once per frozen model)."""
+INDIRECT_SETS = ("generated", "indirect_holdout", "indirect_tune", "indirect_heldout", "indirect_holdout2")
+
+
+def indirect_part(row: dict[str, object]) -> str:
+    """`tune` or `heldout`: the side of a row of the 420-document set (fixed rule, see INDIRECT_SPLIT_SALT)."""
+    from training.splits import side
+
+    key = f"{row.get('class')}|{row.get('domain')}"
+    picked = side("", key=key, salt=INDIRECT_SPLIT_SALT, percent=INDIRECT_SPLIT_PERCENT)
+    return "heldout" if picked == "holdout" else "tune"
 
 
 def _labelled_set(name: str) -> list[tuple[str, int, str, str]]:
@@ -83,10 +106,14 @@ def _labelled_set(name: str) -> list[tuple[str, int, str, str]]:
             for side in GEN_SIDES
             for d in documents(side, 1400, seed=2024)
         ]
+    path = INDIRECT_HOLDOUT2 if name == "indirect_holdout2" else INDIRECT_HOLDOUT
+    part = {"indirect_tune": "tune", "indirect_heldout": "heldout"}.get(name)
     rows = []
-    for line in INDIRECT_HOLDOUT.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
+            if part is not None and indirect_part(row) != part:
+                continue
             raw = row["label"]  # "attack" / "benign" (bench/data/indirect_holdout.md), or 1 / 0
             label = {"attack": 1, "benign": 0}[raw] if isinstance(raw, str) else int(raw)
             kind = str(row.get("class") or ("benign" if label == 0 else "attack"))
@@ -237,9 +264,7 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="latency only")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--llm-guard", action="store_true", help="run llm-guard's offline scanners instead")
-    parser.add_argument(
-        "--set", choices=["generated", "indirect_holdout"], help="an indirect-mode set instead of the split's sources"
-    )
+    parser.add_argument("--set", choices=INDIRECT_SETS, help="an indirect-mode set instead of the split's sources")
     args = parser.parse_args()
     if args.set:
         indirect_set(args.set)

@@ -28,9 +28,11 @@ def group_key(text: str) -> str:
     return " ".join(_WORD.findall(text.lower())[:8])
 
 
-def side(text: str, *, key: str | None = None, salt: str = "pilothouse-guards-v1") -> Side:
-    """`holdout` for about HOLDOUT_PERCENT of groups (fixed for ever: changing the salt re-splits every set,
-    which would put held-out rows into training; do not)."""
+def side(
+    text: str, *, key: str | None = None, salt: str = "pilothouse-guards-v1", percent: int = HOLDOUT_PERCENT
+) -> Side:
+    """`holdout` for about `percent` of groups (fixed for ever: changing the salt or the percent of a set
+    re-splits it, which would put held-out rows into training; do not)."""
     group = key if key is not None else group_key(text)
     digest = hashlib.sha256(f"{salt}\x00{group}".encode()).digest()
-    return "holdout" if int.from_bytes(digest[:8], "big") % 100 < HOLDOUT_PERCENT else "dev"
+    return "holdout" if int.from_bytes(digest[:8], "big") % 100 < percent else "dev"

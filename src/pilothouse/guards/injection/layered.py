@@ -1,12 +1,17 @@
 """Scanner `injection`: the rules first, then the classifier; the one policies use.
 
-The rules (`heuristics.py`) are cheap and explain themselves with spans; the classifier (`classifier.py`)
-catches what the rules have no pattern for (new jailbreak templates, persona set-ups, instructions planted in
-documents). When a rule is already certain (score >= `skip_classifier_at`) the classifier is not run. The
-verdict's score is the higher of the two; the findings are both lists. In indirect mode the rules that only
-say "this addresses a reader" (`DEFERRED_IN_INDIRECT`) are left to the classifier, which weighs them with
-the rest of the document. A policy threshold of 0.5 acts at the
-operating point chosen on the development data (see docs/guards-injection.md).
+Direct mode (prompts): the rules (`heuristics.py`) are cheap and explain themselves with spans; the
+classifier (`classifier.py`) catches what the rules have no pattern for (new jailbreak templates, persona
+set-ups). When a rule is already certain (score >= `skip_classifier_at`) the classifier is not run. The
+verdict's score is the higher of the two; the findings are both lists.
+
+Indirect mode (documents, tool results): the override, persona and delimiter rules, then `indirect.py`,
+which reads every segment, the hidden markup and the decoded payloads for text addressed to the AI reading
+the document. The trained indirect head is off by default (`indirect_head=True` adds it): on documents
+written by people it flagged READMEs, install guides and e-mails (docs/guards-injection.md). The weak rules
+that only say "this addresses a reader" (`DEFERRED_IN_INDIRECT`) explain; they do not decide.
+
+A policy threshold of 0.5 acts at the operating point chosen on the development data.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import ClassVar
 
 from pilothouse.guards.injection.classifier import InjectionClassifier
 from pilothouse.guards.injection.heuristics import InjectionHeuristics
-from pilothouse.guards.scanner import ScanContext, Verdict
+from pilothouse.guards.injection.indirect import score_document
+from pilothouse.guards.injection.model import load_model
+from pilothouse.guards.scanner import Finding, ScanContext, Verdict
 
 __all__ = ["DEFERRED_IN_INDIRECT", "InjectionScanner"]
 
@@ -29,14 +36,22 @@ is kept, with the classifier's score, when the classifier flags the document."""
 class InjectionScanner:
     """Layered injection and jailbreak detection. Options: `decode` (rules decode encoded payloads, default
     True), `classifier` (run the learned classifier, default True), `skip_classifier_at` (a rule score at or
-    above which the classifier is skipped, default 0.9)."""
+    above which the classifier is skipped, default 0.9), `indirect_head` (in indirect mode also let the
+    trained indirect head flag documents, default False)."""
 
     name: ClassVar[str] = "injection"
     redacts: ClassVar[bool] = False
 
-    def __init__(self, *, decode: bool = True, classifier: bool = True, skip_classifier_at: float = 0.9) -> None:
-        if not isinstance(classifier, bool):
-            raise TypeError("classifier must be true or false")
+    def __init__(
+        self,
+        *,
+        decode: bool = True,
+        classifier: bool = True,
+        skip_classifier_at: float = 0.9,
+        indirect_head: bool = False,
+    ) -> None:
+        if not isinstance(classifier, bool) or not isinstance(indirect_head, bool):
+            raise TypeError("classifier and indirect_head must be true or false")
         if isinstance(skip_classifier_at, bool) or not isinstance(skip_classifier_at, int | float):
             raise TypeError("skip_classifier_at must be a number")
         if not 0.0 <= float(skip_classifier_at) <= 1.0:
@@ -44,16 +59,27 @@ class InjectionScanner:
         self.heuristics = InjectionHeuristics(decode=decode)
         self.classifier = InjectionClassifier() if classifier else None
         self.skip_classifier_at = float(skip_classifier_at)
+        self.indirect_head = indirect_head
 
     def scan(self, text: str, ctx: ScanContext) -> Verdict:
         findings = self.heuristics.findings(text, ctx)
-        defer = ctx.mode == "indirect" and self.classifier is not None
-        soft = tuple(f for f in findings if defer and f.kind in DEFERRED_IN_INDIRECT)
-        hard = tuple(f for f in findings if f not in soft)
-        score = max((f.score for f in hard), default=0.0)
+        if ctx.mode == "indirect":
+            return self._indirect(text, findings)
+        score = max((f.score for f in findings), default=0.0)
         if self.classifier is not None and score < self.skip_classifier_at:
             learned, extra = self.classifier.findings(text, ctx)
             score = max(score, learned)
-            kept = tuple(replace(f, score=min(f.score, learned)) for f in soft if learned >= 0.5)
-            findings = tuple(sorted(hard + kept + extra, key=lambda f: (f.start, f.end, f.kind)))
+            findings = tuple(sorted(findings + extra, key=lambda f: (f.start, f.end, f.kind)))
         return Verdict(scanner=self.name, score=score, findings=findings)
+
+    def _indirect(self, text: str, findings: tuple[Finding, ...]) -> Verdict:
+        soft = tuple(f for f in findings if f.kind in DEFERRED_IN_INDIRECT)
+        hard = tuple(f for f in findings if f not in soft)
+        score = max((f.score for f in hard), default=0.0)
+        if score >= self.skip_classifier_at:
+            return Verdict(scanner=self.name, score=score, findings=hard)
+        learned, extra = score_document(text, load_model() if self.indirect_head else None)
+        score = max(score, learned)
+        kept = tuple(replace(f, score=min(f.score, learned)) for f in soft if learned >= 0.5)
+        merged = tuple(sorted(hard + kept + extra, key=lambda f: (f.start, f.end, f.kind)))
+        return Verdict(scanner=self.name, score=score, findings=merged)
