@@ -32,6 +32,9 @@ class Prepared:
     route: SpanRecord | None = None  # the `route` step span, once a call needed a second attempt
     input_counted_by: Deployment | None = None
     """The deployment whose tokenizer counted `input_tokens` (routing may move the call to another)."""
+    added_input_bound: int = 0
+    """A bound on the tokens the gateway added to what the model is sent besides the caller's messages (the
+    system-prompt canary of the guard stages: its UTF-8 bytes, gateway.tokens), on top of both counts."""
 
     def unreported_input_tokens(self) -> int:
         """The input tokens to meter when the upstream reports no usage: the exact count where the deployment
@@ -39,13 +42,14 @@ class Prepared:
         counted, called = self.input_counted_by, self.deployment
         same = counted is not None and (counted.provider, counted.model) == (called.provider, called.model)
         if self.input_tokens is not None and same:
-            return self.input_tokens
-        return input_token_bound(self.body.messages, self.body.params)
+            return self.input_tokens + self.added_input_bound
+        return input_token_bound(self.body.messages, self.body.params) + self.added_input_bound
 
     def demand(self) -> Demand:
         """What admission reserves for this call: the input (exact count or bound) and max_tokens."""
         bound = input_token_bound(self.body.messages, self.body.params)  # a true upper bound, not an estimate
-        tokens_in = self.input_tokens if self.input_tokens is not None else bound
+        bound += self.added_input_bound
+        tokens_in = self.input_tokens + self.added_input_bound if self.input_tokens is not None else bound
         call = chat_call(self.body)
         return Demand(self.entry, self.deployment, self.span, tokens_in, bound, self.body.max_tokens, call)
 

@@ -164,6 +164,8 @@ def _format_findings(text: str) -> Iterator[Finding]:
 
 
 def _assignment_findings(text: str) -> Iterator[Finding]:
+    if "=" not in text and ":" not in text:  # every assignment operator (`=`, `:`, `:=`, `=>`) has one of them
+        return
     for match in _ASSIGNMENT.finditer(text):
         value = match.group("value")
         if _PLACEHOLDER.match(value) or len(set(value)) < 3:
@@ -177,13 +179,16 @@ def _assignment_findings(text: str) -> Iterator[Finding]:
 
 
 def _entropy_findings(text: str) -> Iterator[Finding]:
-    skipped = [m.span() for pattern in (_URL, _DATA_URI, _PUBLIC_MATERIAL) for m in pattern.finditer(text)]
+    skipped: list[tuple[int, int]] | None = None  # found once a token looks random (most texts have none)
     for match in _ENTROPY_TOKEN.finditer(text):
         start, end = match.span()
+        if not looks_random(match.group()):
+            continue
+        if skipped is None:
+            skipped = [m.span() for pattern in (_URL, _DATA_URI, _PUBLIC_MATERIAL) for m in pattern.finditer(text)]
         if any(s <= start and end <= e for s, e in skipped):
             continue
-        if looks_random(match.group()):
-            yield Finding("HIGH_ENTROPY_STRING", start, end, ENTROPY_SCORE, "random-looking string")
+        yield Finding("HIGH_ENTROPY_STRING", start, end, ENTROPY_SCORE, "random-looking string")
 
 
 class SecretsScanner:

@@ -204,6 +204,9 @@ def _guard(span: dict[str, Any]) -> dict[str, Any]:
     found = {field: attrs[key] for key, field in _GUARD_FIELDS.items() if key in attrs}
     if "decision" not in found and span["name"] == "admission":
         found["decision"] = "block"
+    rules = _json(attrs.get("pilothouse.guard.rules"))
+    if isinstance(rules, list):  # one span per direction holds every rule's decision (guards/policy/spans.py)
+        found["rules"] = [r for r in rules if isinstance(r, dict)]
     return {
         "span_id": span["id"],
         "name": span["name"],

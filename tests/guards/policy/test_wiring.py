@@ -15,6 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from pilothouse.config import Deployment, ModelEntry
+from pilothouse.gateway.limits.demand import Demand
+from pilothouse.gateway.prepared import Prepared
 from pilothouse.gateway.stages.input_guard import _slots, response_schema
 from pilothouse.guards.leakage import CANARY_PREFIX
 from pilothouse.guards.policy.canary import MASK
@@ -252,3 +254,27 @@ def test_an_instruction_planted_in_a_tool_result_is_blocked(app: TestClient, ai:
     assert done.parse().choices[0].message.content == "echo: What is the weather in Paris today?"
     (span,) = guard_spans(trace_of(app, done.headers["x-pilothouse-trace-id"]))
     assert span["attributes"]["pilothouse.guard.texts"] == 2  # the user message and the tool result
+
+
+def test_the_canary_is_counted_in_the_admission_token_bound(
+    app: TestClient, ai: openai.OpenAI, parrot: ParrotUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demands: list[Demand] = []
+    demand = Prepared.demand
+
+    def spy(self: Prepared) -> Demand:
+        found = demand(self)
+        demands.append(found)
+        return found
+
+    monkeypatch.setattr(Prepared, "demand", spy)
+    limit = app.post("/api/limits", json={"scope": "model", "subject": "parrot", "tpm": 1_000_000})
+    assert limit.status_code == 200, limit.text  # a token limit: admission reserves the call's bound
+    ai.chat.completions.create(model="parrot", messages=ask())  # no policy: nothing planted
+    push(app, leak_policy("flag"))
+    ai.chat.completions.create(model="parrot", messages=ask())
+    plain, planted = demands
+    added = len(parrot.received[-1][0]["content"].encode()) - len(SYSTEM.encode())  # the canary line's bytes
+    assert added > 20
+    assert planted.input_bound - plain.input_bound == added
+    assert planted.input_tokens - plain.input_tokens == added  # no tokenizer here: the bound is reserved

@@ -2,11 +2,12 @@
 their input rules over the messages (chat: user messages as direct input; tool and function results and
 document content parts as indirect input, `ScanContext(mode="indirect")`; embeddings: every input). A block
 refuses the call (400 `guard_blocked`, an audit event) before anything is reserved or sent; a redact hit
-rewrites the text sent to the model; flag and shadow hits are only recorded. Every rule that ran is a `guard`
-span. It also prepares the output rules' context: the system prompt, the `response_format` schema, and, when
-an output rule checks for system-prompt leaks, a canary planted in the upstream request only
-(guards/policy/canary.py). Whatever happens next, the trace's content is redacted per the policies'
-`storage:` and stripped of the canary before the trace stage stores it (for a stream: once it ended).
+rewrites the text sent to the model; flag and shadow hits are only recorded. The decisions of the rules that
+ran are one `guard` span (guards/policy/spans.py). It also prepares the output rules' context: the system
+prompt, the `response_format` schema, and, when an output rule checks for system-prompt leaks, a canary
+planted in the upstream request only (guards/policy/canary.py), counted in the admission's token bound.
+Whatever happens next, the trace's content is redacted per the policies' `storage:` and stripped of the
+canary before the trace stage stores it (for a stream: once it ended).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from pilothouse.gateway.prepared import Prepared, PreparedEmbeddings
 from pilothouse.gateway.providers.base import ChatRequest
 from pilothouse.gateway.stages.base import CallNext, Events, Outcome, RequestContext, Services
+from pilothouse.gateway.tokens import input_token_bound
 from pilothouse.guards.policy import canary
 from pilothouse.guards.policy.engine import GuardRun
 from pilothouse.guards.policy.runtime import GuardState, PolicyEngine
@@ -136,11 +138,12 @@ def response_schema(params: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def _plant_canary(state: GuardState, prep: Prepared) -> None:
     """Send the model a copy of the messages with a canary in the system prompt; the body (the cache key, the
-    stored trace) keeps the caller's messages."""
+    stored trace) keeps the caller's messages. Admission reserves for the canary's tokens too (its bytes)."""
     planted = canary.plant(prep.request.messages)
     if planted is None:
         return
     messages, state.canary = planted
+    prep.added_input_bound += input_token_bound(messages) - input_token_bound(prep.request.messages)
     prep.request = ChatRequest(prep.request.model, messages, prep.request.params)
 
 

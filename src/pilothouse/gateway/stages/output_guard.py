@@ -3,7 +3,8 @@ policies run over the model's answer, so the cache keeps only what the guards re
 answer. A whole answer: a block replaces it with 400 `guard_blocked` (an audit event), a redact hit rewrites
 the content returned. A stream: scanned as it flows with a hold-back window (guards/policy/streaming.py), so
 a card number or key split over chunks is still caught and released redacted; a block ends the stream with
-a terminal SSE error event (`guard_blocked`), and the trace records it. Every rule is a `guard` span. Scanners
+a terminal SSE error event (`guard_blocked`), and the trace records it. The rules' decisions are one `guard`
+span (guards/policy/spans.py). Scanners
 get the call's system prompt, the canary the input stage planted and the `response_format` schema
 (`GuardState.output_context`); the canary is stripped from whatever is released, whatever the rules decided.
 """
@@ -85,14 +86,14 @@ class _StreamGuard:
     """The hold-back scanners of one stream, one per choice."""
 
     def __init__(self, state: GuardState, scan: ScanContext, window: int) -> None:
-        self.rules, self.scan, self.window = state.output, scan, window
+        self.rules, self.scan, self.window, self.clean = state.output, scan, window, state.clean
         self.holds: dict[int, HoldBack] = {}
         self.blocked: RuleRecord | None = None
 
     def feed(self, index: int, text: str) -> str:
         hold = self.holds.get(index)
         if hold is None:
-            hold = self.holds[index] = HoldBack(self.rules, self.scan, window=self.window)
+            hold = self.holds[index] = HoldBack(self.rules, self.scan, window=self.window, clean=self.clean)
         return self._take(hold.feed(text))
 
     def finish(self, index: int) -> str:

@@ -12,7 +12,7 @@ side (`107 Rue Abdelaziz Thâalbi`, `Via Roma 12`), each with an apartment or su
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pilothouse.guards.scanner import Finding
 
@@ -27,10 +27,11 @@ _TYPE_BEFORE = (
     r"(?:Rue|Rua|Via|Viale|Calle|Avenida|Avinguda|Av\.|Piazza|Plaza|Praça|Plac|Place|Boulevard|Chemin|Carrer|Corso"
     r"|Largo|Ulica|ul\.|Πλατεία|Οδός|Leoforos)"
 )
-_SUFFIXED = (
-    r"[^\W\d_]*(?:strasse|straße|str\.|gasse|weg|allee|platz|damm|straat|laan|gracht|plein|steeg|kade|vej"
+_SUFFIXES = (
+    r"(?:strasse|straße|str\.|gasse|weg|allee|platz|damm|straat|laan|gracht|plein|steeg|kade|vej"
     r"|gade|gatan|vägen|veien|gata|katu|utca|útja|tér|ulice|náměstí|gürtel)"
 )
+_SUFFIXED = rf"[^\W\d_]*{_SUFFIXES}"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], float, str], ...] = (
     (
@@ -61,13 +62,51 @@ _PATTERNS: tuple[tuple[re.Pattern[str], float, str], ...] = (
     ),
 )
 
+_DIGIT = re.compile(r"\d")
+_SPACED_NUMBER = re.compile(r"(?<!\s)\s+\d")  # from where a run of spaces starts: linear on long runs
+_ENDS_WITH_SUFFIX = re.compile(rf"{_SUFFIXES}\Z", re.IGNORECASE)
+_TYPE_THEN_SPACE = re.compile(rf"{_TYPE_BEFORE} ")
+_LONGEST_SUFFIX = 12
+
+
+def _suffix_before_number(text: str) -> bool:
+    """Whether a street suffix is followed by spaces and a digit somewhere in `text` (pattern 2 cannot match
+    without): a search at each spaced number, which is much cheaper than a case-insensitive alternation tried
+    at every position."""
+    for match in _SPACED_NUMBER.finditer(text):
+        start = match.start()
+        if _ENDS_WITH_SUFFIX.search(text, max(0, start - _LONGEST_SUFFIX), start):
+            return True
+    return False
+
+
+def _has_digit(text: str) -> bool:
+    return _DIGIT.search(text) is not None
+
+
+def _type_then_space(text: str) -> bool:
+    return _TYPE_THEN_SPACE.search(text) is not None
+
+
+_GATES: tuple[Callable[[str], bool], ...] = (
+    _has_digit,
+    _suffix_before_number,
+    _type_then_space,
+    _has_digit,
+    _has_digit,
+)
+"""What each of _PATTERNS cannot match without, checked first (cheaper than the pattern's scan, which tries
+every position): a digit; a street suffix followed by a number; a street type followed by a space."""
+
 ADDRESS_KIND = "STREET_ADDRESS"
 _POSTAL_CUE = re.compile(r"\b(?:zip|zip code|postcode|postal code)\s*:?\s*$", re.IGNORECASE)
 
 
 def find_street_addresses(text: str) -> Iterator[Finding]:
     """Street addresses in `text` (overlapping matches of different patterns are merged by the scanner)."""
-    for pattern, score, why in _PATTERNS:
+    for (pattern, score, why), gate in zip(_PATTERNS, _GATES, strict=True):
+        if not gate(text):
+            continue
         for match in pattern.finditer(text):
             start, end = match.start(), match.end()
             if why == "postal code" and not _POSTAL_CUE.search(text[max(0, start - 16) : start]):

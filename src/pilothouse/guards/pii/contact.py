@@ -37,8 +37,13 @@ LENIENCIES: dict[str, int] = {
 region, `valid` also checks the number ranges that are in use, `strict_grouping` also the digit grouping."""
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def find_emails(text: str) -> Iterator[Finding]:
     """Email addresses in `text`."""
+    if "@" not in text:  # the pattern's one literal: most texts have none, and the scan is skipped
+        return
     for match in _EMAIL.finditer(text):
         local = match.group().partition("@")[0]
         if ".." in local or len(match.group()) > 254:
@@ -48,6 +53,8 @@ def find_emails(text: str) -> Iterator[Finding]:
 
 def find_phone_numbers(text: str, region: str = "US", leniency: str = "valid") -> Iterator[Finding]:
     """Phone numbers in `text`, national ones read as numbers of `region` (ISO 3166 code, `GB`, `DE`)."""
+    if _DIGIT.search(text) is None:  # libphonenumber's matcher only starts at a (Unicode) digit
+        return
     matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=LENIENCIES[leniency])
     for match in matcher:
         country = phonenumbers.region_code_for_number(match.number) or "unknown region"

@@ -27,6 +27,7 @@ _CARD_NETWORKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("unionpay", re.compile(r"62\d{14,17}")),
     ("maestro", re.compile(r"(?:5[06-9]|6\d)\d{10,17}")),
 )
+_DIGIT = re.compile(r"\d")
 _IBAN = re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4}){3,8}(?![\w])")
 
 CARD_SCORE = 0.95
@@ -43,6 +44,8 @@ def card_network(digits: str) -> str | None:
 
 def find_credit_cards(text: str) -> Iterator[Finding]:
     """Payment card numbers in `text`: a network's prefix and length, and the Luhn check digit."""
+    if _DIGIT.search(text) is None:
+        return
     for match in _CARD.finditer(text):
         raw = match.group()
         if " " in raw and "-" in raw:
@@ -56,6 +59,8 @@ def find_credit_cards(text: str) -> Iterator[Finding]:
 
 def find_ibans(text: str) -> Iterator[Finding]:
     """IBANs in `text`, compact or grouped by spaces."""
+    if _DIGIT.search(text) is None:
+        return
     for match in _IBAN.finditer(text):
         candidate = match.group()
         while candidate:

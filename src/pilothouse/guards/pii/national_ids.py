@@ -121,10 +121,18 @@ def _has_context(text: str, start: int, words: tuple[str, ...]) -> bool:
     return any(re.search(rf"(?<![a-z]){re.escape(word)}(?![a-z])", before) for word in words)
 
 
+_DIGIT = re.compile(r"\d")
+_NEEDS_DIGIT = frozenset(id(rule) for rule in RULES if rule.kind != "IT_FISCAL_CODE")
+"""Every pattern but the codice fiscale's needs a digit (its digits may all be written as letters)."""
+
+
 def find_national_ids(text: str, kinds: frozenset[str] | None = None) -> Iterator[Finding]:
     """National ids in `text`; `kinds` limits the search to some of ID_KINDS."""
+    digits = _DIGIT.search(text) is not None
     for rule in RULES:
         if kinds is not None and rule.kind not in kinds:
+            continue
+        if not digits and id(rule) in _NEEDS_DIGIT:
             continue
         for match in rule.pattern.finditer(text):
             if rule.context and not _has_context(text, match.start(), rule.context):

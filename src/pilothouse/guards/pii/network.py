@@ -18,16 +18,19 @@ _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{0,4}|(?:\d{1,3}\.){3}\d{1,3})(?![\w:])")
 
 IP_SCORE = 0.85
+_DIGIT = re.compile(r"\d")
 
 
 def find_ip_addresses(text: str) -> Iterator[Finding]:
     """IPv4 and IPv6 addresses in `text` (an IPv6 zone or a v4 port suffix is not part of the span)."""
-    for match in _IPV4.finditer(text):
+    for match in _IPV4.finditer(text) if _DIGIT.search(text) else ():
         try:
             ipaddress.IPv4Address(match.group())
         except ValueError:
             continue
         yield Finding("IP_ADDRESS", match.start(), match.end(), IP_SCORE, "IPv4 address")
+    if text.count(":") < 2:  # an IPv6 address has at least two colons
+        return
     for match in _IPV6.finditer(text):
         candidate = match.group()
         if candidate.count(":") < 2 or candidate.strip(":") == "":

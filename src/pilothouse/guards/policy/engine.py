@@ -137,7 +137,7 @@ class RuleRecord:
         self.latency_ms += other.latency_ms
         self.kinds |= other.kinds
         self.texts += other.texts
-        if _RANK[other.decision] > _RANK[self.decision]:
+        if DECISION_RANK[other.decision] > DECISION_RANK[self.decision]:
             self.decision = other.decision
 
     @property
@@ -147,7 +147,7 @@ class RuleRecord:
         return action if self.decision == "shadow" and action != "shadow" else None
 
 
-_RANK: dict[Decision, int] = {"allow": 0, "shadow": 1, "flag": 2, "redact": 3, "block": 4}
+DECISION_RANK: dict[Decision, int] = {"allow": 0, "shadow": 1, "flag": 2, "redact": 3, "block": 4}
 
 
 @dataclass(slots=True)

@@ -1,24 +1,72 @@
-"""Recording guard decisions as `guard` spans: one per rule that ran, with no content.
+"""Recording guard decisions as `guard` spans: one per direction of a call (`guard input`, `guard output`), with
+every rule's decision in it and no content.
 
-Attributes: `pilothouse.guard.policy` / `.policy_version` / `.direction` / `.rule` (its index) / `.scanner` /
-`.score` / `.threshold` / `.action` (the rule's) / `.decision` (`allow`, `block`, `redact`, `flag`, `shadow`) /
-`.would` (in a shadow-mode policy: the action a hit would have taken) / `.kinds` (finding kinds, such as
-`CREDIT_CARD`) / `.texts` (how many texts it scanned) and `.latency_ms` (scanner time). A block makes the span
-an error span, so the trace shows why the call failed.
+A call with both example policies runs five rules; one span per direction instead of one per rule keeps the
+trace (and the trace writer's work) small while every decision stays on it:
+
+- `pilothouse.guard.rules`: one entry per rule that ran, in order: `policy`, `policy_version`, `rule` (its
+  index), `scanner`, `score`, `threshold`, `action` (the rule's), `decision` (`allow`, `block`, `redact`,
+  `flag`, `shadow`), `would` (in a shadow-mode policy: the action a hit would have taken), `kinds` (finding
+  kinds, such as `CREDIT_CARD`), `texts` (how many texts it scanned) and `latency_ms` (scanner time);
+- the deciding rule's fields at the top level, as `pilothouse.guard.policy` / `.policy_version` / `.rule` /
+  `.scanner` / `.score` / `.threshold` / `.action` / `.decision` / `.would`: the rule whose decision weighs
+  most (block, then redact, flag, shadow, allow; the first of equals), or, when every rule allowed, the one
+  that scored highest. So a reader of one decision (the explain page, the rollups' guard block count, the
+  block rate monitor) finds it where it always was;
+- `pilothouse.guard.direction`, `pilothouse.guard.kinds` (every rule's, together), `pilothouse.guard.texts`
+  and `pilothouse.guard.latency_ms` (all rules' scanner time).
+
+A block makes the span an error span, so the trace shows why the call failed.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from pilothouse.guards.policy.engine import GuardRun, RuleRecord
+from pilothouse.guards.policy.engine import DECISION_RANK, GuardRun, RuleRecord
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 
 
-def record_span(trace: TraceRecord, record: RuleRecord, *, parent_id: str | None = None) -> SpanRecord:
+def rule_entry(record: RuleRecord) -> dict[str, Any]:
+    """One rule's decision, as `pilothouse.guard.rules` holds it."""
     rule = record.rule
-    span = trace.span("guard", f"guard {rule.direction} {rule.rule.scanner}", parent_id=parent_id)
-    span.started_at = time.time() - record.latency_ms / 1000.0
+    entry: dict[str, Any] = {
+        "policy": rule.policy,
+        "policy_version": rule.version,
+        "rule": rule.index,
+        "scanner": rule.rule.scanner,
+        "score": round(record.score, 4),
+        "threshold": rule.rule.threshold,
+        "action": rule.rule.action,
+        "decision": record.decision,
+        "kinds": sorted(record.kinds),
+        "texts": record.texts,
+        "latency_ms": round(record.latency_ms, 3),
+    }
+    if record.would is not None:
+        entry["would"] = record.would
+    return entry
+
+
+def deciding(records: list[RuleRecord]) -> RuleRecord:
+    """The record whose decision weighs most (the first of equals); among allows, the highest score."""
+    return max(records, key=lambda r: (DECISION_RANK[r.decision], r.score if r.decision == "allow" else 0.0))
+
+
+def record_run(trace: TraceRecord, run: GuardRun, *, parent_id: str | None = None) -> list[SpanRecord]:
+    """The `guard` span of `run` (one direction of a call); none when no rule ran."""
+    records = list(run.records.values())
+    if not records:
+        return []
+    top = run.blocked if run.blocked is not None else deciding(records)
+    rule = top.rule
+    latency_ms = sum(r.latency_ms for r in records)
+    span = trace.span("guard", f"guard {rule.direction}", parent_id=parent_id)
+    span.started_at = time.time() - latency_ms / 1000.0
+    kinds: set[str] = set()
+    for record in records:
+        kinds |= record.kinds
     attrs = span.attributes
     attrs.update(
         {
@@ -27,25 +75,21 @@ def record_span(trace: TraceRecord, record: RuleRecord, *, parent_id: str | None
             "pilothouse.guard.direction": rule.direction,
             "pilothouse.guard.rule": rule.index,
             "pilothouse.guard.scanner": rule.rule.scanner,
-            "pilothouse.guard.score": round(record.score, 4),
+            "pilothouse.guard.score": round(top.score, 4),
             "pilothouse.guard.threshold": rule.rule.threshold,
             "pilothouse.guard.action": rule.rule.action,
-            "pilothouse.guard.decision": record.decision,
-            "pilothouse.guard.kinds": sorted(record.kinds),
-            "pilothouse.guard.texts": record.texts,
-            "pilothouse.guard.latency_ms": round(record.latency_ms, 3),
+            "pilothouse.guard.decision": top.decision,
+            "pilothouse.guard.kinds": sorted(kinds),
+            "pilothouse.guard.texts": max(r.texts for r in records),
+            "pilothouse.guard.latency_ms": round(latency_ms, 3),
+            "pilothouse.guard.rules": [rule_entry(r) for r in records],
         }
     )
-    if record.would is not None:
-        attrs["pilothouse.guard.would"] = record.would
-    if record.decision == "block":
+    if top.would is not None:
+        attrs["pilothouse.guard.would"] = top.would
+    if top.decision == "block":
         span.finish(status="error", error=f"blocked by {rule.label}")
     else:
         span.finish()
-    span.latency_ms = round(record.latency_ms, 3)
-    return span
-
-
-def record_run(trace: TraceRecord, run: GuardRun) -> list[SpanRecord]:
-    """A guard span for every rule of `run`."""
-    return [record_span(trace, record) for record in run.records.values()]
+    span.latency_ms = round(latency_ms, 3)
+    return [span]

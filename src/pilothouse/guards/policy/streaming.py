@@ -74,6 +74,7 @@ class HoldBack:
         *,
         window: int = DEFAULT_WINDOW,
         first_checkpoint: int = 512,
+        clean: set[tuple[int, str]] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("the hold-back window is at least 1 character")
@@ -83,6 +84,9 @@ class HoldBack:
         self.step = window
         """Released about every `step` characters, so the local rules scan each character about twice."""
         self.run = GuardRun()
+        self.clean = clean
+        """Collects the (scanner, text) pairs found clean (runtime.GuardState.clean): an answer short enough to
+        be scanned whole is then not scanned again by storage redaction."""
         self.pending = ""
         self.released = 0
         """Characters of the original text released so far."""
@@ -130,7 +134,7 @@ class HoldBack:
         return tail
 
     def _whole_text(self, rules: Sequence[CompiledRule], text: str) -> Evaluation:
-        evaluation = evaluate(rules, text, self.ctx)
+        evaluation = evaluate(rules, text, self.ctx, self.clean)
         self.run.add(evaluation)
         return evaluation
 
@@ -174,7 +178,7 @@ class HoldBack:
         return self._release(cut)
 
     def _release(self, cut: int) -> Release:
-        evaluation = evaluate(self.local, self.pending[:cut], self.ctx)
+        evaluation = evaluate(self.local, self.pending[:cut], self.ctx, self.clean)
         self.run.add(evaluation)
         if evaluation.blocked is not None:
             self.pending = ""
