@@ -53,6 +53,9 @@ def key_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: _normalize(v) for k, v in params.items() if k not in NOT_IN_KEY}
 
 
+_SEAL_DOMAIN = b"pilothouse cache seal v1\0"
+
+
 def canonical_hash(document: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of `document`: keys sorted at every level."""
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -60,7 +63,16 @@ def canonical_hash(document: Any) -> str:
 
 def exact_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
     """The exact-cache key of a chat request (`params`: everything but model and messages)."""
-    return canonical_hash({"v": KEY_VERSION, "model": model, "messages": messages, "params": key_params(params)})
+    return exact_key_material(model, messages, params)[0]
+
+
+def exact_key_material(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> tuple[str, bytes]:
+    """The exact key, and the 32-byte key that seals the request's entry when its content may not be kept
+    readable (privacy.py): a hash of the same canonical request in another domain, so it cannot be computed
+    from the lookup key, only from the request."""
+    document = {"v": KEY_VERSION, "model": model, "messages": messages, "params": key_params(params)}
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest(), hashlib.sha256(_SEAL_DOMAIN + canonical).digest()
 
 
 def context_hash(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:

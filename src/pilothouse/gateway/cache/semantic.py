@@ -7,7 +7,7 @@ A hit needs all of:
    (gateway/cache/thresholds.py) or `cache.semantic.threshold`;
 3. the contrast check passes (contrast.py: nothing in one question that the cached answer did not address,
    no negation, number, date, unit, name or order that differs), whatever the threshold;
-4. the answer the match points at is still cached.
+4. the answer the match points at is still cached, readable (not sealed: privacy.py).
 
 The embedding runs in a worker thread (the event loop keeps serving) while the store fetches what other
 replicas added to the partition; the vector search itself runs on this replica's copy (a `VectorIndex`).
@@ -26,6 +26,7 @@ import numpy as np
 from pilothouse.config import SemanticCacheSettings
 from pilothouse.gateway.cache import contrast
 from pilothouse.gateway.cache.contrast import Verdict
+from pilothouse.gateway.cache.privacy import is_sealed
 from pilothouse.gateway.cache.store import CacheStore, VectorMatch, VectorRecord
 from pilothouse.vectors import FloatArray
 
@@ -189,7 +190,7 @@ class SemanticCache:
                 if verdict is not None and not verdict.ok:
                     continue
                 value = await self.store.get(namespace, match.key)
-                if value is not None:
+                if value is not None and not is_sealed(value):  # sealed: only its own request opens it
                     result.match, result.value = match, value
                     return done
                 break  # its answer expired meanwhile: check the candidates after it

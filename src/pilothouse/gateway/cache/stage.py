@@ -24,9 +24,10 @@ from typing import Any
 
 from pilothouse.config import ConfigError, Settings
 from pilothouse.gateway.cache.entry import CachedAnswer, chunks_from_events
-from pilothouse.gateway.cache.keys import context_hash, exact_key, is_sampled, last_user_text
+from pilothouse.gateway.cache.keys import context_hash, exact_key_material, is_sampled, last_user_text
 from pilothouse.gateway.cache.memory import MemoryCacheStore
 from pilothouse.gateway.cache.policy import CACHE_HEADER, Decision, decide, parse_directives
+from pilothouse.gateway.cache.privacy import CaptureModes, is_sealed, seal, unseal
 from pilothouse.gateway.cache.redis_store import RedisCacheStore
 from pilothouse.gateway.cache.semantic import Embed, SemanticCache, SemanticLookup
 from pilothouse.gateway.cache.sqlite_store import SQLiteCacheStore
@@ -34,6 +35,7 @@ from pilothouse.gateway.cache.store import CacheStore, VectorMatch
 from pilothouse.gateway.cache.thresholds import ThresholdOverrides
 from pilothouse.gateway.prepared import Prepared
 from pilothouse.store.engine import Store
+from pilothouse.tracing.capture import CaptureMode
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.vectors import FloatArray
 
@@ -54,6 +56,8 @@ class CachePlan:
     vector: FloatArray | None = None
     status: str = "miss"  # hit | miss | bypass
     kind: str | None = None  # exact | semantic, on a hit
+    capture: CaptureMode = "full"  # the project's content capture: what the stores may keep (privacy.py)
+    seal_key: bytes = b""  # opens and seals this request's entry (privacy.py)
 
     def headers(self) -> dict[str, str]:
         found = {CACHE_HEADER: self.status}
@@ -101,12 +105,15 @@ class ResponseCache:
         store: CacheStore,
         embed: Embed | None = None,
         thresholds: ThresholdOverrides | None = None,
+        modes: CaptureModes | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.cache
         self.store = store
         self.semantic = SemanticCache(settings.cache.semantic, store, embed)
         self.thresholds = thresholds  # None: every project uses cache.semantic.threshold
+        self.modes = modes or CaptureModes(None, capture_content=settings.capture_content)
+        """Each project's content capture: what of its questions and answers the store may keep."""
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Store | None = None) -> ResponseCache | None:
@@ -146,7 +153,8 @@ class ResponseCache:
                 max_vectors=config.semantic.max_entries,
             )
         thresholds = None if database is None else ThresholdOverrides(database, settings.limits.definitions_ttl_s)
-        return cls(settings, store, thresholds=thresholds)
+        modes = CaptureModes(database, capture_content=settings.capture_content)
+        return cls(settings, store, thresholds=thresholds, modes=modes)
 
     async def threshold(self, project_id: str) -> float:
         """The similarity threshold of the project's semantic lookups: its own, else the configured one."""
@@ -179,9 +187,10 @@ class ResponseCache:
             prep.span.attributes["pilothouse.cache.bypass_reason"] = decision.reason
             return CachePlan(decision, namespace, "", status="bypass")
         model = body.model  # the public name asked for (a context-window fallback is the same question)
-        plan = CachePlan(decision, namespace, exact_key(model, body.messages, params))
+        key, seal_key = exact_key_material(model, body.messages, params)
+        plan = CachePlan(decision, namespace, key, capture=self.modes.mode(namespace), seal_key=seal_key)
         plan.status = "miss" if decision.read else "bypass"
-        if decision.semantic:
+        if decision.semantic and plan.capture != "off":  # off: no question text to compare with is kept
             text = last_user_text(body.messages)
             if text is not None and text.strip():
                 plan.text = text
@@ -222,6 +231,8 @@ class ResponseCache:
             log.warning("cache lookup failed (%s): %s", self.store.name, exc)
             prep.span.attributes["pilothouse.cache.lookup_error"] = f"{type(exc).__name__}: {exc}"
             return None
+        if raw is not None and is_sealed(raw):
+            raw = unseal(raw, plan.seal_key)
         answer = CachedAnswer.loads(raw) if raw is not None else None
         if answer is None:
             return None
@@ -314,8 +325,11 @@ class ResponseCache:
             return
         ttl = plan.decision.ttl_s
         try:
+            readable = await self._readable(plan, answer)
+            if not readable:
+                raw = seal(raw, plan.seal_key)
             writes = [self.store.set(plan.namespace, plan.key, raw, ttl)]
-            if plan.partition is not None and plan.text is not None:
+            if readable and plan.partition is not None and plan.text is not None:
                 vector = plan.vector if plan.vector is not None else await self.semantic.vector(plan.text)
                 if vector is not None:
                     writes.append(self.semantic.add(plan.partition, plan.key, plan.text, vector, time.time() + ttl))
@@ -325,3 +339,21 @@ class ResponseCache:
             attrs["pilothouse.cache.store_error"] = f"{type(exc).__name__}: {exc}"
             return
         attrs["pilothouse.cache.stored"] = True
+        if not readable:
+            attrs["pilothouse.cache.sealed"] = True
+
+    async def _readable(self, plan: CachePlan, answer: CachedAnswer) -> bool:
+        """Whether the entry may be kept readable, with the question in the semantic index (privacy.py):
+        capture `full`; `redacted` when the PII and secrets scanners find nothing in question and answer."""
+        if plan.capture == "full":
+            return True
+        if plan.capture == "off":
+            return False
+        message = answer.message()
+        indexed = plan.text if plan.partition is not None else None  # the question goes in the index
+        content = message.get("content")
+        texts: list[str] = [indexed or "", content if isinstance(content, str) else ""]
+        for call in message.get("tool_calls") or []:
+            arguments = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+            texts.append(arguments if isinstance(arguments, str) else "")
+        return await asyncio.to_thread(self.modes.clean, texts)
