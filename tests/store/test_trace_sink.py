@@ -284,9 +284,9 @@ async def test_poison_traces_never_lose_the_good_ones(
     sink = StoreSink(store, spill_path=spill)
     batches: list[int] = []  # traces per insert into the traces table
 
-    def on_execute(_conn: Any, statement: Any, multiparams: Any, *_: Any) -> None:
-        if getattr(statement, "table", None) is traces:
-            batches.append(len(multiparams))
+    def on_execute(_conn: Any, statement: Any, multiparams: Any, params: Any, _options: Any) -> None:
+        if getattr(statement, "table", None) is traces:  # rows, or (PostgreSQL) one array per column
+            batches.append(len(multiparams) or len((params or {}).get("u_id") or ()))
 
     event.listen(store.engine, "before_execute", on_execute)
     try:

@@ -1,11 +1,15 @@
 """Cost reports: requests, tokens, cost, cache savings, error rate and speed, grouped by key, project, model,
 end user or prompt over a time window.
 
-Sums and counts are SQL aggregates (portable between SQLite and PostgreSQL; money is summed as integer
-pico-dollars, so totals are exact). Percentiles are exact too, computed in this process from the rows,
-which are streamed (`yield_per`, a server-side cursor on PostgreSQL) into compact arrays: memory grows by
-about 8 bytes per request in the window and per streamed call, so a report over tens of millions of requests
-needs hundreds of MB; pre-aggregated percentile sketches per hour are the way past that (roadmap).
+Where it reads from (`read_from` in the report):
+- `rows`: a window of up to `ROWS_UP_TO` requests (the rollups are read first: a few rows), or any report grouped by
+  end user. Sums and counts are SQL aggregates (money summed as integer pico-dollars, so totals are exact);
+  percentiles are exact, computed in this process from the rows, streamed (`yield_per`, a server-side cursor
+  on PostgreSQL) into compact arrays (about 8 bytes per request and per streamed call).
+- `rollups`: a larger window is read from the per-minute and per-hour rollups (`costs/rollup_report.py`):
+  the same counts and sums, exactly; latency and time-to-first-token percentiles are histogram estimates
+  (linear within one bucket of `store.rollups.LATENCY_BOUNDS_MS`), so a report over a month of a million
+  requests costs a few thousand rollup rows, not a million trace rows.
 
 Definitions:
 - a request is a trace (one gateway call); `errors` are traces with status error;
@@ -29,12 +33,15 @@ from sqlalchemy import BigInteger, Connection, Select, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from pilothouse.costs.grouping import GROUP_BY as GROUP_BY
+from pilothouse.costs.rollup_report import ROLLUP_GROUPS, rollup_cost_report
 from pilothouse.costs.samples import Samples
 from pilothouse.money import from_pico, per_item, usd_string
 from pilothouse.store.tables import api_keys, projects, spans, traces
 
 CACHE_SAVED_ATTR = "pilothouse.cache_saved_usd"
 STREAM_ROWS = 5_000
+ROWS_UP_TO = 20_000
+"""A window with more requests than this is reported from the rollups (exact sums, estimated percentiles)."""
 
 _GROUP_COLUMN = {
     "key": traces.c.api_key_id,
@@ -248,12 +255,30 @@ def _names(conn: Connection, by: str, keys: Iterable[str | None]) -> dict[str, s
     return {row.id: row.name for row in conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids)))}
 
 
-def cost_report(conn: Connection, by: str, scope: ReportScope) -> dict[str, Any]:
+def cost_report(conn: Connection, by: str, scope: ReportScope, *, rows_up_to: int = ROWS_UP_TO) -> dict[str, Any]:
     """The report over `scope`, one entry per group (most expensive first), the window's total and the
     speed of each model. Group values are the key id, project id, model, end user or prompt name; calls
-    without one (e.g. no `user` field) form the group `null`."""
+    without one (e.g. no `user` field) form the group `null`. Read from the rows up to `rows_up_to` requests,
+    from the rollups beyond (see the module)."""
     if by not in _GROUP_COLUMN:
         raise ValueError(f"cannot group by {by!r}: choose one of {', '.join(GROUP_BY)}")
+    header = {
+        "by": by,
+        "since": scope.since,
+        "until": scope.until,
+        "projects": None if scope.project_ids is None else list(scope.project_ids),
+    }
+    rolled = rollup_cost_report(conn, by, scope.project_ids, scope.since, scope.until) if by in ROLLUP_GROUPS else None
+    if rolled is not None and rolled["total"]["requests"] > rows_up_to:
+        names = _names(conn, by, (key for key, _ in rolled["groups"]))
+        groups = [{"group": key, "name": names.get(key or ""), **stats} for key, stats in rolled["groups"]]
+        return {
+            **header,
+            "read_from": "rollups",
+            "groups": groups,
+            "total": rolled["total"],
+            "models": rolled["models"],
+        }
     where = scope.conditions()
     out = _Groups()
     _add_totals(conn, by, where, out)
@@ -263,10 +288,8 @@ def cost_report(conn: Connection, by: str, scope: ReportScope) -> dict[str, Any]
     names = _names(conn, by, out.groups)
     ordered = sorted(out.groups.items(), key=lambda kv: (-kv[1].cost, -kv[1].requests, kv[0] or ""))
     return {
-        "by": by,
-        "since": scope.since,
-        "until": scope.until,
-        "projects": None if scope.project_ids is None else list(scope.project_ids),
+        **header,
+        "read_from": "rows",
         "groups": [{"group": key, "name": names.get(key or ""), **stats.to_dict()} for key, stats in ordered],
         "total": out.total.to_dict(),
         "models": [

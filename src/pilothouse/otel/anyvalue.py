@@ -11,18 +11,14 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
 
 def to_python(value: AnyValue) -> Any:
     """The plain value of `value` (None when unset)."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "double_value":
-        return value.double_value
-    if which == "bool_value":
-        return value.bool_value
+    if which in _SCALARS:
+        return getattr(value, which)
     if which == "array_value":
         return [to_python(v) for v in value.array_value.values]
     if which == "kvlist_value":
@@ -34,7 +30,12 @@ def to_python(value: AnyValue) -> Any:
 
 def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     """A `KeyValue` list as a dict; the last of repeated keys wins."""
-    return {kv.key: to_python(kv.value) for kv in attributes}
+    out: dict[str, Any] = {}
+    for kv in attributes:
+        value = kv.value
+        which = value.WhichOneof("value")
+        out[kv.key] = getattr(value, which) if which in _SCALARS else to_python(value)
+    return out
 
 
 def fill(target: AnyValue, value: Any) -> None:

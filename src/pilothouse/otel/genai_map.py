@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from pilothouse.otel.anyvalue import attributes_dict
@@ -64,8 +65,8 @@ def _json_value(value: Any) -> Any:
     """Structured content sent as JSON text (the usual way) is parsed; other text is kept as it is."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
-            return json.loads(value)
-        except ValueError:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
             return value
     return value
 

@@ -40,6 +40,10 @@ class OtlpError(ValueError):
     """A body that is not an OTLP trace request in the encoding it claims; the message says what is wrong."""
 
 
+class OtlpTooLarge(OtlpError):
+    """A body that inflates past the size limit (the OTLP spec's `413 Content Too Large`)."""
+
+
 def media_type(content_type: str | None) -> str:
     """The encoding of a request: protobuf or JSON; anything else is refused."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
@@ -61,7 +65,7 @@ def inflate(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     except zlib.error as exc:
         raise OtlpError(f"the body is not valid gzip: {exc}") from exc
     if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise OtlpError(f"the body inflates past the limit of {max_bytes} bytes (max_body_bytes)")
+        raise OtlpTooLarge(f"the body inflates past the limit of {max_bytes} bytes (max_body_bytes)")
     if not inflater.eof:
         raise OtlpError("the gzip body is truncated")
     return data

@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from pilothouse.otel.genai_map import SpanMapper
 from pilothouse.otel.ingest import Batch, decode, inflate, to_traces
-from pilothouse.otel.ingest_store import Stored, store_batch
+from pilothouse.otel.ingest_store import Stored, raise_if_unavailable, store_batch
 from pilothouse.otel.span_costs import SpanCosts
 from pilothouse.store.engine import Store
 from pilothouse.tracing.capture import ContentCapture
@@ -59,11 +59,16 @@ class OtlpReceiver:
         api_key_id: str | None,
         redact: Redactor | None = None,
     ) -> ExportTraceServiceResponse:
-        """Store the spans in `body`; raises `OtlpError` for a body that is not an OTLP trace request."""
+        """Store the spans in `body`, committed when this returns; raises `OtlpError` for a body that is not an
+        OTLP trace request, `StoreUnavailable` when the database cannot be reached (nothing acknowledged)."""
         request = decode(inflate(body, encoding, self._max_bytes), kind)
         batch = to_traces(request, project_id=project_id, api_key_id=api_key_id, mapper=self._mapper)
         if redact is not None:
             for trace in batch.traces:
                 redact(trace)
-        self._capture.apply(batch.traces)  # the project's content capture: off, redacted or full
+        try:
+            self._capture.apply(batch.traces)  # the project's content capture: off, redacted or full
+        except Exception as exc:  # it reads the projects' modes: the database may be down
+            raise_if_unavailable(self._store, exc)
+            raise
         return response_for(batch, store_batch(self._store, batch))

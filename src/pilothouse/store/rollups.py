@@ -60,7 +60,9 @@ _INTS = (
 )
 _FLOATS = ("latency_sum_ms", "generation_ms", "ttft_sum_ms")
 _LAT = tuple(f"lat_{i:02d}" for i in range(_BUCKETS))
-_COUNTERS = _INTS + _FLOATS + _LAT
+_TTFT = tuple(f"ttft_{i:02d}" for i in range(_BUCKETS))
+"""Time to first token of streamed llm calls per bucket of `LATENCY_BOUNDS_MS` (migration 0015)."""
+_COUNTERS = _INTS + _FLOATS + _LAT + _TTFT
 CACHE_SAVED_ATTR = "pilothouse.cache_saved_usd"
 """Set on a cache span that answered from the cache (the same attribute the cost report reads)."""
 GROUPS = {"key": "api_key_id", "project": "project_id", "model": "model", "prompt": "prompt_name"}
@@ -177,6 +179,7 @@ def _span_counters(s: Mapping[Any, Any], out: dict[str, float]) -> None:
         if s["status"] == "ok" and ttft is not None:
             out["ttft_count"] += 1
             out["ttft_sum_ms"] += ttft
+            out[_TTFT[_bucket(ttft)]] += 1
         if s["status"] == "ok" and tokens and latency is not None and latency > (ttft or 0.0):
             out["generated_tokens"] += tokens
             out["generation_ms"] += latency - (ttft or 0.0)

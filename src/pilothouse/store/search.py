@@ -1,9 +1,10 @@
 """Full-text search over the kept content of traces: SQLite FTS5, PostgreSQL `tsvector` with a GIN index.
 
 The text of a trace is every string in its spans' `input` and `output` (messages, answers, tool arguments and
-results), as stored: after content capture (`off` stores none, `redacted` the redacted text). The trace sink
-indexes each batch in the transaction that stores it (`index_traces`); retention's purge removes a trace
-from the index through a trigger (migration 0013), so purged content is never found again.
+results), as stored: after content capture (`off` stores none, `redacted` the redacted text). The trace writers
+index each batch in the transaction that stores it (`index_traces`), a later part of a trace added to its
+text; retention's purge removes a trace from the index through a trigger (migration 0013), so purged content
+is never found again.
 
 A query is a list of words: a trace matches when its text holds every word (case-insensitive, whole
 words). Both backends tokenize the same simple way (no stemming), so a query finds the same traces on each;
@@ -13,14 +14,14 @@ operators and quotes in the query are taken as plain text, never as query syntax
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, bindparam, literal_column, text
+from sqlalchemy import ColumnElement, Connection, Integer, Select, bindparam, literal_column, select, text
 
 from pilothouse.store.tables import traces
 
-__all__ = ["EmptyQuery", "document_text", "index_traces", "matches", "query_words"]
+__all__ = ["EmptyQuery", "document_text", "index_traces", "match_ids", "matches", "query_words"]
 
 MAX_DOCUMENT_CHARS = 100_000
 """Text past this (per trace) is not indexed: enough for long conversations, bounded for odd ones."""
@@ -61,10 +62,34 @@ def document_text(trace_spans: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(out).replace("\x00", " ")
 
 
+# Built once: a `text()` construct parses its SQL for parameters, which costs more than running it.
+_INDEX_POSTGRESQL = text(
+    "INSERT INTO trace_search (trace_id, document) VALUES (:id, to_tsvector('simple', :doc)) "
+    "ON CONFLICT (trace_id) DO UPDATE SET document = trace_search.document || excluded.document"
+)
+_INDEX_SQLITE = text("INSERT INTO trace_search (rowid, document) SELECT rowid, :doc FROM traces WHERE id = :id")
+_APPEND_SQLITE = text(
+    "UPDATE trace_search SET document = substr(document || char(10) || :doc, 1, :cap) "
+    "WHERE rowid = (SELECT rowid FROM traces WHERE id = :id)"
+)
+_ADD_SQLITE = text(
+    "INSERT INTO trace_search (rowid, document) SELECT t.rowid, :doc FROM traces t WHERE t.id = :id "
+    "AND NOT EXISTS (SELECT 1 FROM trace_search s WHERE s.rowid = t.rowid)"
+)
+
+
 def index_traces(
-    conn: Connection, trace_rows: Sequence[Mapping[str, Any]], span_rows: Sequence[Mapping[str, Any]]
+    conn: Connection,
+    trace_rows: Sequence[Mapping[str, Any]],
+    span_rows: Sequence[Mapping[str, Any]],
+    *,
+    merged: Collection[str] = (),
 ) -> int:
-    """Index freshly inserted traces in the caller's transaction; returns how many had text to index."""
+    """Index stored trace parts in the caller's transaction; returns how many parts had text to index.
+
+    `merged`: ids of traces stored before (tracing/merge.py): their part's text is added to what the trace
+    already has, so a trace written in parts (SDK batches, gateway calls, OTLP requests) is found by words
+    from any part. PostgreSQL concatenates the `tsvector`s; SQLite appends the text, up to MAX_DOCUMENT_CHARS."""
     by_trace: dict[str, list[Mapping[str, Any]]] = {}
     for s in span_rows:
         by_trace.setdefault(s["trace_id"], []).append(s)
@@ -72,10 +97,15 @@ def index_traces(
     if not docs:
         return 0
     if conn.dialect.name == "postgresql":
-        stmt = "INSERT INTO trace_search (trace_id, document) VALUES (:id, to_tsvector('simple', :doc))"
-    else:
-        stmt = "INSERT INTO trace_search (rowid, document) SELECT rowid, :doc FROM traces WHERE id = :id"
-    conn.execute(text(stmt), docs)
+        conn.execute(_INDEX_POSTGRESQL, docs)
+        return len(docs)
+    fresh = [d for d in docs if d["id"] not in merged]
+    later = [{**d, "cap": MAX_DOCUMENT_CHARS} for d in docs if d["id"] in merged]
+    if fresh:
+        conn.execute(_INDEX_SQLITE, fresh)
+    if later:
+        conn.execute(_APPEND_SQLITE, later)
+        conn.execute(_ADD_SQLITE, later)  # the trace's first parts had no text to index
     return len(docs)
 
 
@@ -87,16 +117,24 @@ def query_words(q: str) -> list[str]:
     return words
 
 
-def matches(dialect: str, q: str) -> ColumnElement[bool]:
-    """A condition on `traces`: the trace's indexed text holds every word of `q`."""
+def match_ids(dialect: str, q: str) -> Select[Any]:
+    """The ids of the traces whose indexed text holds every word of `q`: `traces.id` on PostgreSQL, the
+    trace's `rowid` on SQLite."""
     words = query_words(q)
     if dialect == "postgresql":
         found = text(
             "SELECT trace_id FROM trace_search WHERE document @@ plainto_tsquery('simple', :search_q)"
         ).bindparams(bindparam("search_q", " ".join(words)))
-        return traces.c.id.in_(found.columns(trace_id=traces.c.id.type))
+        return select(found.columns(trace_id=traces.c.id.type).subquery().c.trace_id)
     fts = " ".join('"' + w.replace('"', '""') + '"' for w in words)
     rowids = text("SELECT rowid FROM trace_search WHERE trace_search MATCH :search_q").bindparams(
         bindparam("search_q", fts)
     )
-    return literal_column("traces.rowid", Integer).in_(rowids.columns(rowid=Integer))
+    return select(rowids.columns(rowid=Integer).subquery().c.rowid)
+
+
+def matches(dialect: str, q: str) -> ColumnElement[bool]:
+    """A condition on `traces`: the trace's indexed text holds every word of `q`."""
+    if dialect == "postgresql":
+        return traces.c.id.in_(match_ids(dialect, q))
+    return literal_column("traces.rowid", Integer).in_(match_ids(dialect, q))

@@ -1,9 +1,10 @@
 """Reading traces and spans back (writes go through `pilothouse.tracing.sink`).
 
-The list filters (docs/traces-query.md) each have an index or narrow a project's time range: model, user,
-session and status are indexed with the project and start time, tags by a GIN index on PostgreSQL, words of
-the kept content by the full-text index (store/search.py); cost, latency and score ranges filter the rows
-the other conditions leave.
+The list filters (docs/traces-query.md) each have an index: model, user, session, status and prompt version
+with the project and start time (newest first without sorting), tags by a GIN index on PostgreSQL, cost and
+latency (an expression index on `LATENCY_MS`) and scores with the project, words of the kept content by the
+full-text index (store/search.py). A page is read by `store/trace_pages.py`, which on SQLite starts from a
+rare filter's own index (PostgreSQL's planner makes that choice from its statistics).
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, cast, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from pilothouse.store.search import matches
 from pilothouse.store.tables import scores, spans, traces
+from pilothouse.store.trace_pages import fetch_page
+
+LATENCY_MS = (traces.c.ended_at - traces.c.started_at) * literal_column("1000.0")
+"""A trace's duration in ms, rendered as the expression index of migration 0015 is written (a literal, not a
+bound parameter, so both engines match it to the index)."""
 
 
 class BadCursor(ValueError):
@@ -61,12 +67,16 @@ class ScoreFilter:
             raise BadFilter(f"score filter {text!r} is not NAME OP NUMBER, e.g. groundedness<0.5", "score")
         return cls(found.group(1), found.group(2), float(found.group(3)))
 
+    def compare(self, value: Any) -> ColumnElement[bool]:
+        """The comparison on a score value column."""
+        result: ColumnElement[bool] = _OPS[self.op](value, self.value)
+        return result
+
     def condition(self) -> ColumnElement[bool]:
-        compare = _OPS[self.op]
         return exists().where(
             scores.c.trace_id == traces.c.id,
             scores.c.name == self.name,
-            compare(scores.c.value, self.value),
+            self.compare(scores.c.value),
         )
 
 
@@ -91,8 +101,24 @@ class TraceFilter:
     q: str | None = None
     """Words the trace's kept content must all hold (store/search.py)."""
 
-    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
-        """The WHERE clause of this filter on `traces`, for the connection's dialect."""
+    def narrowing(self) -> list[ColumnElement[bool]]:
+        """The cost and latency range conditions (each with an index of its own, see `store/trace_pages.py`)."""
+        cost: list[ColumnElement[bool]] = []
+        if self.cost_min is not None:
+            cost.append(traces.c.cost_usd >= self.cost_min)
+        if self.cost_max is not None:
+            cost.append(traces.c.cost_usd <= self.cost_max)
+        latency: list[ColumnElement[bool]] = []
+        if self.latency_min_ms is not None:
+            latency.append(self.latency_min_ms <= LATENCY_MS)
+        if self.latency_max_ms is not None:
+            latency.append(self.latency_max_ms >= LATENCY_MS)
+        return [and_(*group) for group in (cost, latency) if group]
+
+    def conditions(self, dialect: str, *, narrowing: bool = True, search: bool = True) -> list[ColumnElement[bool]]:
+        """The WHERE clause of this filter on `traces`, for the connection's dialect; `narrowing=False` leaves
+        out the cost, latency, score and word conditions, `search=False` the words (the caller applies them its
+        own way)."""
         where: list[ColumnElement[bool]] = [traces.c.project_id == self.project_id]
         equal = {
             traces.c.model: self.model,
@@ -108,20 +134,14 @@ class TraceFilter:
             where.append(traces.c.started_at >= self.since)
         if self.until is not None:
             where.append(traces.c.started_at < self.until)
-        if self.cost_min is not None:
-            where.append(traces.c.cost_usd >= self.cost_min)
-        if self.cost_max is not None:
-            where.append(traces.c.cost_usd <= self.cost_max)
-        latency = (traces.c.ended_at - traces.c.started_at) * 1000.0
-        if self.latency_min_ms is not None:
-            where.append(latency >= self.latency_min_ms)
-        if self.latency_max_ms is not None:
-            where.append(latency <= self.latency_max_ms)
         if self.tag is not None:
             where.append(_has_tag(dialect, self.tag))
+        if not narrowing:
+            return where
+        where += self.narrowing()
         if self.score is not None:
             where.append(self.score.condition())
-        if self.q is not None:
+        if self.q is not None and search:
             where.append(matches(dialect, self.q))
         return where
 
@@ -198,13 +218,8 @@ def list_traces(
     conn: Connection, flt: TraceFilter, *, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; returns a page and the cursor of the next page (None at the end)."""
-    query = select(traces).where(*flt.conditions(conn.dialect.name))
-    if cursor:
-        started, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(traces.c.started_at < started, and_(traces.c.started_at == started, traces.c.id < last_id))
-        )
-    rows = conn.execute(query.order_by(traces.c.started_at.desc(), traces.c.id.desc()).limit(limit + 1)).all()
+    after = decode_cursor(cursor) if cursor else None
+    rows = fetch_page(conn, flt, limit + 1, after)
     page = [_trace_dict(r) for r in rows[:limit]]
     next_cursor = encode_cursor(rows[limit - 1].started_at, rows[limit - 1].id) if len(rows) > limit else None
     return page, next_cursor

@@ -25,12 +25,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
+import orjson
+from sqlalchemy import BigInteger, Connection, String, Text, and_, bindparam, case, cast, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from pilothouse.money import to_pico
 from pilothouse.store.ids import new_trace_id
+from pilothouse.store.rollups import add_traces as add_to_rollups
+from pilothouse.store.search import index_traces
 from pilothouse.store.tables import spans, traces
+from pilothouse.tracing import span_table
 
 log = logging.getLogger("pilothouse.tracing")
 Repeats = Literal["skip", "refuse"]
@@ -81,50 +86,157 @@ class Written:
 
 
 def write_parts(
-    conn: Connection, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]], *, repeats: Repeats = "skip"
+    conn: Connection,
+    trace_rows: list[dict[str, Any]],
+    span_rows: list[dict[str, Any]],
+    *,
+    values: list[tuple[Any, ...]] | None = None,
+    repeats: Repeats = "skip",
 ) -> Written:
-    """Upsert the trace rows and append their spans (see the module docstring). `repeats="refuse"` makes a
-    span stored before a clash too (the spill replay counts such a trace as already stored)."""
+    """Upsert the trace rows and append their spans (see the module docstring). `values`: the span rows as
+    `span_table.encode_all` made them (encoded here when not given; `Unfit` content raises). `repeats="refuse"`
+    makes a span stored before a clash too (the spill replay counts such a trace as already stored)."""
+    if values is None:
+        values = span_table.encode_all(span_rows)
     trace_rows = merge_rows(trace_rows)
-    merged = {r.id for r in conn.execute(_EXISTING, {"ids": [t["id"] for t in trace_rows]})}
-    name = conn.dialect.name
-    stmt = _trace_upsert(name)
-    written = {row.id for row in conn.execute(stmt, trace_rows)}
+    written, merged = _write_trace_rows(conn, trace_rows)
     refused = {row["id"] for row in trace_rows} - written
+    pairs = list(zip(span_rows, values, strict=True))
     if refused:
-        trace_rows, span_rows, refused = _rehome(conn, trace_rows, span_rows, refused)
-    if span_rows:
-        if len({row["id"] for row in span_rows}) < len(span_rows):
+        trace_rows, pairs, refused = _rehome(conn, trace_rows, pairs, refused)
+    merged -= refused
+    if pairs:
+        if len({row["id"] for row, _ in pairs}) < len(pairs):
             raise _clash("a span id appears twice in the batch")
-        if not merged:
-            # Every trace of the batch is new, so none of its spans can be stored yet: a plain insert (no
-            # RETURNING, the common case on the gateway's path); an id another trace holds raises the clash.
-            conn.execute(spans.insert(), span_rows)
-            return Written(trace_rows, span_rows, set())
-        stored = {row.id for row in conn.execute(_span_insert(name), span_rows)}
-        if len(stored) < len(span_rows):
-            repeated = [row for row in span_rows if row["id"] not in stored]
-            if repeats == "refuse":
-                raise _clash("spans of this trace are already stored")
-            _check_repeats(conn, repeated)
-            _take_back(conn, repeated)
-            span_rows = [row for row in span_rows if row["id"] in stored]
-    return Written(trace_rows, span_rows, merged - refused)
+        if merged:
+            pairs = _skip_repeats(conn, pairs, merged, repeats)
+        # Spans of new traces cannot be stored yet and repeats were taken out: a plain bulk insert (COPY on
+        # PostgreSQL); an id another trace holds raises the clash.
+        span_table.insert(conn, [value for _, value in pairs])
+    return Written(trace_rows, [row for row, _ in pairs], merged)
 
 
-_EXISTING = select(traces.c.id).where(traces.c.id.in_(bindparam("ids", expanding=True)))
-"""The ids of a batch's traces that are stored already (the parts merged into)."""
+def store_parts(
+    conn: Connection,
+    trace_rows: list[dict[str, Any]],
+    span_rows: list[dict[str, Any]],
+    *,
+    values: list[tuple[Any, ...]] | None = None,
+    repeats: Repeats = "skip",
+) -> Written:
+    """`write_parts`, then what every stored part adds in the same transaction: the per-minute and per-hour
+    rollups (store/rollups.py: a later part is not another request) and the full-text index (store/search.py:
+    a later part's text is added to its trace's). Every trace writer (gateway sink, SDK, OTLP) stores this way."""
+    written = write_parts(conn, trace_rows, span_rows, values=values, repeats=repeats)
+    add_to_rollups(conn, written.traces, written.spans, merged=written.merged)
+    index_traces(conn, written.traces, written.spans, merged=written.merged)
+    return written
+
+
+_CHUNK = 5000
+"""Ids per `IN (...)` list: SQLite allows 32,766 bound values per statement."""
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+Pair = tuple[dict[str, Any], tuple[Any, ...]]
+"""A span row and its encoded form (tracing/span_table.py)."""
+
+
+def _skip_repeats(conn: Connection, pairs: list[Pair], merged: set[str], repeats: Repeats) -> list[Pair]:
+    """Spans of traces stored before that are stored already (a part written again) taken out, and the totals
+    they carried taken back off their trace rows; a span id another trace holds is a clash."""
+    candidates = [row["id"] for row, _ in pairs if row["trace_id"] in merged]
+    owners = {
+        r.id: r.trace_id
+        for chunk in _chunks(candidates)
+        for r in conn.execute(select(spans.c.id, spans.c.trace_id).where(spans.c.id.in_(chunk)))
+    }
+    if not owners:
+        return pairs
+    repeated = [row for row, _ in pairs if row["id"] in owners]
+    if any(owners[row["id"]] != row["trace_id"] for row in repeated):
+        raise _clash("a span id is already used by another trace")
+    if repeats == "refuse":
+        raise _clash("spans of this trace are already stored")
+    _take_back(conn, repeated)
+    return [pair for pair in pairs if pair[0]["id"] not in owners]
+
+
+def _write_trace_rows(conn: Connection, trace_rows: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """Insert the (merged) trace rows that are new, then merge the others into the stored rows of this project;
+    returns (ids written, ids merged into). A row of another project's trace is neither. Most parts are new
+    traces (each gateway call, most OTLP requests): one statement; a trace written in parts costs a second."""
+    created = _run_trace_statement(conn, "insert", trace_rows)
+    later = [row for row in trace_rows if row["id"] not in created]
+    if not later:
+        return created, set()
+    merged = _run_trace_statement(conn, "merge", later)
+    return created | merged, merged
+
+
+def _run_trace_statement(conn: Connection, action: Action, trace_rows: list[dict[str, Any]]) -> set[str]:
+    name = conn.dialect.name
+    if name != "postgresql":
+        return {row.id for row in conn.execute(_trace_statement(name, action), trace_rows)}
+    # One statement over arrays (`unnest`): its text never changes, so the driver parses and prepares it once,
+    # where a multi-row VALUES list is new text for each batch size (and psycopg re-parses it every time).
+    arrays = {f"u_{column}": [row.get(column) for row in trace_rows] for column in _TRACE_COLUMNS}
+    arrays["u_cost_usd"] = [to_pico(_decimal(cost)) for cost in arrays["u_cost_usd"]]
+    arrays["u_tags"] = [orjson.dumps(tags).decode() for tags in arrays["u_tags"]]  # None: JSON null, as SQLAlchemy
+    return {row.id for row in conn.execute(_trace_statement(name, action), arrays)}
+
+
+Action = Literal["insert", "merge"]
+"""`insert`: new trace rows only (a stored id is left alone); `merge`: into the stored row of the same project."""
+
+
+_TRACE_COLUMNS = tuple(c.name for c in traces.columns if c.name != "content_purged_at")
+"""What a trace row (`TraceRecord.row()`) sets."""
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def _array_of(column: Any) -> Any:
+    """The array type `unnest` reads a column's values from (money as pico-dollars, JSON as its text)."""
+    if column.name == "cost_usd":
+        return postgresql.ARRAY(BigInteger())
+    if column.name == "tags" or isinstance(column.type, String):
+        # text without a length: a cast to VARCHAR(n)[] would silently cut an over-long value (a user id of 500
+        # characters), where the insert must fail so the trace is repaired and marked (tracing/repair.py)
+        return postgresql.ARRAY(Text())
+    return postgresql.ARRAY(column.type)
 
 
 @functools.cache
-def _trace_upsert(dialect_name: str) -> Any:
-    """The trace-row upsert of `write_parts`, built once per dialect (building it costs more than running it)."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(traces)
+def _trace_statement(dialect_name: str, action: Action) -> Any:
+    """The trace-row statements of `write_parts`, built once per dialect (building one costs more than running
+    it): a multi-row insert on SQLite, an insert from `unnest` of one array per column on PostgreSQL."""
+    stmt: Any
+    least: Any
+    greatest: Any
+    if dialect_name == "postgresql":
+        columns = [traces.c[name] for name in _TRACE_COLUMNS]
+        values = [
+            func.unnest(bindparam(f"u_{c.name}", type_=_array_of(c))).label(c.name)
+            if c.name != "tags"
+            else cast(func.unnest(bindparam("u_tags", type_=_array_of(c))), postgresql.JSONB).label("tags")
+            for c in columns
+        ]
+        stmt = postgresql.insert(traces).from_select(list(_TRACE_COLUMNS), select(*values))
+        least, greatest = func.least, func.greatest
+    else:
+        stmt = sqlite.insert(traces)
+        least, greatest = func.min, func.max
+    if action == "insert":
+        return stmt.on_conflict_do_nothing(index_elements=[traces.c.id]).returning(traces.c.id)
     new, old = stmt.excluded, traces.c
-    least = func.least if dialect_name == "postgresql" else func.min
-    greatest = func.greatest if dialect_name == "postgresql" else func.max
     sdk_wins = and_(new.source == "sdk", func.coalesce(old.source, "") != "sdk")
+    no_tags = func.coalesce(cast(new.tags, Text), "null") == "null"  # SQL NULL, or JSON null (a None written)
     return stmt.on_conflict_do_update(
         index_elements=[traces.c.id],
         set_={
@@ -138,7 +250,7 @@ def _trace_upsert(dialect_name: str) -> Any:
             "source": case((sdk_wins, new.source), else_=old.source),
             "session_id": func.coalesce(new.session_id, old.session_id),
             "user_id": func.coalesce(new.user_id, old.user_id),
-            "tags": case((new.tags.is_(None), old.tags), else_=new.tags),
+            "tags": case((no_tags, old.tags), else_=new.tags),
             "model": func.coalesce(old.model, new.model),
             "prompt_name": func.coalesce(old.prompt_name, new.prompt_name),
             "prompt_version": func.coalesce(old.prompt_version, new.prompt_version),
@@ -148,12 +260,6 @@ def _trace_upsert(dialect_name: str) -> Any:
     ).returning(traces.c.id)
 
 
-@functools.cache
-def _span_insert(dialect_name: str) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(spans).on_conflict_do_nothing(index_elements=[spans.c.id]).returning(spans.c.id)
-
-
 INGESTED = frozenset({"sdk", "otlp"})
 """Sources whose parts name their trace id themselves (SDK batches, OTLP): a part for another project's trace is
 refused and reported to the sender. A gateway call that joined such a trace (its caller's `traceparent`) is
@@ -161,8 +267,8 @@ stored under a fresh id instead: the call happened and was paid for, so its trac
 
 
 def _rehome(
-    conn: Connection, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]], refused: set[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[str]]:
+    conn: Connection, trace_rows: list[dict[str, Any]], pairs: list[Pair], refused: set[str]
+) -> tuple[list[dict[str, Any]], list[Pair], set[str]]:
     """Drop the refused ingested parts; store refused gateway parts under fresh trace ids."""
     moved = {
         row["id"]: new_trace_id() for row in trace_rows if row["id"] in refused and row.get("source") not in INGESTED
@@ -180,26 +286,19 @@ def _rehome(
     kept = [
         {**row, "id": moved[row["id"]]} if row["id"] in moved else row for row in trace_rows if row["id"] not in dropped
     ]
-    spans_kept = [
-        {**row, "trace_id": moved[row["trace_id"]]} if row["trace_id"] in moved else row
-        for row in span_rows
-        if row["trace_id"] not in dropped
-    ]
-    return kept, spans_kept, dropped
+    pairs_kept: list[Pair] = []
+    for row, value in pairs:
+        if row["trace_id"] in moved:
+            row = {**row, "trace_id": moved[row["trace_id"]]}
+            value = span_table.encode(row)
+        if row["trace_id"] not in dropped:
+            pairs_kept.append((row, value))
+    return kept, pairs_kept, dropped
 
 
 def _clash(message: str) -> IntegrityError:
     """The error the sink treats as a clash of ids (the trace is spilled, not repaired)."""
     return IntegrityError(message, None, ValueError(message))
-
-
-def _check_repeats(conn: Connection, repeated: list[dict[str, Any]]) -> None:
-    """Skipped spans must be this trace's own, stored before (a repeated part); an id another trace's span
-    holds is a clash, and the whole transaction fails."""
-    ids = [row["id"] for row in repeated]
-    owners = {r.id: r.trace_id for r in conn.execute(select(spans.c.id, spans.c.trace_id).where(spans.c.id.in_(ids)))}
-    if any(owners.get(row["id"]) != row["trace_id"] for row in repeated):
-        raise _clash("a span id is already used by another trace")
 
 
 def _take_back(conn: Connection, repeated: list[dict[str, Any]]) -> None:

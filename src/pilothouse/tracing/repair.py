@@ -1,12 +1,12 @@
 """Storable copies of a trace's rows: the fallback for a trace that the store or the spill file refused.
 
 Span input, output and attributes come from callers and upstreams, and a few shapes break a backend or
-orjson: JSON nested hundreds of levels deep, values JSON cannot represent, non-string keys, integers past
-64 bits, NaN, NUL characters and lone surrogates, strings longer than their column, token counts past a
-32-bit column. `repair_rows` returns copies every backend and orjson accept, so the trace itself is kept
-(its odd content capped, and its spans marked with why) instead of being dropped. It recurses at most
-`MAX_DEPTH` levels, so it is itself safe on any input. `describe_error` is the one safe way to put a
-failure in a log line.
+orjson (tracing/span_table.py `encode` finds most of them, raising `Unfit`): JSON nested hundreds of levels
+deep, values JSON cannot represent, non-string keys, integers past 64 bits, NaN, NUL characters and lone
+surrogates, strings longer than their column, token counts past a 32-bit column. `repair_rows` returns copies
+every backend and orjson accept, so the trace itself is kept (its odd content capped, and its spans marked
+with why) instead of being dropped. It recurses at most `MAX_DEPTH` levels, so it is itself safe on any
+input. `describe_error` is the one safe way to put a failure in a log line.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import math
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import JSON, Integer, Table
 from sqlalchemy.exc import StatementError
 
-from pilothouse.json_depth import brackets_within, nesting_exceeds
 from pilothouse.store.tables import spans, traces
 
 MAX_DEPTH = 128
@@ -49,25 +47,6 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
         text = ""
     described = f"{name}: {text}" if text else name
     return described if len(described) <= limit else described[:limit] + "..."
-
-
-def unfit_reason(span_rows: list[dict[str, Any]]) -> str | None:
-    """Why these spans' JSON fields cannot be stored as they are, or None: cheap enough for every trace.
-
-    orjson refuses what a JSON column may choke on (objects JSON cannot hold, integers past 64 bits, lone
-    surrogates, nesting past 254 levels) and its output bounds the nesting, so a walk is rarely needed."""
-    for row in span_rows:
-        for name in ("attributes", "input", "output"):
-            value = row.get(name)
-            if value is None:
-                continue
-            try:
-                raw = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-            except TypeError as exc:  # orjson.JSONEncodeError
-                return f"{name}: {describe_error(exc)}"
-            if not brackets_within(raw, MAX_DEPTH) and nesting_exceeds(value, MAX_DEPTH):
-                return f"{name}: JSON nested deeper than {MAX_DEPTH} levels"
-    return None
 
 
 def _text(value: str) -> str:

@@ -29,12 +29,11 @@ from pilothouse.store.batched_writer import BatchedWriter, Pending
 from pilothouse.store.engine import Store
 from pilothouse.store.inflight import finish_calls
 from pilothouse.store.private_files import append_private
-from pilothouse.store.rollups import add_traces as add_to_rollups
-from pilothouse.store.search import index_traces
+from pilothouse.tracing import span_table
 from pilothouse.tracing.capture import ContentCapture
-from pilothouse.tracing.merge import Repeats, write_parts
+from pilothouse.tracing.merge import Repeats, store_parts
 from pilothouse.tracing.model import TraceRecord
-from pilothouse.tracing.repair import describe_error, repair_rows, unfit_reason
+from pilothouse.tracing.repair import describe_error, repair_rows
 
 log = logging.getLogger("pilothouse.tracing")
 
@@ -50,22 +49,26 @@ class TraceSink(Protocol):
 
 
 class _Rows:
-    """The rows of a batch of traces; a trace whose content no store would take as is (`unfit_reason`) is
-    already repaired here, so it never fails the batch it travels in."""
+    """The rows of a batch of traces, and their spans encoded for the table (tracing/span_table.py); a trace
+    whose content no store would take as is (`Unfit`) is already repaired here, so it never fails the batch."""
 
     def __init__(self, batch: list[TraceRecord]) -> None:
         self.traces: list[dict[str, Any]] = []
         self.spans: list[dict[str, Any]] = []
+        self.values: list[tuple[Any, ...]] = []
         self.repaired: list[tuple[str, str]] = []  # (trace id, why)
         self.ledger_ids = [t.ledger_id or t.id for t in batch]  # the in-flight records these traces end
         for t in batch:
             trace_row, span_rows = t.row(), [s.row() for s in t.spans]
-            reason = unfit_reason(span_rows)
-            if reason is not None:
-                trace_row, span_rows = repair_rows(trace_row, span_rows, reason)
-                self.repaired.append((t.id, reason))
+            try:
+                values = span_table.encode_all(span_rows)
+            except span_table.Unfit as exc:
+                trace_row, span_rows = repair_rows(trace_row, span_rows, str(exc))
+                values = span_table.encode_all(span_rows)
+                self.repaired.append((t.id, str(exc)))
             self.traces.append(trace_row)
             self.spans += span_rows
+            self.values += values
 
 
 def _jsonable(value: Any) -> Any:
@@ -109,10 +112,10 @@ class StoreSink(BatchedWriter[TraceRecord]):
         error: Exception | None = None
         for attempt in range(retries):
             try:
-                _insert_rows(self._store, rows.traces, rows.spans, ledger_ids=rows.ledger_ids)
+                _insert_rows(self._store, rows.traces, rows.spans, values=rows.values, ledger_ids=rows.ledger_ids)
             except Exception as exc:
                 error = exc
-                if not _transient(exc):  # a bad row: retrying the same rows cannot help
+                if not transient(exc):  # a bad row: retrying the same rows cannot help
                     return exc
                 if attempt + 1 < retries:
                     time.sleep(0.05 * (2**attempt))
@@ -141,7 +144,7 @@ class StoreSink(BatchedWriter[TraceRecord]):
 
     def _unavailable(self, error: Exception) -> bool:
         """The database itself is down (not one bad row): nothing would be stored one by one either."""
-        return _transient(error) and not self._store.ping()
+        return transient(error) and not self._store.ping()
 
     def commit(self, batch: list[Pending[TraceRecord]]) -> None:
         records = [pending.item for pending in batch]
@@ -211,23 +214,20 @@ def _insert_rows(
     trace_rows: list[dict[str, Any]],
     span_rows: list[dict[str, Any]],
     *,
+    values: list[tuple[Any, ...]] | None = None,
     repeats: Repeats = "skip",
     ledger_ids: list[str] | None = None,
 ) -> None:
     """Traces and their spans in one transaction: a trace is never half-written. The write-ahead records of
     these calls (store/inflight.py) end in the same transaction: a call is in flight or traced, never both."""
     with store.begin() as conn:
-        # a trace may come in parts (SDK batches, gateway calls joining it): upserted and appended (merge.py)
-        written = write_parts(conn, trace_rows, span_rows, repeats=repeats)
-        trace_rows, span_rows = written.traces, written.spans
-        finish_calls(conn, ledger_ids if ledger_ids is not None else [row["id"] for row in trace_rows])
-        # store/rollups.py: per-minute and per-hour counters (a later part of a trace is not another request)
-        add_to_rollups(conn, trace_rows, span_rows, merged=written.merged)
-        # store/search.py: full-text search over the kept content (a trace is indexed by its first part)
-        index_traces(conn, written.fresh(), span_rows)
+        # a trace may come in parts (SDK batches, gateway calls joining it): upserted and appended, counted in
+        # the rollups and added to the full-text index (tracing/merge.py)
+        written = store_parts(conn, trace_rows, span_rows, values=values, repeats=repeats)
+        finish_calls(conn, ledger_ids if ledger_ids is not None else [row["id"] for row in written.traces])
 
 
-def _transient(error: BaseException) -> bool:
+def transient(error: BaseException) -> bool:
     """Worth retrying: the database failed (connection, lock, timeout), not the rows we sent."""
     if not isinstance(error, DBAPIError):
         return False  # a Python error while preparing the rows (RecursionError, TypeError, ...)

@@ -1,8 +1,10 @@
 """Per-version performance of a prompt over time: calls, error rate, latency, tokens, cost and scores by day.
 
-Computed in Python from the window's trace rows (one query for traces, one for their numeric scores), so the
-percentiles are exact and identical on SQLite and PostgreSQL. That reads every trace of the prompt in the
-window: fine for hundreds of thousands of calls; beyond that, pre-aggregate per day (roadmap).
+A window of up to `ROWS_UP_TO` calls (counted from the rollups first) is computed in Python from its trace rows
+(one query for traces, one for their numeric scores), so the percentiles are exact and identical on SQLite
+and PostgreSQL (`read_from: rows`). A larger window is read from the rollups (`rolled_performance.py`,
+`read_from: rollups`): the same counts, sums, error rates and score means, with latency percentiles estimated
+from the rollups' histogram, at the cost of the window's rollup rows, failed traces and scores.
 Latency percentiles cover successful calls (failures are counted by the error rate and are often fast).
 Calls a caller mistake ended (a 4xx such as a 422 for a missing variable, `outcomes.is_caller_error`) are
 counted as `caller_errors`, apart from `errors`; the error rate is errors / (calls - caller_errors), so a
@@ -27,8 +29,13 @@ from pilothouse.errors import NotFound
 from pilothouse.money import usd_string
 from pilothouse.prompts.registry.lookup import get_label
 from pilothouse.prompts.rollout.outcomes import caller_error_traces
+from pilothouse.prompts.rollout.rolled_performance import DAY_S, rolled_performance
 from pilothouse.store.prompt_traces import TraceWindow, numeric_scores, prompt_traces
 from pilothouse.store.prompts import get_prompt
+from pilothouse.store.rollup_reads import grouped_counters, open_end
+
+ROWS_UP_TO = 20_000
+"""A window with more calls than this is read from the rollups (see the module)."""
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -87,9 +94,19 @@ def prompt_performance(
     since: float,
     until: float | None = None,
     versions: Sequence[int] | None = None,
+    rows_up_to: int = ROWS_UP_TO,
 ) -> dict[str, Any]:
-    """Per version (newest first): totals over the window and one entry per UTC day with calls (oldest first)."""
+    """Per version (newest first): totals over the window and one entry per UTC day with calls (oldest first).
+    Read from the rows up to `rows_up_to` calls, from the rollups beyond (see the module)."""
     window = TraceWindow(project_id, prompt_name, since, until, None if versions is None else tuple(versions))
+    header: dict[str, Any] = {"prompt": prompt_name, "since": since, "until": until}
+    end = open_end(conn, [project_id]) if until is None else until
+    rolled = grouped_counters(
+        conn, [project_id], since, end, by=("version",), period_s=DAY_S, prompt_name=prompt_name, versions=versions
+    )
+    rolled = {key: c for key, c in rolled.items() if key[1] is not None}
+    if sum(int(c.values["requests"]) for c in rolled.values()) > rows_up_to:
+        return {**header, "read_from": "rollups", "versions": rolled_performance(conn, window, rolled)}
     totals: dict[int, Bucket] = {}
     days: dict[int, dict[str, Bucket]] = {}
     trace_key: dict[str, tuple[int, str]] = {}
@@ -110,9 +127,8 @@ def prompt_performance(
                 bucket.latencies_ms.append((row.ended_at - row.started_at) * 1000.0)
     _add_scores(conn, window, trace_key, totals, days)
     return {
-        "prompt": prompt_name,
-        "since": since,
-        "until": until,
+        **header,
+        "read_from": "rows",
         "versions": [
             {
                 "version": version,
