@@ -80,8 +80,17 @@ CONFIG = {
             # Monitor metrics and detector settings are checked against the metric registry
             # (monitors/series.py, monitors/rules.py); SDK span batches against each other (ends after starts,
             # span ids unique, parents known: server/api/ingest.py).
-            "include-path-regex": r"^/api/(monitors/(series|rules)|ingest/spans)$",
+            # An input_drift rule's reference window must not end in the future, and only such a rule has one.
+            "include-path-regex": r"^/api/(monitors/(series|rules|rules/\{name\}/(reference|drift))|ingest/spans)$",
             "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
+            # Evaluation bodies have rules across fields that the schema cannot state (a variant names exactly one
+            # of prompt, model or function; a version holds at least one item; split fractions add up to 1; only
+            # a categorical score has categories), name objects that must exist (a dataset, a run, a queue), and
+            # online evaluation's scorers are checked against the metric registry.
+            "include-path-regex": r"^/api/(evals/.*|monitors/online-eval)$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "404", "409", "422"]}},
         },
         {
             # OTLP bodies are protobuf (or OTLP JSON): tests/otel drives them with a real OpenTelemetry exporter.

@@ -161,13 +161,15 @@ def alerts(
                     when(a["resolved_at"]),
                     _value(base, ""),
                     _value(ev.get("level"), ""),
-                    f"{ev.get('statistic')} >= {ev.get('threshold')}",
+                    f"p={ev.get('p_value')} auc={ev.get('auc')}"
+                    if a["metric"] == "input_drift"
+                    else f"{ev.get('statistic')} >= {ev.get('threshold')}",
                     ", ".join(ev.get("example_trace_ids", [])[:3]),
                 ]
             )
         table(
             "Alerts",
-            ["rule", "metric", "status", "opened", "resolved", "baseline", "level", "cusum", "example traces"],
+            ["rule", "metric", "status", "opened", "resolved", "baseline", "level", "test", "example traces"],
             rows,
         )
 
@@ -178,7 +180,7 @@ def alerts(
 def add_sampling(
     name: Annotated[str, typer.Argument(help="The rule's name in the project.")],
     rate: Annotated[float, typer.Option(min=0.0001, max=1.0, help="Share of matching traces to score.")],
-    scorer: Annotated[list[str], typer.Option(help="grounded, toxicity, pii or injection (repeatable).")],
+    scorer: Annotated[list[str], typer.Option(help="A metric (repeatable): groundedness, refusal, toxicity, ...")],
     budget: Annotated[int, typer.Option(min=1, max=10_000, help="Traces scored per pass at most.")] = 100,
     prompt: PromptOpt = None,
     prompt_version: VersionOpt = None,
@@ -221,3 +223,51 @@ def remove_sampling(
     with client(url, api_key) as ph:
         done = ph.request("DELETE", f"/api/monitors/online-eval/{name}")
     emit(as_json, done, lambda: console.print(f"removed online evaluation rule {name}"))
+
+
+@rules_app.command("pin-reference")
+def pin_reference(
+    name: Annotated[str, typer.Argument(help="An input_drift rule.")],
+    start: Annotated[
+        str | None, typer.Option(help="Reference start: ISO time, epoch s or a duration ago (14d).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Reference end: ISO time, epoch s or a duration ago (7d).")] = None,
+    trailing: Annotated[bool, typer.Option("--trailing", help="Unpin: compare with the window before.")] = False,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pin an input_drift rule's reference window, or go back to the trailing one (admin keys)."""
+    body: dict[str, Any] = {"trailing": True} if trailing else {"start": start, "end": end}
+    with client(url, api_key) as ph:
+        rule = ph.request("PUT", f"/api/monitors/rules/{name}/reference", json=body)
+    d = rule["detector"]
+    said = "trailing" if d["reference_start"] is None else f"{when(d['reference_start'])} to {when(d['reference_end'])}"
+    emit(as_json, rule, lambda: console.print(f"{name}: reference {said}"))
+
+
+@monitors_app.command("drift")
+def drift(
+    name: Annotated[str, typer.Argument(help="An input_drift rule.")],
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """An input_drift rule's comparison now: windows, sample sizes, p-value, effect, farthest inputs."""
+    with client(url, api_key) as ph:
+        found = ph.request("GET", f"/api/monitors/rules/{name}/drift")
+
+    def render() -> None:
+        w, r = found["window"], found["baseline_window"]
+        rows = [
+            ["recent window", f"{when(w['start'])} to {when(w['end'])}", found.get("n_recent", "-")],
+            ["reference" + (" (pinned)" if r["pinned"] else ""), f"{when(r['start'])} to {when(r['end'])}",
+             found.get("n_reference", "-")],
+        ]  # fmt: skip
+        table(f"input drift: {name}", ["", "window (UTC)", "inputs"], rows)
+        console.print(f"{found['reason']}: p = {found.get('p_value', '-')} (alpha {found['alpha']}), "
+                      f"AUC = {found.get('auc', '-')} (min {found['min_effect']})")  # fmt: skip
+        if found["example_trace_ids"]:
+            console.print("farthest recent inputs: " + ", ".join(found["example_trace_ids"]))
+
+    emit(as_json, found, render)

@@ -7,6 +7,9 @@ one open episode per rule however many replicas evaluate. While an episode is op
 again; it resolves (`monitor.alert.resolve`) when the last `resolve_buckets` buckets are back within half the
 minimum effect of the baseline the alert was raised against. The next episode's window starts after that.
 
+`input_drift` rules are judged by a two-sample test of input embeddings instead of a CUSUM (monitors/drift.py);
+their episodes open, resolve and notify the same way.
+
 Webhooks are POSTed (JSON) by `Notifier` off the evaluation path: a few attempts with a timeout each; the
 outcome is kept on the episode (`delivery`) and never blocks or fails an evaluation.
 """
@@ -25,7 +28,9 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pilothouse.audit.chain import append_event
-from pilothouse.monitors.detect import detect, has_returned
+from pilothouse.monitors.detect import DetectorSettings, detect, has_returned
+from pilothouse.monitors.drift import check_drift, resolve_level
+from pilothouse.monitors.drift_settings import DriftSettings
 from pilothouse.monitors.rules import AlertRule
 from pilothouse.monitors.series import METRICS, example_traces, read_series
 from pilothouse.store.engine import Store
@@ -121,21 +126,28 @@ def list_alerts(
 def _window(rule: AlertRule, now: float) -> tuple[float, float, float]:
     """(baseline start, window start, end) over complete buckets only."""
     s = rule.detector
+    assert isinstance(s, DetectorSettings)
     end = math.floor(now / s.bucket_s) * s.bucket_s
     start = end - s.window_buckets * s.bucket_s
     return start - math.ceil(s.baseline_s / s.bucket_s) * s.bucket_s, start, end
 
 
+def _last_resolved(conn: Connection, rule: AlertRule) -> float | None:
+    last = conn.execute(
+        select(func.max(monitor_alerts.c.resolved_at)).where(monitor_alerts.c.rule_id == rule.id)
+    ).scalar()
+    return None if last is None else float(last)
+
+
 def _try_open(store: Store, rule: AlertRule, now: float) -> AlertChange | None:
     s = rule.detector
+    assert isinstance(s, DetectorSettings)
     kind = METRICS[rule.metric].kind
     base_start, start, end = _window(rule, now)
     with store.connect() as conn:
-        last = conn.execute(
-            select(func.max(monitor_alerts.c.resolved_at)).where(monitor_alerts.c.rule_id == rule.id)
-        ).scalar()
+        last = _last_resolved(conn, rule)
         if last is not None:  # the next episode is judged only on what came after the last one resolved
-            start = max(start, math.ceil(float(last) / s.bucket_s) * s.bucket_s)
+            start = max(start, math.ceil(last / s.bucket_s) * s.bucket_s)
         if start >= end:
             return None
         series = read_series(
@@ -166,6 +178,11 @@ def _try_open(store: Store, rule: AlertRule, now: float) -> AlertChange | None:
         "cusum": found.path,
         "example_trace_ids": examples,
     }
+    return _open_episode(store, rule, now, evidence)
+
+
+def _open_episode(store: Store, rule: AlertRule, now: float, evidence: dict[str, Any]) -> AlertChange | None:
+    """Store the episode and its audit event in one transaction (None: another replica opened it first)."""
     alert = Alert(new_id("alert"), rule.project_id, rule.id, rule.name, rule.metric, now, None, evidence, None, None)
     try:
         with store.begin() as conn:
@@ -188,6 +205,7 @@ def _try_open(store: Store, rule: AlertRule, now: float) -> AlertChange | None:
 
 def _try_resolve(store: Store, rule: AlertRule, alert: Alert, now: float) -> AlertChange | None:
     s = rule.detector
+    assert isinstance(s, DetectorSettings)
     _, _, end = _window(rule, now)
     start = max(end - s.resolve_buckets * s.bucket_s, math.ceil(alert.opened_at / s.bucket_s) * s.bucket_s)
     if start >= end:
@@ -203,6 +221,13 @@ def _try_resolve(store: Store, rule: AlertRule, alert: Alert, now: float) -> Ale
     if not back:
         return None
     resolution = {"level": level, "window": {"start": start, "end": end}, "baseline": baseline.get("mean")}
+    return _resolve_episode(store, rule, alert, now, resolution)
+
+
+def _resolve_episode(
+    store: Store, rule: AlertRule, alert: Alert, now: float, resolution: dict[str, Any]
+) -> AlertChange | None:
+    """Close the episode with its audit event (None: another replica resolved it first)."""
     with store.begin() as conn:
         done = conn.execute(
             update(monitor_alerts)
@@ -223,11 +248,44 @@ def _try_resolve(store: Store, rule: AlertRule, alert: Alert, now: float) -> Ale
     return AlertChange("resolved", resolved, rule.webhook_url)
 
 
+def _try_open_drift(store: Store, rule: AlertRule, settings: DriftSettings, now: float) -> AlertChange | None:
+    with store.connect() as conn:
+        found = check_drift(
+            conn, rule.project_id, rule.scope, settings, now, not_before=_last_resolved(conn, rule), cache_key=rule.id
+        )
+    if not found.fired:
+        return None
+    evidence = {"rule": rule.name, "metric": rule.metric, "scope": rule.scope.to_dict(), **found.evidence()}
+    return _open_episode(store, rule, now, evidence)
+
+
+def _try_resolve_drift(
+    store: Store, rule: AlertRule, settings: DriftSettings, alert: Alert, now: float
+) -> AlertChange | None:
+    with store.connect() as conn:
+        found = check_drift(conn, rule.project_id, rule.scope, settings, now, cache_key=rule.id)
+    level = resolve_level(settings)
+    if found.auc is None or found.auc >= level:
+        return None
+    resolution = {
+        "level": round(found.auc, 4),
+        "resolve_below": level,
+        "p_value": None if found.stats is None else round(found.stats.p_value, 6),
+        "window": {"start": found.window[0], "end": found.window[1]},
+        "baseline_window": {"start": found.reference[0], "end": found.reference[1], "pinned": found.pinned},
+    }
+    return _resolve_episode(store, rule, alert, now, resolution)
+
+
 def evaluate_rule(store: Store, rule: AlertRule, now: float | None = None) -> AlertChange | None:
     """One evaluation of a rule at `now` (default: the clock): opens or resolves at most one episode."""
     now = time.time() if now is None else now
     with store.connect() as conn:
         current = _open_alert(conn, rule.id)
+    if isinstance(rule.detector, DriftSettings):
+        if current is None:
+            return _try_open_drift(store, rule, rule.detector, now)
+        return _try_resolve_drift(store, rule, rule.detector, current, now)
     if current is None:
         return _try_open(store, rule, now)
     return _try_resolve(store, rule, current, now)

@@ -1,40 +1,59 @@
 """Online evaluation: sampling rules that score a share of a project's production traces in the background.
 
-A rule has a `rate` (0..1), a scope (prompt, version, model, tag, source) and scorers; each pass of the monitor
-loop considers the traces that finished after the rule's cursor, keeps those whose hash of (rule, trace id)
-falls under the rate (so every replica samples the same traces) and scores at most `budget` of them, the
-budget of a pass. The cursor is advanced with a compare-and-set before scoring, so two replicas never score the
-same traces. Scores are written with source `code` and author `online-eval:<rule>`.
+A rule has a `rate` (0..1), a scope (prompt, version, model, tag, source), the metrics it scores (names from
+the metric registry, `pilothouse.evals.metrics`: `groundedness`, `answer_relevance`, `toxicity`, `pii`,
+`injection`, `refusal`, or a plugin's) and a `budget`: the most traces one pass scores, so scoring never
+competes with the request path for more than a bounded amount of work. Each pass of the monitor loop considers
+the traces that started after the rule's cursor, keeps those whose hash of (rule, trace id) falls under the
+rate (so every replica samples the same traces), and scores at most `budget` of them; the ones past the budget
+wait for the next pass. The cursor moves with a compare-and-set before scoring, so two replicas never score the
+same traces (a replica that dies mid-pass loses that pass's scores: scoring is at most once).
 
-Scorers available now: the guard scanners on the answer (`toxicity`, `pii`, `injection`: the scanner's score)
-and `grounded`, a simple groundedness check: the share of answer sentences whose embedding (MiniLM) has a
-cosine of at least `SUPPORT_COSINE` with some retrieved chunk (the `output` of the trace's retrieval spans).
-The evaluation issue replaces `grounded` with real metrics (entailment, answer relevance, refusal).
+A trace becomes a metric example: its answer (the last `llm` or `cache` span's output), its question (the last
+user message that model call was sent), and its context (the chunks of its `retrieval` spans). Scores are
+written with source `code` and author `online-eval:<rule>`, named after the metric; a bool is a boolean score
+(`refusal`: 1 when the answer refuses), a number in [0, 1] a numeric one (`groundedness` under 0.5 is an
+ungrounded answer, which the monitors' hallucination rate counts). Traces that cannot be scored are skipped
+and counted by reason: the project's content capture is `off`, retention purged the content, no answer was
+kept, or a metric could not judge it (`groundedness` without retrieved context).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
+from pilothouse.evals.metrics import Example, Metric, build_metric, metric_class, metric_names
 from pilothouse.monitors.series import Scope
 from pilothouse.store.ids import new_id
+from pilothouse.store.projects import content_capture
 from pilothouse.store.scores import add_score
 from pilothouse.store.tables import online_eval_rules, spans, traces
 
-__all__ = ["SCORERS", "OnlineEvaluator", "SamplingRule", "add_sampling_rule", "list_sampling_rules", "sampled"]
+__all__ = [
+    "SCORERS",
+    "OnlineEvaluator",
+    "RulePass",
+    "SamplingRule",
+    "add_sampling_rule",
+    "list_sampling_rules",
+    "online_metric_names",
+    "sampled",
+    "trace_example",
+]
 
 log = logging.getLogger("pilothouse.monitors")
-SCORERS = ("grounded", "toxicity", "pii", "injection")
-SUPPORT_COSINE = 0.5
+SCORERS = ("groundedness", "answer_relevance", "toxicity", "pii", "injection", "refusal")
+"""The built-in metrics suited to production traces (they need no expected answer); plugins add more."""
+ALIASES = {"grounded": "groundedness"}
+"""Scorer names of rules created before the metric registry."""
 SETTLE_S = 5.0
 """Traces younger than this are left for the next pass (their spans may still be in the writer's batch)."""
 _SCAN_MAX = 2000
@@ -67,6 +86,36 @@ class SamplingRule:
         }
 
 
+@dataclass(slots=True)
+class RulePass:
+    """What one pass of one rule did."""
+
+    rule: str
+    considered: int = 0
+    """New traces in scope that the cursor moved past."""
+    sampled: int = 0
+    """Of those, the ones the rate picked (at most the budget)."""
+    scored: int = 0
+    """Traces that got at least one score."""
+    written: int = 0
+    """Scores written."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Traces (or, for `<metric>: <why>`, metric judgements) not scored, by reason."""
+    claimed_elsewhere: bool = False
+    """Another replica moved the cursor first; this one scored nothing."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "considered": self.considered,
+            "sampled": self.sampled,
+            "scored": self.scored,
+            "written": self.written,
+            "skipped": dict(self.skipped),
+            "claimed_elsewhere": self.claimed_elsewhere,
+        }
+
+
 def _row(row: Any) -> SamplingRule:
     return SamplingRule(
         row.id,
@@ -80,6 +129,35 @@ def _row(row: Any) -> SamplingRule:
         row.cursor_at,
         row.cursor_id,
     )
+
+
+def online_metric_names() -> list[str]:
+    """Registered metrics that can score production traces: not the deterministic ones (they compare with an
+    expected answer, which production traffic does not have), nor LLM judges (they need a rubric and a judge
+    model, which a sampling rule does not carry yet)."""
+    names = []
+    for name in metric_names():
+        try:
+            if metric_class(name).family not in ("deterministic", "judge"):
+                names.append(name)
+        except Exception:  # a broken plugin must not stop rules from being managed
+            log.warning("metric %s cannot be loaded; it is not offered for online evaluation", name, exc_info=True)
+            continue
+    return names
+
+
+def _check_scorers(scorers: list[str]) -> None:
+    if not scorers:
+        raise ValueError(f"scorers must be a non-empty list of metric names: {', '.join(online_metric_names())}")
+    available = online_metric_names()
+    for scorer in scorers:
+        if ALIASES.get(scorer, scorer) not in available:
+            raise ValueError(
+                f"unknown scorer {scorer!r}: online evaluation scores with one of {', '.join(available)} "
+                "(deterministic metrics need an expected answer that production traces do not have)"
+            )
+    if len(set(scorers)) != len(scorers):
+        raise ValueError("each scorer may be named once")
 
 
 def add_sampling_rule(
@@ -97,8 +175,7 @@ def add_sampling_rule(
     """Store a rule that scores traces started after `since` (default: now). ValueError for a bad field."""
     if not 0.0 < rate <= 1.0:
         raise ValueError("rate must be in (0, 1]")
-    if not scorers or any(s not in SCORERS for s in scorers):
-        raise ValueError(f"scorers must be a non-empty list of {', '.join(SCORERS)}")
+    _check_scorers(scorers)
     if not 1 <= budget <= 10_000:
         raise ValueError("budget must be between 1 and 10000 traces per pass")
     parsed = Scope.from_dict(scope)
@@ -147,8 +224,11 @@ def sampled(rule_id: str, trace_id: str, rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
+# -- a trace as a metric example ---------------------------------------------------------------------------
+
+
 def _text(value: Any) -> str:
-    """The text of a span's input/output as stored (a message, a list of chunks, a string)."""
+    """The text of a span's input/output as stored (a message, a list of chunks or content parts, a string)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -170,56 +250,80 @@ def _chunks(value: Any) -> list[str]:
     return [t for t in (_text(v) for v in items) if t.strip()]
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+def _question(value: Any) -> str:
+    """The last user message of a model call's input ({messages: [...]}, or a list of messages)."""
+    messages = value.get("messages") if isinstance(value, dict) else value
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                return _text(message.get("content"))
+    return ""
 
 
-def groundedness(answer: str, chunks: list[str], embed: Callable[[list[str]], Any]) -> float | None:
-    """Share of the answer's sentences supported by some chunk (cosine >= SUPPORT_COSINE); None: nothing to judge."""
-    sentences = [s.strip() for s in _SENTENCE.split(answer) if len(s.strip()) >= 3]
-    if not sentences or not chunks:
+def trace_example(rows: list[Any]) -> Example | None:
+    """The example of a trace's spans (rows with kind, input, output, attributes, started_at, ended_at);
+    None when no answer was kept."""
+    ordered = sorted(rows, key=lambda r: (r.ended_at or r.started_at, r.started_at))
+    final = next((r for r in reversed(ordered) if r.kind in ("llm", "cache") and _text(r.output).strip()), None)
+    if final is None:
         return None
-    vectors = np.asarray(embed(sentences + chunks), dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    sims = vectors[: len(sentences)] @ vectors[len(sentences) :].T
-    return float(np.mean(sims.max(axis=1) >= SUPPORT_COSINE))
+    calls = [r for r in ordered if r.kind == "llm" and r.input is not None]
+    question = next((q for q in (_question(r.input) for r in reversed(calls)) if q), "")
+    context: list[str] = []
+    for row in ordered:
+        if row.kind != "retrieval":
+            continue
+        context.extend(_chunks(row.output))
+        documents = (row.attributes or {}).get("gen_ai.retrieval.documents")
+        if row.output is None and isinstance(documents, list):
+            context.extend(_chunks(documents))
+    return Example(output=_text(final.output), input=question, context=tuple(context))
+
+
+# -- the pass -----------------------------------------------------------------------------------------------
 
 
 class OnlineEvaluator:
-    """Runs every enabled sampling rule once per `run_once` (blocking: the runner calls it in a thread)."""
+    """Runs every enabled sampling rule once per `run_once` (blocking: the runner calls it in a thread).
+
+    `embed` replaces the MiniLM embedder of the embedding metrics (tests); metrics are built once per
+    evaluator and shared by its rules. `totals` counts, over the evaluator's life, what every pass did."""
 
     def __init__(self, store: Any, embed: Callable[[list[str]], Any] | None = None) -> None:
         self.store = store
         self._embed = embed
-        self._scanners: dict[str, Any] = {}
+        self._metrics: dict[str, Metric] = {}
+        self.totals: Counter[str] = Counter()
 
-    def embed(self, texts: list[str]) -> Any:
-        if self._embed is None:
-            from pilothouse.embeddings import load_minilm
+    def metric(self, name: str) -> Metric:
+        name = ALIASES.get(name, name)
+        if name not in self._metrics:
+            options: dict[str, Any] = {}
+            if self._embed is not None and name in ("groundedness", "answer_relevance"):
+                options["embed"] = self._embed
+            self._metrics[name] = build_metric(name, options)
+        return self._metrics[name]
 
-            self._embed = load_minilm().embed
-        return self._embed(texts)
-
-    def _scanner(self, name: str) -> Any:
-        if name not in self._scanners:
-            from pilothouse.guards.registry import build_scanner
-
-            self._scanners[name] = build_scanner(name)
-        return self._scanners[name]
-
-    def run_once(self, now: float | None = None) -> int:
-        """Score the sampled new traces of every rule; returns how many scores were written."""
+    def run_once(self, now: float | None = None) -> list[RulePass]:
+        """Score the sampled new traces of every enabled rule; what each rule's pass did."""
         now = time.time() if now is None else now
         with self.store.connect() as conn:
             rules = [r for r in list_sampling_rules(conn) if r.enabled]
-        written = 0
+        reports = []
         for rule in rules:
             try:
-                written += self._run_rule(rule, now)
+                report = self.run_rule(rule, now)
             except Exception:
                 log.exception("online evaluation rule %s failed", rule.name)
-        return written
+                continue
+            reports.append(report)
+            self.totals.update({"considered": report.considered, "scored": report.scored, "written": report.written})
+            self.totals.update({f"skipped: {k}": v for k, v in report.skipped.items()})
+            if report.sampled or report.skipped:
+                log.info("online evaluation %s", report.to_dict())
+        return reports
 
-    def _claim(self, rule: SamplingRule, now: float) -> list[str]:
+    def _claim(self, rule: SamplingRule, now: float, report: RulePass) -> list[str]:
         """The sampled trace ids of this pass; the cursor moves past them first (compare-and-set)."""
         after = or_(
             traces.c.started_at > rule.cursor_at,
@@ -248,6 +352,7 @@ class OnlineEvaluator:
                 last = row
                 if rule.scope.tag is not None and rule.scope.tag not in (row.tags or []):
                     continue
+                report.considered += 1
                 if sampled(rule.id, row.id, rule.rate):
                     chosen.append(row.id)
                     if len(chosen) == rule.budget:
@@ -263,43 +368,73 @@ class OnlineEvaluator:
                 )
                 .values(cursor_at=last.started_at, cursor_id=last.id)
             )
-            return chosen if moved.rowcount == 1 else []
+            if moved.rowcount != 1:
+                report.considered = 0
+                report.claimed_elsewhere = True
+                return []
+            report.sampled = len(chosen)
+            return chosen
 
-    def _run_rule(self, rule: SamplingRule, now: float) -> int:
-        written = 0
-        for trace_id in self._claim(rule, now):
-            with self.store.connect() as conn:
-                rows = conn.execute(
-                    select(spans.c.kind, spans.c.output)
-                    .where(spans.c.trace_id == trace_id)
-                    .order_by(spans.c.started_at)
-                ).all()
-            answer = "\n".join(_text(r.output) for r in rows if r.kind == "llm")
-            chunks = [c for r in rows if r.kind == "retrieval" for c in _chunks(r.output)]
-            results: dict[str, float] = {}
-            for scorer in rule.scorers:
-                if scorer == "grounded":
-                    value = groundedness(answer, chunks, self.embed)
-                    if value is not None:
-                        results["grounded"] = value
-                elif answer.strip():
-                    from pilothouse.guards.scanner import ScanContext
+    def run_rule(self, rule: SamplingRule, now: float) -> RulePass:
+        """One pass of one rule (as read from the store: a stale copy loses the compare-and-set)."""
+        report = RulePass(rule.name)
+        chosen = self._claim(rule, now, report)
+        if not chosen:
+            return report
+        with self.store.connect() as conn:
+            capture = content_capture(conn, rule.project_id)
+        if capture == "off":
+            report.skipped["capture_off"] += len(chosen)
+            return report
+        for trace_id in chosen:
+            self._score_trace(rule, trace_id, report)
+        return report
 
-                    verdict = self._scanner(scorer).scan(answer, ScanContext(role="assistant", direction="output"))
-                    results[scorer] = float(verdict.score)
-            if not results:
+    def _score_trace(self, rule: SamplingRule, trace_id: str, report: RulePass) -> None:
+        with self.store.connect() as conn:
+            purged = conn.execute(select(traces.c.content_purged_at).where(traces.c.id == trace_id)).scalar()
+            rows = conn.execute(
+                select(
+                    spans.c.kind,
+                    spans.c.input,
+                    spans.c.output,
+                    spans.c.attributes,
+                    spans.c.started_at,
+                    spans.c.ended_at,
+                ).where(spans.c.trace_id == trace_id)
+            ).all()
+        if purged is not None:
+            report.skipped["content_purged"] += 1
+            return
+        example = trace_example(list(rows))
+        if example is None:
+            report.skipped["no_answer"] += 1
+            return
+        results = []
+        for scorer in rule.scorers:
+            metric = self.metric(scorer)
+            score = metric.score(example)
+            if score.value is None:
+                report.skipped[f"{metric.name}: {score.explanation}"] += 1
                 continue
-            with self.store.begin() as conn:
-                for name, value in results.items():
-                    add_score(
-                        conn,
-                        project_id=rule.project_id,
-                        trace_id=trace_id,
-                        name=name,
-                        value=round(value, 4),
-                        source="code",
-                        author=f"online-eval:{rule.name}"[:200],
-                        comment="online evaluation",
-                    )
-                    written += 1
-        return written
+            results.append(score)
+        if not results:
+            return
+        with self.store.begin() as conn:
+            for score in results:
+                numeric = isinstance(score.value, bool | int | float)
+                add_score(
+                    conn,
+                    project_id=rule.project_id,
+                    trace_id=trace_id,
+                    name=score.metric,
+                    value=(score.value if isinstance(score.value, bool) else float(score.value))  # type: ignore[arg-type]
+                    if numeric
+                    else None,
+                    string_value=None if numeric else str(score.value),
+                    source="code",
+                    author=f"online-eval:{rule.name}"[:200],
+                    comment=score.explanation[:1000],
+                )
+                report.written += 1
+        report.scored += 1

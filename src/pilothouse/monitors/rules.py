@@ -1,7 +1,8 @@
 """Alert rules (stored): a metric of a project's traces, a scope, detector settings and a webhook.
 
 Validation happens here, before the database: an unknown metric, scope field or detector setting, or a webhook
-that is not an http(s) URL, is a ValueError naming the field.
+that is not an http(s) URL, is a ValueError naming the field. An `input_drift` rule's detector is a
+`DriftSettings` (monitors/drift_settings.py); every other metric's is a CUSUM `DetectorSettings`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,28 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from pilothouse.monitors.detect import DetectorSettings
+from pilothouse.monitors.drift_settings import INPUT_DRIFT, DriftSettings
+from pilothouse.monitors.drift_store import drop_cursor
 from pilothouse.monitors.series import METRICS, Scope
 from pilothouse.store.ids import new_id
 from pilothouse.store.tables import monitor_rules
 
-__all__ = ["AlertRule", "RuleExists", "add_rule", "all_enabled_rules", "get_rule", "list_rules", "remove_rule"]
+__all__ = [
+    "AlertRule",
+    "RuleExists",
+    "add_rule",
+    "all_enabled_rules",
+    "get_rule",
+    "list_rules",
+    "pin_reference",
+    "remove_rule",
+    "settings_for",
+]
+
+Settings = DetectorSettings | DriftSettings
 
 
 class RuleExists(ValueError):
@@ -32,7 +47,7 @@ class AlertRule:
     name: str
     metric: str
     scope: Scope
-    detector: DetectorSettings
+    detector: Settings
     webhook_url: str | None
     enabled: bool
     created_at: float
@@ -53,6 +68,13 @@ class AlertRule:
         }
 
 
+def settings_for(metric: str, detector: dict[str, Any] | None) -> Settings:
+    """The detector settings of a rule on `metric` (ValueError naming a bad or unknown field)."""
+    if metric == INPUT_DRIFT:
+        return DriftSettings.from_dict(detector)
+    return DetectorSettings.from_dict(detector)
+
+
 def _row(row: Any) -> AlertRule:
     return AlertRule(
         id=row.id,
@@ -60,7 +82,7 @@ def _row(row: Any) -> AlertRule:
         name=row.name,
         metric=row.metric,
         scope=Scope.from_dict(row.scope),
-        detector=DetectorSettings.from_dict(row.detector),
+        detector=settings_for(row.metric, row.detector),
         webhook_url=row.webhook_url,
         enabled=bool(row.enabled),
         created_at=row.created_at,
@@ -91,13 +113,16 @@ def add_rule(
     """Validate and store a rule; RuleExists when the name is taken, ValueError for a bad field."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    settings = settings_for(metric, detector)
+    if isinstance(settings, DriftSettings):
+        settings.check_not_future()
     rule = AlertRule(
         id=new_id("mon"),
         project_id=project_id,
         name=name,
         metric=metric,
         scope=Scope.from_dict(scope),
-        detector=DetectorSettings.from_dict(detector),
+        detector=settings,
         webhook_url=check_webhook(webhook_url),
         enabled=True,
         created_at=time.time(),
@@ -139,4 +164,22 @@ def remove_rule(conn: Connection, project_id: str, name: str) -> AlertRule | Non
     rule = get_rule(conn, project_id, name)
     if rule is not None:
         conn.execute(delete(monitor_rules).where(monitor_rules.c.id == rule.id))
+        drop_cursor(conn, rule.id)  # an input-drift rule's sampling cursor
     return rule
+
+
+def pin_reference(
+    conn: Connection, project_id: str, name: str, start: float | None, end: float | None, now: float | None = None
+) -> AlertRule | None:
+    """Pin an input-drift rule's reference to [start, end) (None, None: back to the trailing reference).
+
+    None when there is no rule of that name; ValueError when it is not an input-drift rule, or the window is
+    empty or ends in the future."""
+    rule = get_rule(conn, project_id, name)
+    if rule is None:
+        return None
+    if not isinstance(rule.detector, DriftSettings):
+        raise ValueError(f"rule {name!r} watches {rule.metric}; only {INPUT_DRIFT} rules have a reference window")
+    settings = rule.detector.pin(start, end, now)
+    conn.execute(update(monitor_rules).where(monitor_rules.c.id == rule.id).values(detector=settings.to_dict()))
+    return AlertRule(**{**{f: getattr(rule, f) for f in rule.__dataclass_fields__}, "detector": settings})

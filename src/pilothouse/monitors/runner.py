@@ -1,5 +1,6 @@
-"""The server's monitor loop: every `monitor_interval_s`, evaluate every enabled alert rule and run the online
-evaluation rules, off the event loop (a worker thread), and hand alert changes to the webhook notifier.
+"""The server's monitor loop: every `monitor_interval_s`, sample and embed inputs for the input-drift rules,
+evaluate every enabled alert rule and run the online evaluation rules, off the event loop (a worker thread),
+and hand alert changes to the webhook notifier.
 
 Per process, like the canary monitor: with several replicas each evaluates, and the store keeps it to one
 episode per rule (monitors/alerts.py) and one scoring per trace and rule (the cursor, monitors/online_eval.py).
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from pilothouse.monitors.alerts import AlertChange, Notifier, evaluate_rule
+from pilothouse.monitors.drift_sampler import DriftSampler
 from pilothouse.monitors.online_eval import OnlineEvaluator
 from pilothouse.monitors.rules import all_enabled_rules
 from pilothouse.store.engine import Store
@@ -32,12 +34,14 @@ class MonitorRunner:
         *,
         notifier: Notifier | None = None,
         evaluator: OnlineEvaluator | None = None,
+        sampler: DriftSampler | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.notifier = notifier or Notifier(store)
         self.evaluator = evaluator or OnlineEvaluator(store)
+        self.sampler = sampler or DriftSampler(store)
         self.clock = clock
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -65,6 +69,10 @@ class MonitorRunner:
         return changes
 
     async def run_once(self) -> list[AlertChange]:
+        try:  # embed the newest inputs first, so the drift rules judge them in this pass
+            await asyncio.to_thread(self.sampler.run_once, self.clock())
+        except Exception:
+            log.exception("the input drift sampling pass failed")
         changes = await asyncio.to_thread(self.evaluate_alerts)
         for change in changes:
             self.notifier.submit(change)

@@ -46,9 +46,10 @@ __all__ = [
     "Series",
     "example_traces",
     "read_series",
+    "scope_filter",
 ]
 
-Kind = Literal["rate", "mean", "quantile"]
+Kind = Literal["rate", "mean", "quantile", "drift"]
 Group = Literal["prompt", "prompt_version", "model", "tag"]
 GROUPS: tuple[str, ...] = ("prompt", "prompt_version", "model", "tag")
 
@@ -90,6 +91,12 @@ METRICS: dict[str, Metric] = {
         Metric("latency_p50", "quantile", "median trace latency", "ms", quantile=0.5),
         Metric("latency_p95", "quantile", "95th percentile of trace latency", "ms", quantile=0.95),
         Metric("latency_p99", "quantile", "99th percentile of trace latency", "ms", quantile=0.99),
+        Metric(
+            "input_drift",
+            "drift",
+            "how well a classifier tells each bucket's inputs from the reference's (AUC: 0.5 none, 1 complete)",
+            "auc",
+        ),
     )
 }
 
@@ -178,7 +185,8 @@ def _tag_values(conn: Connection) -> Any:
     return func.json_each(traces.c.tags).table_valued("value").alias("tag")
 
 
-def _scope_filter(conn: Connection, project_id: str, scope: Scope, start: float, end: float) -> list[Any]:
+def scope_filter(conn: Connection, project_id: str, scope: Scope, start: float, end: float) -> list[Any]:
+    """WHERE clauses on `traces` for a project's traces started in [start, end) within the scope."""
     where: list[Any] = [traces.c.project_id == project_id, traces.c.started_at >= start, traces.c.started_at < end]
     if scope.prompt is not None:
         where.append(traces.c.prompt_name == scope.prompt)
@@ -263,7 +271,7 @@ def _units(
         query = query.select_from(traces)
     if joined is not None:
         query = query.join(joined, true())
-    where = _scope_filter(conn, project_id, scope, start, end) + extra
+    where = scope_filter(conn, project_id, scope, start, end) + extra
     if from_scores:
         where.append(scores.c.project_id == project_id)
     if by is not None:
@@ -310,6 +318,12 @@ def read_series(
     count = math.ceil((end - start) / bucket_s)
     if count > 10_000:
         raise ValueError(f"{count} buckets is too many; use a wider bucket (at most 10000 per series)")
+    if metric.kind == "drift":  # embeddings, not SQL aggregates (monitors/drift.py)
+        if by is not None:
+            raise ValueError("input_drift cannot be grouped with 'by'; filter with a scope (prompt, model, tag)")
+        from pilothouse.monitors.drift import drift_series
+
+        return [drift_series(conn, project_id, start=start, end=end, bucket_s=bucket_s, scope=scope or Scope())]
     units = _units(conn, project_id, metric, scope or Scope(), start, end, by).subquery()
     index = _bucket_index(conn, units.c.ts, start, bucket_s).label("b")
     groups: dict[Any, dict[int, Any]] = {}

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -83,6 +84,8 @@ traces = Table(
     Index("ix_traces_project_user_started", "project_id", "user_id", "started_at"),
     Index("ix_traces_project_session_started", "project_id", "session_id", "started_at"),
     Index("ix_traces_project_status_started", "project_id", "status", "started_at"),
+    Index("ix_traces_project_prompt_started", "project_id", "prompt_name", "prompt_version", "started_at"),  # 0015
+    Index("ix_traces_project_cost", "project_id", "cost_usd"),  # 0015: the list's cost range
 )
 
 spans = Table(
@@ -128,6 +131,7 @@ scores = Table(
     Column("created_at", Float, nullable=False),
     # numeric, boolean (value 1.0 / 0.0) or categorical (string_value); store/scores.py. Set on every row.
     Column("data_type", String(12), nullable=True),
+    Index("ix_scores_project_name_value", "project_id", "name", "value"),  # 0015: the list's score filter
 )
 
 # End users' thumbs up/down on a trace (store/feedback.py); each is also the `feedback` score `score_id`.
@@ -437,6 +441,36 @@ online_eval_rules = Table(
     UniqueConstraint("project_id", "name", name="uq_online_eval_rules_project_name"),
 )
 
+# Input drift (monitors/drift.py): a sample of traces' input text embedded off the request path (MiniLM, int8 with
+# a per-vector `scale`), with the trace's time and scope columns so a window is read without joining traces.
+input_embeddings = Table(
+    "input_embeddings",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("prompt_name", String(200), nullable=True),
+    Column("prompt_version", Integer, nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("source", String(20), nullable=True),
+    Column("tags", JSONType, nullable=True),
+    Column("embedder", String(60), nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("scale", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_input_embeddings_project_started", "project_id", "started_at"),
+)
+
+# How far each input-drift rule's sampler got: traces in [covered_from, cursor_at) were sampled and embedded.
+input_drift_cursors = Table(
+    "input_drift_cursors",
+    metadata,
+    Column("rule_id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("cursor_at", Float, nullable=False),
+    Column("covered_from", Float, nullable=False),
+)
+
 # Additive counters of traces per minute (bucket_s 60) and hour (3600) per project, key, model and prompt
 # version ("" and 0 stand for none), kept by the trace sink as it stores traces (store/rollups.py).
 # `lat_00`..`lat_11` count successful requests per latency bucket (rollups.LATENCY_BOUNDS_MS).
@@ -474,10 +508,142 @@ trace_rollups = Table(
         for name in ("latency_sum_ms", "generation_ms", "ttft_sum_ms")
     ],
     *[Column(f"lat_{i:02d}", BigInteger, nullable=False, server_default="0") for i in range(12)],
+    # 0015: streamed llm calls' time to first token, same bucket bounds as the latency histogram
+    *[Column(f"ttft_{i:02d}", BigInteger, nullable=False, server_default="0") for i in range(12)],
 )
 
-SEARCH_OBJECTS = frozenset({"trace_search", "ix_traces_tags"})
-"""Schema objects of migration 0013 that differ per dialect and so are not in `metadata` (store/search.py)."""
+# Evaluation datasets (docs/datasets.md): a dataset has numbered immutable versions; a version is an ordered list
+# of items. Items are stored once per dataset by content hash (`dataset_items`) and listed per version
+# (`dataset_version_items`), so a version that adds ten items to ten thousand stores ten rows of content.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_datasets_project_name"),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("dataset_id", String(40), ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("splits", JSONType, nullable=False),
+    Column("message", Text, nullable=True),
+    Column("author", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_dataset_version"),
+)
+
+# `body` is the validated item (datasets/items.py) whose canonical JSON `content_hash` covers.
+dataset_items = Table(
+    "dataset_items",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("dataset_id", String(40), ForeignKey("datasets.id"), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("body", JSONType, nullable=False),
+    UniqueConstraint("dataset_id", "content_hash", name="uq_dataset_items_dataset_hash"),
+)
+
+dataset_version_items = Table(
+    "dataset_version_items",
+    metadata,
+    Column("version_id", String(40), ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("item_id", String(40), ForeignKey("dataset_items.id"), nullable=False),
+)
+
+# Experiments (docs/evaluation.md): a dataset version run against variants and scored by metrics. One result row
+# per (experiment, variant, item), committed as soon as the item is scored, so a resumed run skips it.
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("dataset_id", String(40), ForeignKey("datasets.id"), nullable=False),
+    Column("dataset_version", Integer, nullable=False),
+    Column("spec", JSONType, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("estimate_usd", Text, nullable=True),
+    Column("max_cost_usd", Money, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_experiments_project_created", "project_id", "created_at"),
+)
+
+experiment_results = Table(
+    "experiment_results",
+    metadata,
+    Column("experiment_id", String(40), ForeignKey("experiments.id"), primary_key=True),
+    Column("variant", String(100), primary_key=True),
+    Column("item_id", String(200), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("output", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("trace_id", String(32), nullable=True),
+    Column("latency_ms", Float, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("cost_usd", Money, nullable=True),
+    Column("scores", JSONType, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+
+# Annotation queues (docs/evaluation.md#people-in-the-loop): items from traces or experiment results for people
+# to score with the queue's one score configuration. A done task on a trace also writes a `human` score there.
+annotation_queues = Table(
+    "annotation_queues",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(40), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("score", JSONType, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(40), nullable=True),
+    UniqueConstraint("project_id", "name", name="uq_annotation_queues_project_name"),
+)
+
+annotation_tasks = Table(
+    "annotation_tasks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("queue_id", String(40), ForeignKey("annotation_queues.id"), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("trace_id", String(32), nullable=True),
+    Column("experiment_id", String(40), nullable=True),
+    Column("variant", String(100), nullable=True),
+    Column("item_id", String(200), nullable=True),
+    Column("assignee", String(200), nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("string_value", String(200), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("annotator", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("done_at", Float, nullable=True),
+    UniqueConstraint("queue_id", "target", name="uq_annotation_tasks_queue_target"),
+    Index("ix_annotation_tasks_queue_status", "queue_id", "status", "created_at"),
+)
+
+SEARCH_OBJECTS = frozenset({"trace_search", "ix_traces_tags", "ix_traces_project_latency"})
+"""Schema objects of migrations 0013 and 0015 that differ per dialect or are expression indexes Alembic cannot
+compare, and so are not in `metadata` (store/search.py, store/trace_pages.py)."""
 
 
 def in_metadata(name: str | None, type_: str, parent_names: object) -> bool:

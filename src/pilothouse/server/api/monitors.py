@@ -13,13 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.errors import Conflict, InvalidRequest, NotFound
 from pilothouse.monitors.alerts import list_alerts
+from pilothouse.monitors.drift import check_drift
+from pilothouse.monitors.drift_settings import DriftSettings
 from pilothouse.monitors.online_eval import (
     SCORERS,
     add_sampling_rule,
     list_sampling_rules,
     remove_sampling_rule,
 )
-from pilothouse.monitors.rules import RuleExists, add_rule, list_rules, remove_rule
+from pilothouse.monitors.rules import RuleExists, add_rule, get_rule, list_rules, pin_reference, remove_rule
 from pilothouse.monitors.series import GROUPS, METRICS, Scope, read_series
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
@@ -63,7 +65,9 @@ class RuleCreate(BaseModel):
     detector: dict[str, Any] = Field(
         default_factory=dict,
         description="bucket_s, window_s, baseline_s, min_abs, min_rel, false_alarm, direction (up, down, both), "
-        "min_samples, resolve_buckets (docs/monitors.md).",
+        "min_samples, resolve_buckets; for input_drift: bucket_s, window_s, baseline_s, reference_start, "
+        "reference_end, alpha, min_auc, min_samples, max_samples, permutations, samples_per_hour "
+        "(docs/monitors.md).",
     )
     webhook_url: str | None = Field(default=None, max_length=2000)
 
@@ -73,7 +77,12 @@ class SamplingCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=NAME)
     rate: float = Field(gt=0, le=1, description="Share of matching traces to score.")
-    scorers: list[Literal["grounded", "toxicity", "pii", "injection"]] = Field(min_length=1, max_length=len(SCORERS))
+    scorers: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1,
+        max_length=20,
+        description=f"Metric names from the metric registry: {', '.join(SCORERS)} or a plugin's "
+        "(docs/evaluation-metrics.md).",
+    )
     scope: ScopeBody = Field(default_factory=ScopeBody)
     budget: int = Field(default=100, ge=1, le=10_000, description="Traces scored per pass at most.")
 
@@ -210,3 +219,58 @@ def delete_sampling(name: str, state: StateDep, principal: PrincipalDep) -> dict
         if not remove_sampling_rule(conn, principal.project_id, name):
             raise NotFound(f"no online evaluation rule {name!r} in this project", param="name")
     return {"deleted": True, "name": name}
+
+
+class ReferenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    start: str | float | None = Field(default=None, description="Epoch seconds, ISO 8601, or a duration ago (7d).")
+    end: str | float | None = Field(default=None, description="Epoch seconds, ISO 8601, or a duration ago (1d).")
+    trailing: bool = Field(default=False, description="Unpin: compare with the window just before the recent one.")
+
+
+def _time(value: str | float, param: str, now: float) -> float:
+    if isinstance(value, float | int):
+        return float(value)
+    try:
+        return parse_time(value, now=now)
+    except ValueError as exc:
+        raise InvalidRequest(f"{param}: {exc}", param=param) from None
+
+
+@router.put("/rules/{name}/reference")
+def set_reference(name: str, body: ReferenceBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Pin an input_drift rule's reference window (admin), or go back to the trailing one."""
+    require_role(principal, "admin")
+    now = time.time()
+    with state.store.begin() as conn:
+        if get_rule(conn, principal.project_id, name) is None:
+            raise NotFound(f"no monitor rule {name!r} in this project", param="name")
+        if body.trailing:
+            if body.start is not None or body.end is not None:
+                raise InvalidRequest("give either trailing or start and end, not both", param="trailing")
+            start = end = None
+        else:
+            if body.start is None or body.end is None:
+                raise InvalidRequest("a pinned reference needs start and end (or trailing: true)", param="start")
+            start, end = _time(body.start, "start", now), _time(body.end, "end", now)
+        try:
+            rule = pin_reference(conn, principal.project_id, name, start, end, now)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="end" if "future" in str(exc) else "name") from exc
+    if rule is None:  # removed meanwhile
+        raise NotFound(f"no monitor rule {name!r} in this project", param="name")
+    return rule.to_dict()
+
+
+@router.get("/rules/{name}/drift")
+def drift(name: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    """An input_drift rule's comparison now: windows, sample sizes, p-value, effect and the farthest inputs."""
+    with state.store.connect() as conn:
+        rule = get_rule(conn, principal.project_id, name)
+        if rule is None:
+            raise NotFound(f"no monitor rule {name!r} in this project", param="name")
+        if not isinstance(rule.detector, DriftSettings):
+            raise InvalidRequest(f"rule {name!r} watches {rule.metric}, not input_drift", param="name")
+        found = check_drift(conn, rule.project_id, rule.scope, rule.detector, time.time(), cache_key=rule.id)
+    return {"rule": rule.name, "scope": rule.scope.to_dict(), **found.evidence()}
