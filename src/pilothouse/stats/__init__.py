@@ -1,4 +1,6 @@
-"""Statistics that stay valid under continuous monitoring, for canaries, online evaluations and alerts.
+"""Statistics for canaries, online evaluations, alerts and offline evaluations.
+
+Under continuous monitoring:
 
 - `sequential`: the mixture sequential probability ratio test (mSPRT) and its always-valid confidence bounds
   for a difference of means: look after every request if you like, the chance of ever rejecting a true null
@@ -8,6 +10,14 @@
 - `clustered`: the time-stratified difference of two arms' means with a cluster-robust variance (clusters:
   end users, whose requests are correlated when traffic is sticky per user).
 - `effect`: minimum effect sizes (absolute and relative to the baseline).
+
+For fixed samples (evaluation runs):
+- `bootstrap`: BCa bootstrap intervals of an aggregate of per-item scores.
+- `paired`: two variants on the same items: the difference with its interval, a sign-flip permutation p-value and
+  effect sizes.
+- `multiple`: Holm and Benjamini-Hochberg corrections when many metrics are compared.
+- `agreement`: confusion matrices, Cohen's (weighted) kappa, Spearman's rho and Fleiss' kappa, for judge
+  calibration against people and judge stability over repeated runs.
 """
 
 from pilothouse.stats.clustered import ArmSummary, DifferenceEstimate, stratified_difference
