@@ -56,6 +56,13 @@ RULES = (
     Rule("embeddings", ("gateway", "server", "prompts", "cli"), "shared by the cache, and by RAG and evals later"),
     Rule("vectors", ("gateway", "server", "prompts", "cli"), "shared by the cache, and by RAG later"),
     Rule("server", ("cli",), "the HTTP face does not use the command line's code"),
+    Rule("datasets", ("gateway", "server", "cli", "sdk", "prompts"), "datasets are data: evaluation and RAG read them"),
+    Rule("evals", ("server", "cli", "sdk"), "evaluation runs for the HTTP API, the CLI and the SDK alike"),
+    Rule(
+        "testing",
+        ("server", "cli", "gateway", "store"),
+        "the pytest plugin runs inside users' own suites, with no server or store",
+    ),
     Rule("sdk", ("server", "gateway", "store"), "the SDK is a client over HTTP: none of the server side"),
     Rule("tracing", ("server", "cli", "gateway"), "every capability records traces; tracing knows none of them"),
     Rule(

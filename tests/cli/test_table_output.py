@@ -105,7 +105,8 @@ def _leaves(group: Any, ctx: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
 def test_every_command_that_prints_data_takes_json() -> None:
     root = typer.main.get_command(app)
     commands = dict(_leaves(root, typer.Context(root), []))
-    no_data = {"up", "version"}  # a server's log, a version string
+    # a server's log, a version string, a dataset file (JSONL or CSV), a Markdown report, a person's answers
+    no_data = {"up", "version", "dataset pull", "eval report", "eval annotate"}
     missing = [name for name, c in commands.items() if name not in no_data and "--json" not in _flags(c)]
     assert missing == []
     assert len(commands) > 30

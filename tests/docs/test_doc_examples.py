@@ -50,6 +50,9 @@ PAGES = [
     "docs/architecture.md",
     "docs/traces-query.md",
     "docs/monitors.md",
+    "docs/evaluation-metrics.md",
+    "docs/datasets.md",
+    "docs/evaluation.md",
     "docs/benchmarks.md",
 ]
 """Every page, in the order its examples run."""

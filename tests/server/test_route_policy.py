@@ -23,12 +23,15 @@ from typing import Any
 import fastapi.routing
 import httpx
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from pilothouse.config import Deployment, LocalModelSettings, ModelEntry, Settings
+from pilothouse.datasets.items import validate_items
 from pilothouse.server.app import create_app
 from pilothouse.server.gateway_asgi import FAST_PATHS
 from pilothouse.store.keys import ROLES
+from pilothouse.store.tables import experiments
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "security.md"
@@ -129,6 +132,7 @@ class Tenant:
     keys: dict[str, str] = field(default_factory=dict)
     key_ids: dict[str, str] = field(default_factory=dict)
     trace_id: str = ""
+    experiment_id: str = ""
     budget_id: str = ""
     limit_id: str = ""
 
@@ -144,6 +148,18 @@ class Tenant:
     def tool(self) -> str:
         return f"{self.name}-tool"  # a tool name only this project has
 
+    @property
+    def drift_rule(self) -> str:
+        return f"{self.name}-drift"  # an input_drift monitor rule only this project has
+
+    @property
+    def queue(self) -> str:
+        return f"{self.name}-queue"  # an annotation queue only this project has
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.name}-dataset"  # a dataset name only this project has
+
     def secrets(self) -> set[str]:
         """Strings that may only appear in answers given to this project's keys (or to an owner)."""
         return {
@@ -153,6 +169,10 @@ class Tenant:
             self.prompt,
             self.policy,
             self.tool,
+            self.dataset,
+            self.queue,
+            self.drift_rule,
+            self.experiment_id,
             self.budget_id,
             self.limit_id,
             *self.key_ids.values(),
@@ -208,6 +228,12 @@ class World:
             "POST", "/api/limits", json={"scope": "project", "subject": tenant.name, "rpm": 100_000}
         )["id"]
         self.ok("POST", "/api/tools", owner, json={"tools": [{"name": tenant.tool, "risk": "low"}]})
+        self.ok("POST", "/api/evals/datasets", owner, json={"name": tenant.dataset, "items": [{"input": "q"}]})
+        self.ok("POST", "/api/evals/datasets", owner, json={"name": EVAL_DATA, "items": [{"input": "q"}]})
+        tenant.experiment_id = self.finished_experiment(tenant)
+        self.ok("POST", "/api/evals/queues", owner, json={"name": tenant.queue, "score": QUEUE_SCORE})
+        self.ok("POST", "/api/monitors/rules", owner, json={"name": tenant.drift_rule, "metric": "input_drift"})
+        self.ok("POST", f"/api/evals/queues/{tenant.queue}/items", owner, json={"trace_ids": [tenant.trace_id]})
 
     def new_budget(self, tenant: Tenant) -> str:
         body = {"scope": "user", "subject": self.unique("user"), "usd": "50", "mode": "soft", "project": tenant.name}
@@ -244,10 +270,65 @@ class World:
         self.ok("POST", "/api/monitors/online-eval", tenant.keys["owner"], json=body)
         return name
 
+    def finished_experiment(self, tenant: Tenant) -> str:
+        """A finished run of the tenant's dataset on the fake model."""
+        started = self.ok("POST", "/api/evals/experiments", tenant.keys["owner"], json=experiment_body())
+        deadline = time.monotonic() + 30
+        while self.ok("GET", f"/api/evals/experiments/{started['id']}", tenant.keys["owner"])["status"] == "running":
+            assert time.monotonic() < deadline, "the walk's experiment did not finish"
+            time.sleep(0.05)
+        experiment_id: str = started["id"]
+        return experiment_id
+
+    def failed_experiment(self, tenant: Tenant) -> str:
+        """A finished run marked failed in the store, so `resume` takes it (it has nothing left to run)."""
+        experiment_id = self.finished_experiment(tenant)
+        store = self.http.app.api.state.pilothouse.store  # type: ignore[attr-defined]
+        with store.begin() as conn:
+            conn.execute(update(experiments).where(experiments.c.id == experiment_id).values(status="failed"))
+        return experiment_id
+
+    def function_experiment(self, tenant: Tenant, *, uploaded: bool = False) -> str:
+        """A run of a client-side function on the tenant's data, waiting for its outputs (or with them all)."""
+        body = {**experiment_body(), "variants": [{"name": "f", "function": "app.answer"}]}
+        experiment_id: str = self.ok("POST", "/api/evals/experiments", tenant.keys["owner"], json=body)["id"]
+        if uploaded:
+            path = f"/api/evals/experiments/{experiment_id}/results"
+            self.ok("POST", path, tenant.keys["owner"], json=upload_body())
+        return experiment_id
+
+    def open_task(self, tenant: Tenant) -> str:
+        """The path of an open annotation task of the tenant (in a queue of its own)."""
+        owner = tenant.keys["owner"]
+        queue = self.unique(f"{tenant.name}-walk-queue")
+        self.ok("POST", "/api/evals/queues", owner, json={"name": queue, "score": QUEUE_SCORE})
+        self.ok("POST", f"/api/evals/queues/{queue}/items", owner, json={"trace_ids": [tenant.trace_id]})
+        task_id = self.ok("GET", f"/api/evals/queues/{queue}/next", owner)["task"]["id"]
+        return f"/api/evals/queues/{queue}/tasks/{task_id}"
+
     def new_limit(self, tenant: Tenant) -> str:
         body = {"scope": "model", "subject": CHAT, "rpm": 100_000, "project": tenant.name}
         limit_id: str = self.ok("POST", "/api/limits", json=body)["id"]
         return limit_id
+
+
+QUEUE_SCORE = {"name": "helpful", "data_type": "boolean"}
+EVAL_DATA = "walk-eval-data"
+"""A dataset every tenant has under this name, for experiments started by any key of its project."""
+
+
+def experiment_body() -> dict[str, Any]:
+    return {
+        "name": "walk-run",
+        "dataset": EVAL_DATA,
+        "variants": [{"name": "m", "model": CHAT}],
+        "metrics": [{"name": "contains", "options": {"value": "x"}}],
+    }
+
+
+def upload_body() -> dict[str, Any]:
+    """The function variant's output for the one item of EVAL_DATA."""
+    return {"variant": "f", "results": [{"item_id": validate_items([{"input": "q"}])[0]["id"], "output": "x"}]}
 
 
 def otlp_request() -> dict[str, Any]:
@@ -459,6 +540,12 @@ RECIPES: dict[str, Walk] = {
     "DELETE /api/monitors/rules/{name}": Walk(
         lambda w, t: Call("DELETE", f"/api/monitors/rules/{w.new_monitor_rule(t)}"), REF
     ),
+    "PUT /api/monitors/rules/{name}/reference": Walk(
+        lambda w, t: Call("PUT", f"/api/monitors/rules/{t.drift_rule}/reference", json={"trailing": True}), REF
+    ),
+    "GET /api/monitors/rules/{name}/drift": Walk(
+        lambda w, t: Call("GET", f"/api/monitors/rules/{t.drift_rule}/drift"), REF
+    ),
     "GET /api/monitors/alerts": Walk(lambda w, t: Call("GET", "/api/monitors/alerts"), NO_REF),
     "POST /api/monitors/online-eval": Walk(
         lambda w, t: Call(
@@ -471,6 +558,78 @@ RECIPES: dict[str, Walk] = {
     "GET /api/monitors/online-eval": Walk(lambda w, t: Call("GET", "/api/monitors/online-eval"), NO_REF),
     "DELETE /api/monitors/online-eval/{name}": Walk(
         lambda w, t: Call("DELETE", f"/api/monitors/online-eval/{w.new_sampling_rule(t)}"), REF
+    ),
+    # datasets belong to the caller's project: another project's dataset name is a 404, as a missing one
+    "POST /api/evals/datasets": Walk(
+        lambda w, t: Call("POST", "/api/evals/datasets", json={"name": "walk-dataset", "items": [{"input": "x"}]}),
+        NO_REF,
+    ),
+    "GET /api/evals/datasets": Walk(lambda w, t: Call("GET", "/api/evals/datasets"), NO_REF),
+    "GET /api/evals/datasets/{name}": Walk(lambda w, t: Call("GET", f"/api/evals/datasets/{t.dataset}"), REF),
+    "GET /api/evals/datasets/{name}/versions": Walk(
+        lambda w, t: Call("GET", f"/api/evals/datasets/{t.dataset}/versions"), REF
+    ),
+    "GET /api/evals/datasets/{name}/items": Walk(
+        lambda w, t: Call("GET", f"/api/evals/datasets/{t.dataset}/items"), REF
+    ),
+    # items come from the caller's own traces, into a dataset of the caller's project, whatever it is aimed at
+    "POST /api/evals/datasets/{name}/from-traces": Walk(
+        lambda w, t: Call("POST", "/api/evals/datasets/walk-from-traces/from-traces", json={"limit": 1, "model": CHAT}),
+        NO_REF,
+    ),
+    # experiments run on a dataset of the caller's project; another project's run id is a 404, as a missing one
+    "POST /api/evals/experiments": Walk(
+        lambda w, t: Call("POST", "/api/evals/experiments", json=experiment_body()), NO_REF
+    ),
+    "GET /api/evals/experiments": Walk(lambda w, t: Call("GET", "/api/evals/experiments"), NO_REF),
+    "GET /api/evals/experiments/{experiment_id}": Walk(
+        lambda w, t: Call("GET", f"/api/evals/experiments/{t.experiment_id}"), REF
+    ),
+    "GET /api/evals/experiments/{experiment_id}/results": Walk(
+        lambda w, t: Call("GET", f"/api/evals/experiments/{t.experiment_id}/results"), REF
+    ),
+    "GET /api/evals/experiments/{experiment_id}/compare": Walk(
+        lambda w, t: Call(
+            "GET", f"/api/evals/experiments/{t.experiment_id}/compare", params={"baseline": "m", "candidate": "m"}
+        ),
+        REF,
+    ),
+    "POST /api/evals/experiments/{experiment_id}/results": Walk(
+        lambda w, t: Call("POST", f"/api/evals/experiments/{w.function_experiment(t)}/results", json=upload_body()),
+        REF,
+    ),
+    "POST /api/evals/experiments/{experiment_id}/finish": Walk(
+        lambda w, t: Call("POST", f"/api/evals/experiments/{w.function_experiment(t, uploaded=True)}/finish"), REF
+    ),
+    "GET /api/evals/experiments/{experiment_id}/calibration": Walk(
+        lambda w, t: Call(
+            "GET",
+            f"/api/evals/experiments/{t.experiment_id}/calibration",
+            params={"metric": "contains", "label": "human"},
+        ),
+        REF,
+    ),
+    # annotation queues belong to the caller's project
+    "POST /api/evals/queues": Walk(
+        lambda w, t: Call("POST", "/api/evals/queues", json={"name": w.unique("walk-q"), "score": QUEUE_SCORE}),
+        NO_REF,
+    ),
+    "GET /api/evals/queues": Walk(lambda w, t: Call("GET", "/api/evals/queues"), NO_REF),
+    "POST /api/evals/queues/{name}/items": Walk(
+        lambda w, t: Call("POST", f"/api/evals/queues/{t.queue}/items", json={"trace_ids": [t.trace_id]}), REF
+    ),
+    "GET /api/evals/queues/{name}/next": Walk(lambda w, t: Call("GET", f"/api/evals/queues/{t.queue}/next"), REF),
+    "POST /api/evals/queues/{name}/tasks/{task_id}": Walk(
+        lambda w, t: Call("POST", w.open_task(t), json={"value": True}), REF
+    ),
+    "POST /api/evals/experiments/{experiment_id}/resume": Walk(
+        lambda w, t: Call("POST", f"/api/evals/experiments/{w.failed_experiment(t)}/resume"), REF
+    ),
+    "POST /api/evals/datasets/{name}/splits": Walk(
+        lambda w, t: Call(
+            "POST", f"/api/evals/datasets/{t.dataset}/splits", json={"fractions": {"train": 0.5, "test": 0.5}}
+        ),
+        REF,
     ),
 }
 

@@ -39,6 +39,8 @@ class PilothouseGroup(LazyGroup):
         "tools": "pilothouse.cli.tools:tools_app",
         "policy": "pilothouse.cli.policy:policy_app",
         "monitors": "pilothouse.cli.monitors:monitors_app",
+        "dataset": "pilothouse.cli.dataset:dataset_app",
+        "eval": "pilothouse.cli.evals:eval_app+pilothouse.cli.annotate",
     }
     order = ("up", *lazy, "version")
 

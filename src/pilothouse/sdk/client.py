@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.sdk.annotations import AnnotationsMixin
 from pilothouse.sdk.budgets import BudgetsMixin
 from pilothouse.sdk.cache import CacheMixin
 from pilothouse.sdk.costs import CostsMixin
+from pilothouse.sdk.datasets import DatasetsMixin
+from pilothouse.sdk.experiments import ExperimentsMixin
 from pilothouse.sdk.prompts import PromptsMixin
 from pilothouse.sdk.trace_review import TraceReviewMixin
 
@@ -49,7 +52,16 @@ def default_api_key(data_dir: Path | None = None) -> str | None:
         return None
 
 
-class Pilothouse(PromptsMixin, CostsMixin, BudgetsMixin, CacheMixin, TraceReviewMixin):
+class Pilothouse(
+    PromptsMixin,
+    CostsMixin,
+    BudgetsMixin,
+    CacheMixin,
+    TraceReviewMixin,
+    DatasetsMixin,
+    ExperimentsMixin,
+    AnnotationsMixin,
+):
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or default_api_key()

@@ -27,12 +27,15 @@ from pilothouse.errors import ApiError
 from pilothouse.gateway.limits.store import LimitStoreUnavailable
 from pilothouse.monitors.runner import MonitorRunner
 from pilothouse.prompts.rollout.canary_monitor import CanaryMonitor
+from pilothouse.server.api import annotations as annotation_queues
 from pilothouse.server.api import (
     audit,
     budgets,
     cache,
     capture,
     costs,
+    datasets,
+    experiments,
     feedback,
     ingest,
     keys,
@@ -243,6 +246,9 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (policies.router, (400, 404)),
         (tools.router, (400, 404)),
         (monitors.router, (400, 404, 409)),
+        (datasets.router, (400, 404)),
+        (experiments.router, (400, 404, 409)),
+        (annotation_queues.router, (400, 404, 409)),
         (otlp.router, (400,)),  # POST /v1/traces (OTLP/HTTP); its 415 is declared on the route
     ):
         api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))
