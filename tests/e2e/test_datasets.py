@@ -6,9 +6,7 @@ works in projects of its own on the session server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +20,8 @@ from openai import OpenAI
 
 from pilothouse.sdk.client import Pilothouse, PilothouseError
 from tests.e2e import assert_clean_log
-from tests.support.servers import REPO, RunningServer
+from tests.support.cli_process import cli_fails, cli_json, cli_ok, run_cli
+from tests.support.servers import RunningServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -56,23 +55,16 @@ class Project:
     """customer -> the answer the gateway gave through the prompt."""
 
     def cli(self, *args: str, role: str = "developer") -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
-        cmd = [sys.executable, "-m", "pilothouse", *args, "--url", self.server.url, "--api-key", self.keys[role]]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+        return run_cli(self.server, self.keys[role], *args)
 
     def ok(self, *args: str, role: str = "developer") -> str:
-        result = self.cli(*args, role=role)
-        assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-        return result.stdout
+        return cli_ok(self.server, self.keys[role], *args)
 
     def json(self, *args: str, role: str = "developer") -> Any:
-        return json.loads(self.ok(*args, "--json", role=role))
+        return cli_json(self.server, self.keys[role], *args)
 
     def fails(self, *args: str, role: str = "developer") -> str:
-        result = self.cli(*args, role=role)
-        assert result.returncode != 0, f"{args} succeeded:\n{result.stdout}"
-        assert "Traceback" not in result.stderr
-        return result.stderr
+        return cli_fails(self.server, self.keys[role], *args)
 
 
 def _project(http: httpx.Client, name: str) -> dict[str, str]:

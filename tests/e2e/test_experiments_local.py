@@ -6,9 +6,6 @@ The module works in a project of its own on the session server."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,8 @@ import pytest
 
 from pilothouse.sdk.client import Pilothouse, PilothouseError
 from tests.e2e import assert_clean_log
-from tests.support.servers import REPO, RunningServer
+from tests.support.cli_process import cli_ok
+from tests.support.servers import RunningServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -42,16 +40,8 @@ WORDS = [
 ]  # fmt: skip
 
 
-def _cli(server: RunningServer, key: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
-    cmd = [sys.executable, "-m", "pilothouse", *args, "--url", server.url, "--api-key", key]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
-
-
 def _ok(server: RunningServer, key: str, *args: str) -> str:
-    result = _cli(server, key, *args)
-    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return cli_ok(server, key, *args)
 
 
 def test_two_prompt_versions_on_thirty_items(server: RunningServer, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +25,8 @@ from aiohttp import web
 
 import pilothouse
 from pilothouse.sdk.client import Pilothouse, PilothouseError
-from tests.support.servers import REPO, RunningServer, start_server
+from tests.support.cli_process import run_cli
+from tests.support.servers import RunningServer, start_server
 from tests.support.threaded_upstream import ThreadedUpstream
 
 pytestmark = [pytest.mark.slow]
@@ -208,12 +208,8 @@ def test_the_gate_fails_a_regression_and_passes_an_equal_candidate(upstream: Cou
 
 
 def _cli(server: RunningServer, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
-    cmd = [sys.executable, "-m", "pilothouse", *args, "--url", server.url, "--api-key", server.admin_key]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
-    assert "Traceback" not in result.stderr, result.stderr
-    if check:
-        assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+    result = run_cli(server, server.admin_key, *args)
+    assert not check or result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
     return result
 
 

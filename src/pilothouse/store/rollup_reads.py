@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from pilothouse.store.rollups import _COUNTERS, _KEY, _TTFT, HOUR, LATENCY_BOUNDS_MS, MINUTE, Counters
+from pilothouse.store.rollups import _COUNTERS, _KEY, _TTFT, HOUR, MINUTE, Counters, histogram_percentile
 from pilothouse.store.rollups import _from_rows as _counters_from_rows
 from pilothouse.store.rollups import _pieces as _window_pieces
 from pilothouse.store.tables import trace_rollups, traces
@@ -42,17 +42,9 @@ def ttft_percentile(counters: Counters, q: float) -> float | None:
     None with no streamed calls, or when the histogram does not hold them all (rows counted before migration
     0015: `rollups.rebuild` recounts them)."""
     counts = [int(counters.values[name]) for name in _TTFT]
-    total = sum(counts)
-    if not total or total != int(counters.values["ttft_count"]):
+    if sum(counts) != int(counters.values["ttft_count"]):
         return None
-    rank, seen, low = q / 100.0 * total, 0, 0.0
-    for i, count in enumerate(counts):
-        high = LATENCY_BOUNDS_MS[i] if i < len(LATENCY_BOUNDS_MS) else max(low * 2, low + 1.0)
-        if count and seen + count >= rank:
-            return round(low + (high - low) * max(rank - seen, 0.0) / count, 3)
-        seen += count
-        low = high
-    return round(low, 3)
+    return histogram_percentile(counts, q)
 
 
 def open_end(conn: Connection, project_ids: Sequence[str] | None) -> float:

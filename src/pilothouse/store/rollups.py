@@ -69,6 +69,22 @@ GROUPS = {"key": "api_key_id", "project": "project_id", "model": "model", "promp
 """What a summary can group by (the cost report's groups, less the end user: too many to pre-aggregate)."""
 
 
+def histogram_percentile(counts: Sequence[int], q: float) -> float | None:
+    """An estimate of the q-th percentile (0-100) from counts per `LATENCY_BOUNDS_MS` bucket (the last one open):
+    linear within the bucket; None when the histogram is empty."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank, seen, low = q / 100.0 * total, 0, 0.0
+    for i, count in enumerate(counts):
+        high = LATENCY_BOUNDS_MS[i] if i < len(LATENCY_BOUNDS_MS) else max(low * 2, low + 1.0)
+        if count and seen + count >= rank:
+            return round(low + (high - low) * max(rank - seen, 0.0) / count, 3)
+        seen += count
+        low = high
+    return round(low, 3)
+
+
 @dataclass(slots=True)
 class Counters:
     """The additive counters of one rollup row (or of a sum of them)."""
@@ -82,18 +98,7 @@ class Counters:
 
     def latency_percentile(self, q: float) -> float | None:
         """An estimate of the q-th percentile (0-100) of latency: linear within the histogram bucket."""
-        counts = [int(self.values[name]) for name in _LAT]
-        total = sum(counts)
-        if not total:
-            return None
-        rank, seen, low = q / 100.0 * total, 0, 0.0
-        for i, count in enumerate(counts):
-            high = LATENCY_BOUNDS_MS[i] if i < len(LATENCY_BOUNDS_MS) else max(low * 2, low + 1.0)
-            if count and seen + count >= rank:
-                return round(low + (high - low) * max(rank - seen, 0.0) / count, 3)
-            seen += count
-            low = high
-        return round(low, 3)
+        return histogram_percentile([int(self.values[name]) for name in _LAT], q)
 
     def to_dict(self) -> dict[str, Any]:
         v = self.values
