@@ -147,6 +147,8 @@ def test_a_killed_run_resumes_without_paying_twice(upstream: CountingUpstream, t
             assert final["status"] == "done", final
             assert final["progress"] == {"done": 2 * ITEMS, "errors": 0, "total": 2 * ITEMS}
             assert final["summary"]["a"]["metrics"]["exact_match"]["mean"]["estimate"] == 1.0
+            polled = ph.get_experiment(run["id"], summary=False)  # what polling reads: no intervals computed
+            assert polled["summary"] is None and polled["progress"] == final["progress"]
             rows = ph.experiment_results(run["id"])
     finally:
         server.stop()

@@ -146,13 +146,10 @@ def evaluate(
 def _after_server_variants(ph: Pilothouse, run_id: str) -> dict[str, Any]:
     """The run once every item has a result (the server's variants run on the server) or it ended otherwise."""
     while True:
-        found: dict[str, Any] = ph.get_experiment(run_id)
+        found: dict[str, Any] = ph.get_experiment(run_id, summary=False)  # polls skip the intervals' CPU
         progress = found["progress"]
-        if (
-            found["status"] not in ("running", "interrupted")
-            or progress["done"] + progress["errors"] >= progress["total"]
-        ):
-            return found
+        if found["status"] != "running" or progress["done"] + progress["errors"] >= progress["total"]:
+            return ph.get_experiment(run_id)
         time.sleep(0.5)
 
 

@@ -55,8 +55,10 @@ class ExperimentsMixin:
         result: dict[str, Any] = self.request("POST", "/api/evals/experiments", json=body)
         return result
 
-    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/evals/experiments/{experiment_id}")
+    def get_experiment(self, experiment_id: str, *, summary: bool = True) -> dict[str, Any]:
+        """The run: status, progress, spend and (unless `summary=False`) each variant's metrics with intervals."""
+        params = {} if summary else {"summary": "false"}
+        result: dict[str, Any] = self.request("GET", f"/api/evals/experiments/{experiment_id}", params=params)
         return result
 
     def list_experiments(self, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -102,11 +104,11 @@ class ExperimentsMixin:
         """Poll until the run is done, capped, failed or interrupted; TimeoutError after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            found = self.get_experiment(experiment_id)
+            found = self.get_experiment(experiment_id, summary=False)  # polls skip the intervals' CPU
             if on_progress is not None:
                 on_progress(found)
             if found["status"] in FINAL:
-                return found
+                return self.get_experiment(experiment_id)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"experiment {experiment_id} still {found['status']} after {timeout_s:g} s")
             time.sleep(poll_s)

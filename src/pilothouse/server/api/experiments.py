@@ -64,7 +64,7 @@ def _items(
     return dataset, version, items
 
 
-def _view(experiment: repo.ExperimentRow, rows: list[repo.ResultRow]) -> dict[str, Any]:
+def _view(experiment: repo.ExperimentRow, rows: list[repo.ResultRow], *, summary: bool = True) -> dict[str, Any]:
     spec = ExperimentSpec.model_validate(experiment.spec)
     variants = [v.name for v in spec.variants]
     total = experiment.item_count * len(variants)
@@ -87,7 +87,7 @@ def _view(experiment: repo.ExperimentRow, rows: list[repo.ResultRow]) -> dict[st
         "error": experiment.error,
         "created_at": experiment.created_at,
         "finished_at": experiment.finished_at,
-        "summary": summarise(rows, variants, metric_keys(spec)),
+        "summary": summarise(rows, variants, metric_keys(spec)) if summary else None,
     }
 
 
@@ -199,11 +199,18 @@ def _found(
 
 
 @router.get("/{experiment_id}")
-async def show_experiment(experiment_id: str, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+async def show_experiment(
+    experiment_id: str,
+    state: StateDep,
+    principal: PrincipalDep,
+    summary: Annotated[
+        bool, Query(description="false: status, progress and spend only (for polling; the intervals cost CPU).")
+    ] = True,
+) -> dict[str, Any]:
     """Status, progress, spend, and per variant and metric the mean and pass rate with 95% intervals."""
     require_role(principal, "viewer")
     experiment, rows = await asyncio.to_thread(_found, state, principal, experiment_id)
-    return _view(experiment, rows)
+    return await asyncio.to_thread(_view, experiment, rows, summary=summary)
 
 
 @router.get("/{experiment_id}/results")
