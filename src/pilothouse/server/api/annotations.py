@@ -22,6 +22,7 @@ from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.state import AppState
 from pilothouse.store import annotations as repo
+from pilothouse.store import datasets as dataset_repo
 from pilothouse.store import experiments as experiment_repo
 from pilothouse.store.scores import add_score
 from pilothouse.store.traces import get_trace
@@ -169,8 +170,6 @@ def _material(state: AppState, principal: Principal, task: repo.TaskRow) -> dict
             experiment = experiment_repo.get_experiment(conn, principal.project_id, task.experiment_id)
             rows = [] if experiment is None else experiment_repo.results(conn, experiment.id, variant=task.variant)
             row = next((r for r in rows if r.item_id == task.item_id), None)
-            from pilothouse.store import datasets as dataset_repo
-
             item: dict[str, Any] = {}
             if experiment is not None:
                 version = dataset_repo.get_version(conn, experiment.dataset_id, experiment.dataset_version)
