@@ -31,6 +31,8 @@ _BUILTIN: dict[str, str] = {
     "equals": "pilothouse.evals.metrics.text_match:Equals",
     "fuzzy_match": "pilothouse.evals.metrics.text_match:FuzzyMatch",
     "rouge_l": "pilothouse.evals.metrics.text_match:RougeL",
+    "bleu": "pilothouse.evals.metrics.reference:Bleu",
+    "semantic_similarity": "pilothouse.evals.metrics.reference:SemanticSimilarity",
     "json_schema": "pilothouse.evals.metrics.structure:JsonSchema",
     "numeric": "pilothouse.evals.metrics.structure:Numeric",
     "length": "pilothouse.evals.metrics.structure:Length",
