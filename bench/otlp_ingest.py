@@ -43,7 +43,6 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from sqlalchemy import create_engine, text
 
 from pilothouse.gateway.pricing import default_price_book
 from pilothouse.otel.anyvalue import add_attributes
@@ -51,12 +50,12 @@ from pilothouse.otel.genai_map import SpanMapper
 from pilothouse.otel.ingest import PROTOBUF, Batch, decode, to_traces
 from pilothouse.otel.ingest_store import store_batch
 from pilothouse.otel.span_costs import SpanCosts
-from pilothouse.store.engine import Store, open_store
+from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
 from pilothouse.tracing import span_table
 from pilothouse.tracing.model import TraceRecord
+from scratch_stores import scratch_store, server_cpu
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BATCH, TRACE_SPANS, TARGET = 512, 8, 15_000
 MESSAGES_IN = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Where is parcel P-123?"}]}])
 MESSAGES_OUT = json.dumps(
@@ -128,25 +127,6 @@ class Clock:
         self.wall += time.perf_counter() - w
         self.cpu += time.process_time() - c
         self.server += self._server_cpu() - s
-
-
-def _postgres_cpu(store: Store) -> Callable[[], float]:
-    """CPU seconds of the server processes serving this database (only when PostgreSQL runs on this machine)."""
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu() -> float:
-        with store.connect() as conn:
-            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
-            total = 0.0
-            for pid in pids:
-                try:
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    return float("nan")
-                total += (int(fields[11]) + int(fields[12])) / tick
-        return total
-
-    return cpu
 
 
 def _per_core(spans: int, clock: Clock) -> float:
@@ -278,24 +258,8 @@ def main() -> None:
     if sdk is not None:
         print(f"peer: opentelemetry-sdk creates and exports {sdk:,.0f} spans/s of CPU (InMemorySpanExporter)")
     for backend in args.backend or ["sqlite"]:
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                store = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-                run(store, "sqlite", args.spans, http=args.http, server_cpu=lambda: 0.0)
-                store.dispose()
-            continue
-        name = f"bench_otlp_{secrets.token_hex(4)}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            store = open_store(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
-            run(store, "postgresql", args.spans, http=args.http, server_cpu=_postgres_cpu(store))
-            store.dispose()
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        with scratch_store(backend, "bench_otlp") as store:
+            run(store, backend, args.spans, http=args.http, server_cpu=server_cpu(store))
 
 
 if __name__ == "__main__":

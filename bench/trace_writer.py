@@ -16,22 +16,18 @@ the database schema is made by the code under test.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
-from pilothouse.store.engine import Store, open_store
+from pilothouse.store.engine import Store
 from pilothouse.store.projects import create_project
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import StoreSink
+from scratch_stores import scratch_store, server_cpu
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 QUESTION = "What is the refund policy for orders shipped abroad, and how long does it take?"
 ANSWER = "Orders shipped abroad can be refunded within 30 days; the refund reaches you in 5 to 10 business days."
 
@@ -74,23 +70,6 @@ def gateway_trace(project_id: str, key_id: str) -> TraceRecord:
     return trace
 
 
-def _server_cpu(store: Store) -> Callable[[], float]:
-    if store.dialect != "postgresql":
-        return lambda: 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu() -> float:
-        with store.connect() as conn:
-            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
-            total = 0.0
-            for pid in pids:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / tick
-        return total
-
-    return cpu
-
-
 def measure(store: Store, label: str, traces: int, batch: int) -> None:
     with store.begin() as conn:
         project = create_project(conn, f"bench-{secrets.token_hex(3)}").id
@@ -99,7 +78,7 @@ def measure(store: Store, label: str, traces: int, batch: int) -> None:
         try:
             sink._store_all([gateway_trace(project, "key") for _ in range(batch)])  # warm: statements, caches
             groups = [[gateway_trace(project, "key") for _ in range(batch)] for _ in range(max(traces // batch, 1))]
-            server = _server_cpu(store)
+            server = server_cpu(store)
             w, c, s = time.perf_counter(), time.process_time(), server()
             for group in groups:
                 sink._store_all(group)
@@ -121,26 +100,9 @@ def main() -> None:
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
     for backend in args.backend or ["sqlite"]:
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                store = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-                for batch in args.batch or [1, 32]:
-                    measure(store, "sqlite", args.traces, batch)
-                store.dispose()
-            continue
-        name = f"bench_writer_{secrets.token_hex(4)}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            store = open_store(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+        with scratch_store(backend, "bench_writer") as store:
             for batch in args.batch or [1, 32]:
-                measure(store, "postgresql", args.traces, batch)
-            store.dispose()
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+                measure(store, backend, args.traces, batch)
 
 
 if __name__ == "__main__":
