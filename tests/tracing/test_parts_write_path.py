@@ -83,9 +83,9 @@ def test_a_trace_whose_first_part_had_no_text_is_indexed_by_a_later_part(
     assert _found(store, "narwhal") == {trace_id}
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # PostgreSQL keeps a tsvector (positions, not text)
 def test_appended_text_stays_bounded_on_sqlite(store: Store, sink: StoreSink, project_id: str) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("PostgreSQL keeps a tsvector (positions, not text)")
+    assert store.dialect == "sqlite"
     trace_id = "ba" * 16
     long_words = "padding " * (MAX_DOCUMENT_CHARS // 8)
     sink.write_sync(_part(project_id, trace_id, source="sdk", words=long_words, start=T0))
