@@ -1,0 +1,1 @@
+"""Durable workflows: graphs of typed steps over a typed state, checkpointed, resumable, with approvals."""

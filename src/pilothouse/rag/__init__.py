@@ -1,0 +1,1 @@
+"""Retrieval-augmented generation: collections, ingestion, indexes, hybrid retrieval, packing, access control."""
