@@ -36,6 +36,7 @@ from pilothouse.gateway.stages.cache import CacheStage
 from pilothouse.gateway.stages.input_guard import InputGuardStage
 from pilothouse.gateway.stages.output_guard import OutputGuardStage
 from pilothouse.gateway.stages.prepare import PrepareStage
+from pilothouse.gateway.stages.rag import RagStage
 from pilothouse.gateway.stages.route import RouteStage
 from pilothouse.gateway.stages.settle import SettleStage
 from pilothouse.gateway.stages.tool_gate import ToolGateStage
@@ -53,6 +54,7 @@ def test_the_stage_list_is_the_request_path_of_the_architecture_doc() -> None:
     assert (
         TraceStage,
         SettleStage,
+        RagStage,
         PrepareStage,
         InputGuardStage,
         ToolGateStage,
@@ -67,6 +69,7 @@ def test_the_stage_list_is_the_request_path_of_the_architecture_doc() -> None:
     assert [name for name, _ in rows] == [
         "trace",
         "settle",
+        "rag",
         "prepare",
         "input_guard",
         "tool_gate",
@@ -226,6 +229,7 @@ async def test_a_whole_answer_runs_every_stage_and_settles_before_the_trace_is_s
     assert harness.spy.entered == [
         "trace",
         "settle",
+        "rag",
         "prepare",
         "inputguard",
         "toolgate",
@@ -261,7 +265,7 @@ async def test_a_refusal_at_admission_looks_nothing_up_and_calls_nothing(harness
     harness.spy.entered.clear()
     outcome = await harness.pipeline.run(harness.call())
     assert outcome.error is not None and outcome.error.code == "budget_exceeded"
-    assert harness.spy.entered == ["trace", "settle", "prepare", "inputguard", "toolgate", "admission"]
+    assert harness.spy.entered == ["trace", "settle", "rag", "prepare", "inputguard", "toolgate", "admission"]
     assert len(harness.provider().calls) == 1  # the first call's only
     assert harness.sink.traces[-1] is outcome.trace and len(harness.sink.traces) == 2
     assert outcome.trace.status == "error" and [s.kind for s in outcome.trace.spans] == ["guard"]
@@ -272,7 +276,7 @@ async def test_a_cache_hit_answers_without_the_route_stage(harness: Harness) -> 
     first = await harness.pipeline.run(harness.call(temperature=0))
     harness.spy.entered.clear()
     second = await harness.pipeline.run(harness.call(temperature=0))
-    assert harness.spy.entered == ["trace", "settle", "prepare", "inputguard", "toolgate", "admission", "cache"]
+    assert harness.spy.entered == ["trace", "settle", "rag", "prepare", "inputguard", "toolgate", "admission", "cache"]
     assert len(harness.provider().calls) == 1
     assert second.payload is not None and first.payload is not None
     assert second.payload["choices"] == first.payload["choices"]
@@ -297,7 +301,7 @@ async def test_a_body_the_face_refused_is_traced_and_nothing_else_runs(harness: 
     call.refusal = ApiError("the body did not arrive", status=408, code="body_read_timeout")
     outcome = await harness.pipeline.run(call)
     assert outcome.error is call.refusal
-    assert harness.spy.entered == ["trace", "settle", "prepare"]
+    assert harness.spy.entered == ["trace", "settle", "rag", "prepare"]
     (trace,) = harness.sink.traces
     assert [(s.kind, s.name, s.attributes["error.type"]) for s in trace.spans] == [
         ("step", "request", "body_read_timeout")

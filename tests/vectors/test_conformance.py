@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pilothouse.vectors import DimensionMismatch, FloatArray, MemoryVectorIndex, VectorHit, VectorIndex, VectorItem
+from pilothouse.vectors.filters import Filter
 
 IMPLEMENTATIONS: dict[str, Callable[[], VectorIndex]] = {
     "memory": MemoryVectorIndex,
@@ -256,3 +257,59 @@ def test_clear_drops_everything(index: VectorIndex) -> None:
     assert len(index) == 0
     assert index.search(direction(1), k=5, partition="a") == []
     assert index.search(direction(1), k=5, partition="b") == []
+
+
+def _tagged_items(n: int, dim: int, seed: int) -> list[VectorItem]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return [
+        VectorItem(
+            f"v{i}",
+            vectors[i],
+            metadata={
+                "team": ["a", "b", "c"][i % 3],
+                "n": i % 10,
+                "acl": ["g:x"] if i % 4 else ["*"],
+                "flag": i % 2 == 0,
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def _filtered_brute_force(items: list[VectorItem], query: FloatArray, k: int, where: Filter) -> list[VectorHit]:
+    return brute_force([item for item in items if where.matches(item.metadata)], query, k)
+
+
+FILTERS = [
+    Filter(equals={"team": "b"}),
+    Filter(equals={"flag": True}),
+    Filter(equals={"n": True}),  # a boolean never equals a number
+    Filter(one_of={"n": frozenset({1, 2, 3})}, ranges={"n": (2, None)}),
+    Filter(any_of={"acl": frozenset({"*"})}),
+    Filter(ranges={"n": (None, 0)}),
+    Filter(equals={"absent": 1}),
+]
+
+
+@pytest.mark.parametrize("where", FILTERS, ids=repr)
+def test_where_filters_inside_the_search(index: VectorIndex, where: Filter) -> None:
+    items = _tagged_items(400, 16, seed=7)
+    index.add(items)
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        query = rng.standard_normal(16).astype(np.float32)
+        for k in (1, 10, 500):
+            found = index.search(query, k=k, where=where)
+            assert_same_hits(found, _filtered_brute_force(items, query, k, where))
+    assert index.search(items[0].vector, k=5, where=Filter()) == index.search(items[0].vector, k=5)
+
+
+def test_where_returns_k_matches_when_the_best_are_rejected(index: VectorIndex) -> None:
+    d = direction(90)
+    index.add(VectorItem(f"hidden{i}", d + 0.01 * direction(100 + i), metadata={"acl": ["g:b"]}) for i in range(20))
+    index.add(VectorItem(f"seen{i}", direction(200 + i), metadata={"acl": ["g:a"]}) for i in range(20))
+    index.add([VectorItem("bare", d)])  # no metadata: never matches a condition
+    found = index.search(d, k=5, where=Filter(any_of={"acl": frozenset({"g:a"})}))
+    assert len(found) == 5 and all(h.id.startswith("seen") for h in found)
+    assert index.search(d, k=5, where=Filter(any_of={"acl": frozenset({"g:c"})})) == []

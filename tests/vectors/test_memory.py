@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pilothouse.vectors import FloatArray, MemoryVectorIndex, VectorItem
+from pilothouse.vectors.filters import Filter
 from pilothouse.vectors.memory import FLAT_MAX, hamming_cutoff
 from tests.vectors.conftest import near, unit
 
@@ -78,3 +79,30 @@ def test_dimension_given_at_construction_is_kept_after_clear() -> None:
     index.clear()
     with pytest.raises(ValueError, match="dimension 4 does not fit an index of dimension 8"):
         index.add([item("b", unit(2, dim=4))])
+
+
+def test_large_partition_filters_before_the_simhash_candidates_are_cut() -> None:
+    """Above FLAT_MAX, `where` narrows the candidates before the rerank cut: a selective filter is answered by an
+    exact scan of the allowed rows, a broad one through the SimHash pre-filter, both with k matches."""
+    rng = np.random.default_rng(11)
+    n = FLAT_MAX * 2 + 50
+    base = rng.standard_normal((n, 384)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    index = MemoryVectorIndex(max_per_partition=n + 10)
+    index.add(VectorItem(f"r{i}", base[i], metadata={"shard": i % 100, "even": i % 2 == 0}) for i in range(n))
+    rare = Filter(equals={"shard": 7})  # ~164 rows: exact over them
+    broad = Filter(equals={"even": True})  # half the rows: SimHash candidates, then the filter
+    for trial in range(10):
+        q = rng.standard_normal(384).astype(np.float32)
+        q /= np.linalg.norm(q)
+        exact = base @ q
+        for where, allowed in ((rare, np.arange(7, n, 100)), (broad, np.arange(0, n, 2))):
+            best = allowed[np.argsort(-exact[allowed])][:5]
+            found = index.search(q, k=5, where=where)
+            assert all(where.matches(h.metadata) for h in found)
+            if where is rare:
+                assert [h.id for h in found] == [f"r{i}" for i in best]
+        target = int(rng.integers(0, n // 2)) * 2
+        close = near(base[target], 0.95, seed=2000 + trial)
+        found = index.search(close, k=1, min_score=0.9, where=broad)
+        assert [h.id for h in found] == [f"r{target}"]

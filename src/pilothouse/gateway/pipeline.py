@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from pilothouse.gateway.admission import Admission
 from pilothouse.gateway.cache import ResponseCache
@@ -22,6 +23,7 @@ from pilothouse.gateway.stages.cache import CacheStage
 from pilothouse.gateway.stages.input_guard import InputGuardStage
 from pilothouse.gateway.stages.output_guard import OutputGuardStage
 from pilothouse.gateway.stages.prepare import PrepareStage
+from pilothouse.gateway.stages.rag import RagStage
 from pilothouse.gateway.stages.route import RouteStage
 from pilothouse.gateway.stages.settle import SettleStage
 from pilothouse.gateway.stages.tool_gate import ToolGateStage
@@ -31,9 +33,13 @@ from pilothouse.tools.rules import ToolRules
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import TraceSink
 
+if TYPE_CHECKING:
+    from pilothouse.rag.querying import RagQueries
+
 STAGES: tuple[StageFactory, ...] = (
     TraceStage,  # the trace is stored once, whatever happens (errors, cancellation, abandoned streams)
     SettleStage,  # reservations are replaced by what was used, on every path, before the trace is stored
+    RagStage,  # a `rag` object: retrieve for the caller, pack sources into the messages (before the cache keys)
     PrepareStage,  # validate, expand a prompt reference, resolve the model, capability and context checks
     InputGuardStage,  # guard policies' input rules (block, redact, flag, shadow); trace content redacted for storage
     # tool permissions (H6): outside the cache, which is shared by a project's keys while grants are per key
@@ -57,10 +63,13 @@ class Pipeline:
         cache: ResponseCache | None = None,
         tools: ToolRules | None = None,
         guards: PolicyEngine | None = None,
+        rag: RagQueries | None = None,
         stages: Sequence[StageFactory] = STAGES,
     ) -> None:
         self.gateway = gateway
-        self.services = Services(gateway, sink, admission, cache, guards=guards, tools=tools)
+        self.services = Services(gateway, sink, admission, cache, guards=guards, tools=tools, rag=rag)
+        if rag is not None:
+            rag.run_call = self.run  # rerank calls go through this pipeline
         self.stages: tuple[Stage, ...] = tuple(make(self.services) for make in stages)
         self._first = _chain(self.stages)
 

@@ -21,6 +21,7 @@ from pilothouse.otel.export import OtlpExporter
 from pilothouse.otel.receiver import OtlpReceiver
 from pilothouse.otel.span_costs import SpanCosts
 from pilothouse.prompts.registry.resolver import PromptResolver
+from pilothouse.rag.querying import RagQueries
 from pilothouse.server.auth import Authenticator
 from pilothouse.server.bootstrap import Bootstrap, bootstrap
 from pilothouse.store.engine import Store, open_store
@@ -92,7 +93,15 @@ def build_state(settings: Settings) -> AppState:
         boot=boot,
         admission=admission,
         ledger=ledger,
-        pipeline=Pipeline(gateway, sink, admission=admission, cache=cache, tools=tools, guards=guards),
+        pipeline=Pipeline(
+            gateway,
+            sink,
+            admission=admission,
+            cache=cache,
+            tools=tools,
+            guards=guards,
+            rag=RagQueries(store, settings.data_dir),
+        ),
         cache=cache,
         tools=tools,
         audit=audit,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pilothouse.vectors.filters import Filter
 from pilothouse.vectors.protocol import DimensionMismatch, FloatArray, VectorHit, VectorItem
 
 FLAT_MAX = 8192
@@ -161,21 +162,33 @@ class VectorPartition:
         self._meta.extend(item.metadata for item in items)
         self.n = end
 
-    def search(self, query: FloatArray, *, k: int, min_score: float, now: float) -> list[VectorHit]:
-        """Best first, each id once; `query` is a unit vector of this partition's dimension."""
+    def search(
+        self, query: FloatArray, *, k: int, min_score: float, now: float, where: Filter | None = None
+    ) -> list[VectorHit]:
+        """Best first, each id once; `query` is a unit vector of this partition's dimension. `where` is applied
+        before ranking (rows it rejects are never candidates), so k matching ids come back when k exist."""
         n = self.n
         if n == 0:
             return []
-        if n <= FLAT_MAX:
-            all_scores = self._vecs[:n] @ query
-            rows = np.flatnonzero(all_scores >= min_score)
-            scores = all_scores[rows]
+        allowed: npt.NDArray[np.intp] | None = None
+        if where is not None and not where.is_empty():
+            allowed = np.flatnonzero(np.fromiter((where.matches(m) for m in self._meta[:n]), np.bool_, count=n))
+        if n <= FLAT_MAX or (allowed is not None and allowed.size <= FLAT_MAX):
+            rows = np.arange(n) if allowed is None else allowed
+            all_scores = self._vecs[:n] @ query if allowed is None else self._vecs[rows] @ query
+            passing = np.flatnonzero(all_scores >= min_score)
+            rows, scores = rows[passing], all_scores[passing]
         else:
             qcode = simhash(query[None, :])[0]
             distance = _popcount(self._codes[0, :n] ^ qcode[0]).astype(np.uint16)
             for w in range(1, _WORDS):
                 distance += _popcount(self._codes[w, :n] ^ qcode[w])
-            rows = np.flatnonzero(distance <= hamming_cutoff(min_score))
+            near = distance <= hamming_cutoff(min_score)
+            if allowed is not None:
+                inside = np.zeros(n, dtype=np.bool_)
+                inside[allowed] = True
+                near &= inside
+            rows = np.flatnonzero(near)
             if rows.size > _MAX_RERANK:
                 rows = rows[np.argpartition(distance[rows], _MAX_RERANK)[:_MAX_RERANK]]
             scores = self._vecs[rows] @ query
@@ -288,7 +301,13 @@ class MemoryVectorIndex:
         return removed
 
     def search(
-        self, query: FloatArray, *, k: int, partition: str = "", min_score: float = -math.inf
+        self,
+        query: FloatArray,
+        *,
+        k: int,
+        partition: str = "",
+        min_score: float = -math.inf,
+        where: Filter | None = None,
     ) -> list[VectorHit]:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -299,7 +318,7 @@ class MemoryVectorIndex:
         if part is None:
             return []
         self.partitions.move_to_end(partition)
-        return part.search(q, k=k, min_score=min_score, now=time.time())
+        return part.search(q, k=k, min_score=min_score, now=time.time(), where=where)
 
     def clear(self) -> None:
         self.partitions.clear()

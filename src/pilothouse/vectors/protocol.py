@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from pilothouse.vectors.filters import Filter
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -72,10 +74,18 @@ class VectorIndex(Protocol):
         ...
 
     def search(
-        self, query: FloatArray, *, k: int, partition: str = "", min_score: float = -math.inf
+        self,
+        query: FloatArray,
+        *,
+        k: int,
+        partition: str = "",
+        min_score: float = -math.inf,
+        where: Filter | None = None,
     ) -> list[VectorHit]:
-        """Up to `k` (>= 1) unexpired ids with score >= `min_score`, best first, each id once. An unknown or
-        empty partition gives []; a query of the wrong dimension raises `DimensionMismatch`."""
+        """Up to `k` (>= 1) unexpired ids with score >= `min_score`, best first, each id once. `where` filters
+        inside the search by the items' metadata (see vectors/filters.py): only matching vectors are ranked,
+        so k matching ids come back when k exist. An unknown or empty partition gives []; a query of the wrong
+        dimension raises `DimensionMismatch`."""
         ...
 
     def clear(self) -> None:

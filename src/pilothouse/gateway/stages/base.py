@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pilothouse.errors import ApiError
 from pilothouse.gateway.admission import Admission, Ticket
@@ -23,6 +23,9 @@ from pilothouse.guards.policy.runtime import GuardState, PolicyEngine
 from pilothouse.tools.rules import ToolRules
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 from pilothouse.tracing.sink import TraceSink
+
+if TYPE_CHECKING:
+    from pilothouse.rag.querying import RagQueries
 
 Events = AsyncGenerator[bytes, None]
 """A streamed answer: SSE events (`data: {...}\\n\\n`), without the final `[DONE]`, which the caller sends
@@ -43,6 +46,8 @@ class Services:
     """None: no guard policies are run (a pipeline without a store)."""
     tools: ToolRules | None = None
     """The projects' tool rules (tools/rules.py); None: tool calls are not checked."""
+    rag: RagQueries | None = None
+    """Retrieval over the store's collections (rag/querying.py); None: chat requests with `rag` are refused."""
 
 
 @dataclass(slots=True, eq=False)

