@@ -17,6 +17,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "max_cost_usd": {"limit": "0.01"},
     "length": {"max_chars": 100},
     "llm_judge": {"criteria": "The answer is correct and complete."},
+    "policy_compliance": {"policy": "name: p\noutput:\n  - {scanner: pii, action: redact}\n"},
 }
 """The least a metric needs to be built (the others build with no options)."""
 
@@ -35,6 +36,7 @@ EXAMPLES = [
     Example(output='{"a": 1}', expected={"type": "object"}),
     Example(output="x" * 5000, input="?", context=("",)),
     Example(output="\u202e\u0000 ünïcödé 🙂 " * 20, expected=["a", "b"], context=("ünïcödé",)),
+    Example(output="He is right.", input="Is he right?", context=("Paris is big.",), retrieved=("", "Paris is big.")),
 ]
 
 

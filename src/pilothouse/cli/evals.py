@@ -27,7 +27,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _metric(text: str) -> dict[str, Any]:
+def metric_option(text: str) -> dict[str, Any]:
     """`NAME` or `NAME={json options}`."""
     name, sep, options = text.partition("=")
     if not sep:
@@ -135,7 +135,7 @@ def run(
             dataset_version=int(version) if version else None,
             split=split,
             variants=variants,
-            metrics=[_metric(m) for m in metric],
+            metrics=[metric_option(m) for m in metric],
             concurrency=concurrency,
             max_cost_usd=max_cost,
             limit=limit,
@@ -275,7 +275,7 @@ def gate(
     dataset_name, _, version = dataset.partition("@")
     if version and not version.isdigit():
         raise _fail(f"--dataset {dataset!r}: the version after '@' is a number")
-    metrics = [_metric(m) for m in metric]
+    metrics = [metric_option(m) for m in metric]
     with client(url, api_key) as ph:
         started = ph.start_experiment(
             f"gate {candidate} vs {baseline}",

@@ -215,6 +215,27 @@ def _waiting(activity: str, shown: bool) -> Progress:
     return progress
 
 
+def _gate(dataset: str | None, metrics: list[str], alpha: float, max_cost: str | None) -> dict[str, Any] | None:
+    """The promotion's gate from the --gate-* options (None without a dataset)."""
+    from pilothouse.cli.evals import metric_option
+
+    if dataset is None:
+        if metrics:
+            raise typer.BadParameter("--gate-metric needs --gate-dataset", param_hint="--gate-dataset")
+        return None
+    if not metrics:
+        raise typer.BadParameter("give at least one --gate-metric", param_hint="--gate-metric")
+    name, _, version = dataset.partition("@")
+    if version and not version.isdigit():
+        raise typer.BadParameter(f"{dataset!r}: the version after '@' is a number", param_hint="--gate-dataset")
+    gate: dict[str, Any] = {"dataset": name, "metrics": [metric_option(m) for m in metrics], "alpha": alpha}
+    if version:
+        gate["dataset_version"] = int(version)
+    if max_cost is not None:
+        gate["max_cost_usd"] = max_cost
+    return gate
+
+
 @prompt_app.command("promote")
 def promote(
     name: Annotated[str, typer.Argument(help="Prompt name.")],
@@ -224,20 +245,41 @@ def promote(
         bool, typer.Option("--force", help="Move the label even if the tests fail (recorded in the audit log).")
     ] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
+    gate_dataset: Annotated[
+        str | None,
+        typer.Option("--gate-dataset", help="Also run the regression gate on this dataset (its items: variables)."),
+    ] = None,
+    gate_metric: Annotated[
+        list[str] | None, typer.Option("--gate-metric", help="A gated metric: NAME or NAME={json options} (repeat).")
+    ] = None,
+    gate_alpha: Annotated[float, typer.Option("--gate-alpha", min=0.0001, max=0.5, help="The gate's alpha.")] = 0.05,
+    gate_max_cost: Annotated[
+        str | None, typer.Option("--gate-max-cost", help="Hard cap in USD of the gate run.")
+    ] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move a label to VERSION if it passes the prompt's scenario tests and is no worse than the current one.
-    The server runs the suite on both versions first (seconds to minutes): a spinner with the elapsed time shows
-    on a terminal (on stderr); nothing extra when the output is piped."""
+    With --gate-dataset and --gate-metric the server first runs both versions on the dataset and refuses on a
+    significant regression (`pilothouse eval gate`'s rule). The server does the work before answering (seconds
+    to minutes): a spinner with the elapsed time shows on a terminal (on stderr); nothing extra when piped."""
+    gate = _gate(gate_dataset, gate_metric or [], gate_alpha, gate_max_cost)
     with client(url, api_key) as ph:
         try:
             shown = show_progress(as_json)
             activity = _promote_activity(ph, name, version, to) if shown else ""
             with _waiting(activity, shown):
-                result = ph.promote_prompt(name, version, to=to, force=force, reason=reason)
+                result = ph.promote_prompt(name, version, to=to, force=force, reason=reason, gate=gate)
         except PilothouseError as exc:
+            gated = exc.body.get("gate") if exc.status == 409 else None
+            if gated is not None:
+                if as_json:
+                    print_json(exc.body)
+                else:
+                    typer.echo(gated.get("report", ""), nl=False)
+                    err_console.print(f"[red]refused:[/red] {exc.body['error']['message']}", highlight=False)
+                raise typer.Exit(EXIT_FAILED) from None
             refused = exc.body.get("comparison") if exc.status == 409 else None
             if refused is None:
                 raise
@@ -250,6 +292,8 @@ def promote(
     if as_json:
         print_json(result)
         return
+    if result.get("gate") and result["gate"].get("report"):
+        typer.echo(result["gate"]["report"], nl=False)
     if result["comparison"] is not None:
         render_comparison(result["comparison"])
     style = "yellow" if result["forced"] else "green"

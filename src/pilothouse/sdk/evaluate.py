@@ -13,8 +13,10 @@ have the server score, store and compare it like its own variants.
 The function runs here, `concurrency` items at a time (a coroutine function is run on its own event loop per
 call); its outputs go to the server in batches, where the run's metrics score them, so a function and a prompt
 version are judged by exactly the same code and compared item by item (`Pilothouse.compare_experiment`). An
-exception in the function is that item's error, not the run's end. `resume=RUN_ID` continues a run whose process
-stopped: only the items without a result are run again.
+exception in the function is that item's error, not the run's end. A RAG application may return
+`{"output": ANSWER, "context": [PASSAGE, ...]}`: the passages it retrieved, in rank order, which
+`context_precision` and `context_recall` compare with the item's expected context. `resume=RUN_ID` continues
+a run whose process stopped: only the items without a result are run again.
 """
 
 from __future__ import annotations
@@ -48,8 +50,13 @@ def _call(task: Callable[[dict[str, Any]], Any], item: dict[str, Any]) -> dict[s
         result = task(item)
         if inspect.isawaitable(result):
             result = asyncio.run(_awaited(result))
+        latency_ms = (time.perf_counter() - started) * 1000
+        if isinstance(result, dict) and "output" in result:  # a RAG application: its answer and what it retrieved
+            context = [str(p) for p in result.get("context") or ()]
+            output = str(result["output"])
+            return {"item_id": item["id"], "output": output, "latency_ms": latency_ms, "context": context}
         output = result if isinstance(result, str) else str(result)
-        return {"item_id": item["id"], "output": output, "latency_ms": (time.perf_counter() - started) * 1000}
+        return {"item_id": item["id"], "output": output, "latency_ms": latency_ms}
     except Exception as exc:
         return {"item_id": item["id"], "error": f"{type(exc).__name__}: {exc}"[:10_000]}
 

@@ -89,6 +89,23 @@ class ExperimentsMixin:
         )
         return result
 
+    def eval_history(
+        self,
+        dataset: str,
+        metric: str,
+        *,
+        variant: str | None = None,
+        limit: int = 20,
+        correction: str = "holm",
+    ) -> dict[str, Any]:
+        """A metric over time: per variant name, the dataset's finished runs that measured it, oldest first, each
+        with its mean and interval and the change since the run before (`change.flagged` when significant)."""
+        params: dict[str, Any] = {"dataset": dataset, "metric": metric, "limit": limit, "correction": correction}
+        if variant is not None:
+            params["variant"] = variant
+        result: dict[str, Any] = self.request("GET", "/api/evals/history", params=params)
+        return result
+
     def resume_experiment(self, experiment_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/api/evals/experiments/{experiment_id}/resume")
         return result

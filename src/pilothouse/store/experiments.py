@@ -156,13 +156,16 @@ def get_experiment(conn: Connection, project_id: str, experiment_id: str) -> Exp
     return None if row is None else _experiment(row)
 
 
-def list_experiments(conn: Connection, project_id: str, *, limit: int = 50) -> list[ExperimentRow]:
-    rows = conn.execute(
-        select(experiments)
-        .where(experiments.c.project_id == project_id)
-        .order_by(experiments.c.created_at.desc())
-        .limit(limit)
-    ).all()
+def list_experiments(
+    conn: Connection, project_id: str, *, limit: int = 50, dataset_id: str | None = None, status: str | None = None
+) -> list[ExperimentRow]:
+    """The newest first; only one dataset's (`dataset_id`) or runs in one `status` when given."""
+    query = select(experiments).where(experiments.c.project_id == project_id)
+    if dataset_id is not None:
+        query = query.where(experiments.c.dataset_id == dataset_id)
+    if status is not None:
+        query = query.where(experiments.c.status == status)
+    rows = conn.execute(query.order_by(experiments.c.created_at.desc()).limit(limit)).all()
     return [_experiment(r) for r in rows]
 
 

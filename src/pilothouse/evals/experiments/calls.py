@@ -3,18 +3,32 @@ metrics judge."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pilothouse.evals.experiments.spec import Variant
+from pilothouse.evals.judges.spend import record
+from pilothouse.evals.judges.transport import CALL_TIMEOUT_S
 from pilothouse.evals.metrics.base import Example
+from pilothouse.evals.metrics.variant_call import VariantCallFailed
 from pilothouse.gateway.call import GatewayCall
 from pilothouse.gateway.pipeline import Pipeline
 from pilothouse.principal import Principal
 
-__all__ = ["Answer", "ItemMismatch", "call_body", "example_for", "input_text", "run_call"]
+__all__ = [
+    "Answer",
+    "ItemMismatch",
+    "PipelineVariantCaller",
+    "call_body",
+    "example_for",
+    "input_text",
+    "rewrite_input",
+    "run_call",
+]
 
 TRACE_NAME = "eval.item"
 TRACE_TAG = "eval"
@@ -33,6 +47,8 @@ class Answer:
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: Decimal | None
+    retrieved: tuple[str, ...] = ()
+    """Passages a client-side function retrieved for this answer (uploaded with it), in rank order."""
 
 
 def call_body(variant: Variant, item: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +98,7 @@ def example_for(item: dict[str, Any], answer: Answer) -> Example:
         input=input_text(item),
         expected=item.get("expected"),
         context=passages,
+        retrieved=answer.retrieved,
         metadata=item.get("metadata") or {},
         input_tokens=answer.input_tokens,
         output_tokens=answer.output_tokens,
@@ -119,3 +136,48 @@ async def run_call(pipeline: Pipeline, principal: Principal, body: dict[str, Any
         output_tokens=span.output_tokens if span and span.output_tokens is not None else usage.get("completion_tokens"),
         cost_usd=None if span is None else span.cost_usd,
     )
+
+
+def rewrite_input(value: Any, rewrite: Callable[[str], str]) -> Any:
+    """The item's input with `rewrite` applied to every text: a user text, messages' contents, string variables."""
+    if isinstance(value, str):
+        return rewrite(value)
+    if isinstance(value, list):
+        return [
+            {**m, "content": rewrite(m["content"])} if isinstance(m, dict) and isinstance(m.get("content"), str) else m
+            for m in value
+        ]
+    if isinstance(value, dict):
+        return {k: rewrite(v) if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
+class PipelineVariantCaller:
+    """Re-runs one item's variant on a rewritten input, from a metric's worker thread, on the server's loop."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        principal: Principal,
+        loop: asyncio.AbstractEventLoop,
+        variant: Variant,
+        item: dict[str, Any],
+        session_id: str,
+    ) -> None:
+        self.pipeline, self.principal, self.loop = pipeline, principal, loop
+        self.variant, self.item, self.session_id = variant, item, session_id
+
+    def rerun(self, rewrite: Callable[[str], str]) -> str:
+        item = {**self.item, "input": rewrite_input(self.item["input"], rewrite)}
+        try:
+            body = call_body(self.variant, item)
+        except ItemMismatch as exc:
+            raise VariantCallFailed(str(exc)) from None
+        future = asyncio.run_coroutine_threadsafe(
+            run_call(self.pipeline, self.principal, body, session_id=self.session_id), self.loop
+        )
+        answer = future.result(timeout=CALL_TIMEOUT_S)
+        record(answer.cost_usd)
+        if answer.error is not None:
+            raise VariantCallFailed(answer.error)
+        return answer.output or ""

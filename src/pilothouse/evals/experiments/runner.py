@@ -4,33 +4,61 @@ metrics, its result committed before the next is counted, so an interrupted run 
 The runner beats a heartbeat every `BEAT_S`; a run whose heartbeat stops (the process died) shows as
 `interrupted` and `resume` picks it up (store/experiments.py `claim`). Before each call the hard cap is checked
 against what the results have cost so far plus the per-call estimate: a run that would pass its cap stops
-(`capped`) before the call, never after. A metric that raises gives an unjudged score naming the error, never a
-silent zero; an item that does not fit a variant (variables for a model variant) is an item error.
+(`capped`) before the call, never after. What the metrics' own model calls cost (judges, the variant re-run by
+`counterfactual_bias`) is counted with the item's call: in the estimate per call and in what has been spent.
+A metric that raises gives an unjudged score naming the error, never a silent zero; an item that does not fit a
+variant (variables for a model variant) is an item error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from pilothouse.evals.experiments.calls import Answer, ItemMismatch, call_body, example_for, run_call
+from pilothouse.evals.experiments.calls import (
+    Answer,
+    ItemMismatch,
+    PipelineVariantCaller,
+    call_body,
+    example_for,
+    run_call,
+)
 from pilothouse.evals.experiments.spec import ExperimentSpec
+from pilothouse.evals.judges.spend import metered
 from pilothouse.evals.judges.transport import PipelineTransport, current_transport
 from pilothouse.evals.metrics.base import Metric, Score, unjudged
 from pilothouse.evals.metrics.registry import build_metric
+from pilothouse.evals.metrics.variant_call import current_variant
 from pilothouse.gateway.pipeline import Pipeline
 from pilothouse.principal import Principal
 from pilothouse.store import experiments as repo
 from pilothouse.store.engine import Store
 
-__all__ = ["BEAT_S", "ExperimentRunner", "build_metrics", "metric_keys"]
+__all__ = ["BEAT_S", "ExperimentRunner", "build_metrics", "eval_cost", "in_scoring_thread", "metric_keys"]
 
 log = logging.getLogger("pilothouse.evals")
 BEAT_S = 5.0
+SCORING_THREADS = 64
+
+_SCORING = ThreadPoolExecutor(max_workers=SCORING_THREADS, thread_name_prefix="pilothouse-eval-score")
+"""Metrics run here, not in the loop's default executor: a judge blocks its thread until its model call, which
+the pipeline runs on the loop and which itself needs the default executor (store writes, trace records), returns.
+Judges filling the default executor would wait for threads only they hold (and starve the run's heartbeat)."""
+
+T = TypeVar("T")
+
+
+async def in_scoring_thread(fn: Callable[[], T]) -> T:
+    """`fn()` on a scoring thread, in a copy of the caller's context (the judge and variant transports)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_SCORING, functools.partial(context.run, fn))
 
 
 def metric_keys(spec: ExperimentSpec) -> list[str]:
@@ -45,12 +73,23 @@ def build_metrics(spec: ExperimentSpec) -> list[tuple[str, Metric]]:
 
 
 def _score(metric: Metric, key: str, answer: Answer, item: dict[str, Any]) -> dict[str, Any]:
-    try:
-        found: Score = metric.score(example_for(item, answer))
-    except Exception as exc:  # a plugin's bug: recorded as unjudged with the error, the run goes on
-        log.warning("metric %s failed on item %s: %s", key, item["id"], exc)
-        found = unjudged(key, f"metric failed: {type(exc).__name__}: {exc}")
-    return {**found.to_dict(), "higher_is_better": metric.higher_is_better}
+    """One metric's score as stored; what the metric's own model calls cost (judges, re-runs of the variant) is
+    in `eval_cost_usd` (and `eval_calls`), which the run's cost cap counts."""
+    with metered() as spend:
+        try:
+            found: Score = metric.score(example_for(item, answer))
+        except Exception as exc:  # a plugin's bug: recorded as unjudged with the error, the run goes on
+            log.warning("metric %s failed on item %s: %s", key, item["id"], exc)
+            found = unjudged(key, f"metric failed: {type(exc).__name__}: {exc}")
+    stored = {**found.to_dict(), "higher_is_better": metric.higher_is_better}
+    if spend.calls:
+        stored.update(eval_cost_usd=format(spend.cost_usd, "f"), eval_calls=spend.calls)
+    return stored
+
+
+def eval_cost(scores: dict[str, Any]) -> Decimal:
+    """What the metrics' own model calls cost for one result (`_score`'s `eval_cost_usd`)."""
+    return sum((Decimal(s.get("eval_cost_usd") or 0) for s in scores.values() if isinstance(s, dict)), Decimal(0))
 
 
 @dataclass
@@ -112,8 +151,9 @@ class ExperimentRunner:
 
     def _done(self, experiment_id: str) -> tuple[set[tuple[str, str]], Decimal]:
         with self.store.connect() as conn:
-            finished = {(r.variant, r.item_id) for r in repo.results(conn, experiment_id) if r.status == "ok"}
-            return finished, repo.spent(conn, experiment_id)
+            rows = repo.results(conn, experiment_id)
+            finished = {(r.variant, r.item_id) for r in rows if r.status == "ok"}
+            return finished, repo.spent(conn, experiment_id) + sum((eval_cost(r.scores) for r in rows), Decimal(0))
 
     async def _run(
         self, experiment: repo.ExperimentRow, spec: ExperimentSpec, items: Sequence[dict[str, Any]]
@@ -123,7 +163,8 @@ class ExperimentRunner:
         calls = len(items) * len(spec.variants)
         estimate = Decimal(experiment.estimate_usd or "0")
         cap = _Cap(experiment.max_cost_usd, estimate / calls if calls else Decimal(0), spent)
-        judge = PipelineTransport(self.pipeline, self.principal, asyncio.get_running_loop(), f"eval-{experiment.id}")
+        loop = asyncio.get_running_loop()
+        judge = PipelineTransport(self.pipeline, self.principal, loop, f"eval-{experiment.id}")
         current_transport.set(judge)  # judges (llm_judge) call models through the pipeline, in this task's context
         gate = asyncio.Semaphore(spec.concurrency)
         capped = asyncio.Event()
@@ -144,8 +185,10 @@ class ExperimentRunner:
                     await self._save(experiment.id, variant.name, item, position, None, str(exc), [])
                     return
                 answer = await run_call(self.pipeline, self.principal, body, session_id=session)
-                cap.settle(answer.cost_usd)
-                await self._save(experiment.id, variant.name, item, position, answer, answer.error, metrics)
+                # metrics that need the variant again (counterfactual_bias) call it for this item
+                current_variant.set(PipelineVariantCaller(self.pipeline, self.principal, loop, variant, item, session))
+                extra = await self._save(experiment.id, variant.name, item, position, answer, answer.error, metrics)
+                cap.settle((answer.cost_usd or Decimal(0)) + extra)
 
         pending = [
             one(position, v, item)
@@ -204,8 +247,10 @@ class ExperimentRunner:
         answer: Answer | None,
         error: str | None,
         metrics: list[tuple[str, Metric]],
-    ) -> None:
-        def write() -> None:
+    ) -> Decimal:
+        """Scores and stores one result; returns what the metrics' own model calls cost."""
+
+        def write() -> Decimal:
             scores = {} if answer is None or error else {key: _score(m, key, answer, item) for key, m in metrics}
             result = repo.ResultRow(
                 variant=variant,
@@ -223,5 +268,6 @@ class ExperimentRunner:
             )
             with self.store.begin() as conn:
                 repo.save_result(conn, experiment_id, result)
+            return eval_cost(scores)
 
-        await asyncio.to_thread(write)
+        return await in_scoring_thread(write)

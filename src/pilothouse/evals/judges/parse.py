@@ -1,9 +1,10 @@
 """Reading a judge's verdict out of free text.
 
 The judge is asked for one JSON object `{"score": N, "reason": "..."}`. Small models wrap it in prose or code
-fences, use single quotes, or write `Score: 4/5`; those are read. What cannot be read, or a score outside the
-scale, raises JudgeParseError with what was wrong, so the caller retries (telling the model what was wrong) and
-finally reports a failed judgement: never a silent zero.
+fences, use single quotes, write `Score: 4/5`, or run out of tokens inside the object (`{"score": 4, "reason":
+"...`); those are read. What cannot be read, or a score outside the scale, raises JudgeParseError with what was
+wrong, so the caller retries (telling the model what was wrong) and finally reports a failed judgement: never a
+silent zero.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 __all__ = ["JudgeParseError", "Verdict", "parse_verdict"]
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
-_SCORE_LINE = re.compile(r"\bscore\b\s*[:=]?\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*\d+)?", re.IGNORECASE)
+_SCORE_LINE = re.compile(r"\bscore\b['\"]?\s*[:=]?\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*\d+)?", re.IGNORECASE)
 
 
 class JudgeParseError(ValueError):

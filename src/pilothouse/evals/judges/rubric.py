@@ -8,6 +8,12 @@ judge is asked several times (at `temperature`, default 0.7 then) and the scores
 `majority`); how much the samples agree is in the details, so a judge's noise is visible per item. The value is
 the aggregate mapped to 0..1 ((score - low) / (high - low)); `passed` compares it with `threshold` (0.5). When
 every sample fails the example is not judged (`value` None, "judge failed: ..."), never scored zero.
+
+With `structured` (the default) the judge asks for its verdict under a JSON schema (OpenAI `response_format`
+`json_schema`: an integer `score` among the scale's values and a short `reason`), so a model that constrains its
+output (the bundled model does it with a llama.cpp grammar; OpenAI and most OpenAI-compatible servers do it too)
+can only answer with a readable verdict. A model whose call is refused because of `response_format` is asked
+again without it, and this judge stops sending it; the parser still reads what comes back.
 """
 
 from __future__ import annotations
@@ -22,13 +28,29 @@ from pilothouse.evals.judges.transport import JudgeCallFailed, transport
 from pilothouse.evals.metrics.base import Example, Family, MetricSpecError, Score, unjudged
 from pilothouse.evals.metrics.options import fraction, text
 
-__all__ = ["DEFAULT_JUDGE_MODEL", "RubricJudge"]
+__all__ = ["DEFAULT_JUDGE_MODEL", "RubricJudge", "verdict_format"]
 
 DEFAULT_JUDGE_MODEL = "smollm2-135m"
+REASON_MAX_CHARS = 200
+"""A constrained reason is cut here, so the verdict closes within the default `max_tokens` (120)."""
 SYSTEM = (
     "You are a strict evaluator. You judge one answer against the criteria you are given and reply with one JSON "
     'object and nothing else: {"score": <integer>, "reason": "<one sentence>"}.'
 )
+
+
+def verdict_format(low: int, high: int) -> dict[str, Any]:
+    """The OpenAI `response_format` that holds a judge to one verdict on the scale `low`..`high`."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "enum": list(range(low, high + 1))},
+            "reason": {"type": "string", "maxLength": REASON_MAX_CHARS},
+        },
+        "required": ["score", "reason"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
 
 
 def _int(value: Any, what: str, low: int, high: int) -> int:
@@ -54,6 +76,7 @@ class RubricJudge:
         retries: Any = 2,
         temperature: Any = None,
         max_tokens: Any = 120,
+        structured: Any = True,
     ) -> None:
         if criteria is None:
             raise MetricSpecError("'criteria' is required: what makes a good answer, in a sentence or two")
@@ -80,6 +103,10 @@ class RubricJudge:
             "temperature": float(chosen),
             "max_tokens": _int(max_tokens, "max_tokens", 16, 4096),
         }
+        if not isinstance(structured, bool):
+            raise MetricSpecError(f"'structured' must be true or false, got {structured!r}")
+        if structured:
+            self.params["response_format"] = verdict_format(self.low, self.high)
         self.label = f"llm_judge ({self.model}, {self.low}-{self.high})"
 
     def _prompt(self, example: Example) -> str:
@@ -99,13 +126,33 @@ class RubricJudge:
         )
         return "\n\n".join(parts)
 
+    def planned_requests(self, example: Example) -> list[dict[str, Any]]:
+        """The chat bodies judging `example` sends when every verdict is readable (the cost estimate prices them)."""
+        body = {**self.params, "model": self.model, "messages": self._messages(self._prompt(example))}
+        return [body] * self.samples
+
+    @staticmethod
+    def _messages(prompt: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+    def _complete(self, messages: list[dict[str, str]]) -> str:
+        """The judge's answer; a model that refuses `response_format` is asked again without it (and from then on)."""
+        params = self.params
+        try:
+            return transport().complete(messages, model=self.model, params=params)
+        except JudgeCallFailed as exc:
+            if "response_format" not in params or "response_format" not in str(exc):
+                raise
+        self.params = {k: v for k, v in params.items() if k != "response_format"}
+        return transport().complete(messages, model=self.model, params=self.params)
+
     def _one(self, prompt: str) -> Verdict | str:
         """A verdict, or why this judgement failed."""
-        messages: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+        messages = self._messages(prompt)
         why = ""
         for _ in range(self.retries + 1):
             try:
-                answer = transport().complete(messages, model=self.model, params=self.params)
+                answer = self._complete(messages)
             except JudgeCallFailed as exc:
                 return f"the judge model call failed: {exc}"
             try:

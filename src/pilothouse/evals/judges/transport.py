@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pilothouse.evals.judges.spend import record
+
 if TYPE_CHECKING:
     from pilothouse.gateway.pipeline import Pipeline
     from pilothouse.principal import Principal
@@ -55,6 +57,7 @@ class PipelineTransport:
         )
         future = asyncio.run_coroutine_threadsafe(self.pipeline.run(call), self.loop)
         outcome = future.result(timeout=CALL_TIMEOUT_S)
+        record(None if outcome.span is None else outcome.span.cost_usd)
         if outcome.error is not None:
             raise JudgeCallFailed(f"{outcome.error.status}: {outcome.error.message}")
         choices = (outcome.payload or {}).get("choices") or [{}]

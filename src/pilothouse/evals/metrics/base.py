@@ -37,7 +37,10 @@ class Example:
     expected: Any = None
     """The reference answer (deterministic metrics compare with it when given no explicit value)."""
     context: tuple[str, ...] = ()
-    """Retrieved passages the answer should be grounded in."""
+    """Passages the answer should be grounded in: the item's reference context (`groundedness` reads them)."""
+    retrieved: tuple[str, ...] = ()
+    """Passages the application itself retrieved for this answer, in rank order (a function variant uploads them);
+    `context_precision` and `context_recall` compare them with `context`, the expected context."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     input_tokens: int | None = None
     output_tokens: int | None = None

@@ -41,10 +41,16 @@ _BUILTIN: dict[str, str] = {
     "max_cost_usd": "pilothouse.evals.metrics.budgets:MaxCost",
     "groundedness": "pilothouse.evals.metrics.groundedness:Groundedness",
     "answer_relevance": "pilothouse.evals.metrics.relevance:AnswerRelevance",
+    "context_precision": "pilothouse.evals.metrics.context:ContextPrecision",
+    "context_recall": "pilothouse.evals.metrics.context:ContextRecall",
+    "factual_correctness": "pilothouse.evals.metrics.factual:FactualCorrectness",
+    "counterfactual_bias": "pilothouse.evals.metrics.counterfactual:CounterfactualBias",
+    "coherence": "pilothouse.evals.judges.coherence:Coherence",
     "toxicity": "pilothouse.evals.metrics.safety:Toxicity",
     "pii": "pilothouse.evals.metrics.safety:Pii",
     "injection": "pilothouse.evals.metrics.safety:Injection",
     "refusal": "pilothouse.evals.metrics.refusal:Refusal",
+    "policy_compliance": "pilothouse.evals.metrics.policy:PolicyCompliance",
     "llm_judge": "pilothouse.evals.judges.rubric:RubricJudge",
 }
 

@@ -6,6 +6,11 @@ formatting (template, parameters, answer shapes) is `local_chat`. Streaming move
 thread to the async generator through an `asyncio.Queue`; a consumer that stops iterating sets the
 generation's cancel flag.
 
+Structured output: a request's OpenAI `response_format` (`json_schema` with its `schema`, or `json_object`, with
+llama-cpp-python's optional `schema`) becomes a llama.cpp grammar (`local_chat.grammar_for`), so the answer can
+only be JSON that follows the schema (plain JSON without one); a schema llama.cpp cannot follow is a bad request.
+The rubric judges ask for their verdicts this way (docs/evaluation-metrics.md).
+
 Deployment `options`: `path` (the GGUF file, or for the embedding deployment the model folder),
 `chat_format` (a llama-cpp-python format name such as `chatml`, used instead of the chat template in the
 GGUF), and the sampling defaults `temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`.

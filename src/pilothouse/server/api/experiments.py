@@ -23,7 +23,13 @@ from pilothouse.errors import Conflict, InvalidRequest, NotFound
 from pilothouse.evals.experiments.calibration import calibrate, item_labels
 from pilothouse.evals.experiments.calls import Answer, ItemMismatch, call_body
 from pilothouse.evals.experiments.estimate import estimate_experiment
-from pilothouse.evals.experiments.runner import ExperimentRunner, build_metrics, metric_keys
+from pilothouse.evals.experiments.runner import (
+    ExperimentRunner,
+    build_metrics,
+    eval_cost,
+    in_scoring_thread,
+    metric_keys,
+)
 from pilothouse.evals.experiments.spec import ExperimentSpec
 from pilothouse.evals.experiments.summary import compare, summarise
 from pilothouse.evals.judges.transport import PipelineTransport, current_transport
@@ -68,7 +74,8 @@ def _view(experiment: repo.ExperimentRow, rows: list[repo.ResultRow], *, summary
     spec = ExperimentSpec.model_validate(experiment.spec)
     variants = [v.name for v in spec.variants]
     total = experiment.item_count * len(variants)
-    spent = sum((r.cost_usd for r in rows if r.cost_usd is not None), start=Decimal(0))
+    answers = sum((r.cost_usd for r in rows if r.cost_usd is not None), start=Decimal(0))
+    judging = sum((eval_cost(r.scores) for r in rows), start=Decimal(0))
     return {
         "id": experiment.id,
         "name": experiment.name,
@@ -83,7 +90,8 @@ def _view(experiment: repo.ExperimentRow, rows: list[repo.ResultRow], *, summary
         },
         "estimate_usd": experiment.estimate_usd,
         "max_cost_usd": None if experiment.max_cost_usd is None else format(experiment.max_cost_usd, "f"),
-        "spent_usd": format(spent, "f"),
+        "spent_usd": format(answers + judging, "f"),
+        "spent_on_metrics_usd": format(judging, "f"),
         "error": experiment.error,
         "created_at": experiment.created_at,
         "finished_at": experiment.finished_at,
@@ -91,73 +99,77 @@ def _view(experiment: repo.ExperimentRow, rows: list[repo.ResultRow], *, summary
     }
 
 
+def prepare_experiment(
+    state: AppState, principal: Principal, body: ExperimentSpec
+) -> tuple[repo.ExperimentRow, list[dict[str, Any]]]:
+    """Validate everything and create the run (not started): the metrics' options, the dataset version, that
+    every item fits every variant, and the estimate against the cap. Blocking: call it in a worker thread."""
+    try:
+        built = [metric for _, metric in build_metrics(body)]
+    except MetricSpecError as exc:
+        raise InvalidRequest(str(exc), code="invalid_metric", param="metrics") from None
+    gateway = state.gateway
+    source = ModelSource(catalog=gateway.catalog, prices=gateway.prices, provider_for=gateway.pool.get)
+    with state.store.connect() as conn:
+        dataset, version, items = _items(conn, None, body, principal.project_id)
+        if not items:
+            raise InvalidRequest(
+                f"dataset {body.dataset!r} version {version.version} has no items to run (split {body.split!r})",
+                code="no_items",
+            )
+        for item in items:
+            for variant in (v for v in body.variants if v.on_server):
+                try:
+                    call_body(variant, item)
+                except ItemMismatch as exc:
+                    raise InvalidRequest(
+                        f"item {item['id']!r}: {exc}", code="item_does_not_fit", param="variants"
+                    ) from None
+        found = estimate_experiment(conn, principal.project_id, body.variants, items, source, built)
+    if body.max_cost_usd is not None:
+        if found.total_usd is None:
+            raise InvalidRequest(
+                f"the price of variant(s) {', '.join(found.unpriced)} is unknown, so the cap of "
+                f"${body.max_cost_usd} cannot be held; set the model's price or drop max_cost_usd",
+                code="cost_unknown",
+                param="max_cost_usd",
+            )
+        if found.total_usd > body.max_cost_usd:
+            raise InvalidRequest(
+                f"the estimate (up to ${found.total_usd} for {len(items)} items x {len(body.variants)} variants: "
+                f"{found.per_variant}) is above the cap of ${body.max_cost_usd}",
+                code="cost_cap_below_estimate",
+                param="max_cost_usd",
+            )
+    with state.store.begin() as conn:
+        experiment = repo.create_experiment(
+            conn,
+            project_id=principal.project_id,
+            name=body.name,
+            dataset_id=dataset.id,
+            dataset_version=version.version,
+            spec=body.model_dump(mode="json"),
+            item_count=len(items),
+            estimate_usd=None if found.total_usd is None else format(found.total_usd, "f"),
+            max_cost_usd=body.max_cost_usd,
+            actor=principal.key_id,
+        )
+        append_event(
+            conn,
+            actor=principal.key_id,
+            action="experiment.start",
+            target=experiment.id,
+            project_id=principal.project_id,
+            details={"name": body.name, "dataset": body.dataset, "version": version.version, "items": len(items)},
+        )
+    return experiment, items
+
+
 @router.post("", status_code=202)
 async def start_experiment(body: ExperimentSpec, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     """Validate, estimate and start a run (202: it goes on in the background; poll `GET /{id}`)."""
     require_role(principal, "developer")
-
-    def prepare() -> tuple[repo.ExperimentRow, list[dict[str, Any]]]:
-        try:
-            build_metrics(body)
-        except MetricSpecError as exc:
-            raise InvalidRequest(str(exc), code="invalid_metric", param="metrics") from None
-        gateway = state.gateway
-        source = ModelSource(catalog=gateway.catalog, prices=gateway.prices, provider_for=gateway.pool.get)
-        with state.store.connect() as conn:
-            dataset, version, items = _items(conn, None, body, principal.project_id)
-            if not items:
-                raise InvalidRequest(
-                    f"dataset {body.dataset!r} version {version.version} has no items to run (split {body.split!r})",
-                    code="no_items",
-                )
-            for item in items:
-                for variant in (v for v in body.variants if v.on_server):
-                    try:
-                        call_body(variant, item)
-                    except ItemMismatch as exc:
-                        raise InvalidRequest(
-                            f"item {item['id']!r}: {exc}", code="item_does_not_fit", param="variants"
-                        ) from None
-            found = estimate_experiment(conn, principal.project_id, body.variants, items, source)
-        if body.max_cost_usd is not None:
-            if found.total_usd is None:
-                raise InvalidRequest(
-                    f"the price of variant(s) {', '.join(found.unpriced)} is unknown, so the cap of "
-                    f"${body.max_cost_usd} cannot be held; set the model's price or drop max_cost_usd",
-                    code="cost_unknown",
-                    param="max_cost_usd",
-                )
-            if found.total_usd > body.max_cost_usd:
-                raise InvalidRequest(
-                    f"the estimate (up to ${found.total_usd} for {len(items)} items x {len(body.variants)} variants: "
-                    f"{found.per_variant}) is above the cap of ${body.max_cost_usd}",
-                    code="cost_cap_below_estimate",
-                    param="max_cost_usd",
-                )
-        with state.store.begin() as conn:
-            experiment = repo.create_experiment(
-                conn,
-                project_id=principal.project_id,
-                name=body.name,
-                dataset_id=dataset.id,
-                dataset_version=version.version,
-                spec=body.model_dump(mode="json"),
-                item_count=len(items),
-                estimate_usd=None if found.total_usd is None else format(found.total_usd, "f"),
-                max_cost_usd=body.max_cost_usd,
-                actor=principal.key_id,
-            )
-            append_event(
-                conn,
-                actor=principal.key_id,
-                action="experiment.start",
-                target=experiment.id,
-                project_id=principal.project_id,
-                details={"name": body.name, "dataset": body.dataset, "version": version.version, "items": len(items)},
-            )
-        return experiment, items
-
-    experiment, items = await asyncio.to_thread(prepare)
+    experiment, items = await asyncio.to_thread(prepare_experiment, state, principal, body)
     _start(state, principal, experiment, items)
     return _view(experiment, [])
 
@@ -293,6 +305,11 @@ class UploadedOutput(BaseModel):
     output: str | None = Field(default=None, max_length=1_000_000)
     error: str | None = Field(default=None, max_length=10_000, description="The function raised: its message.")
     latency_ms: float | None = Field(default=None, ge=0)
+    context: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Passages the function retrieved for this answer, in rank order (context_precision/recall).",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> UploadedOutput:
@@ -338,7 +355,9 @@ async def upload_results(
             if result.item_id not in positions:
                 raise InvalidRequest(f"item {result.item_id!r} is not in this run's dataset items", param="results")
             position, item = positions[result.item_id]
-            answer = Answer(result.output, result.error, None, result.latency_ms, None, None, None)
+            answer = Answer(
+                result.output, result.error, None, result.latency_ms, None, None, None, tuple(result.context)
+            )
             uploads.append((position, item, answer))
         ExperimentRunner(state.store, state.pipeline, principal).score_upload(
             experiment.id, spec, body.variant, uploads
@@ -347,7 +366,7 @@ async def upload_results(
 
     loop = asyncio.get_running_loop()
     current_transport.set(PipelineTransport(state.pipeline, principal, loop, f"eval-{experiment_id}"))
-    return await asyncio.to_thread(write)
+    return await in_scoring_thread(write)
 
 
 @router.post("/{experiment_id}/finish")
