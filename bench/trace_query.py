@@ -5,7 +5,8 @@ and PostgreSQL. Target (issue 13): p95 < 200 ms.
 The data is bulk-inserted straight into the tables (the sink's per-request path is measured by
 bench/otlp_ingest.py): traces spread over 30 days in time order, one `llm` span each (a `cache` span for cache
 hits, a `guard` span for some), a groundedness score on one trace in ten, the rollups counted by
-`store.rollups.add_traces` (the sink's own counter code) and the search rows as the sink writes them. Generated
+`store.rollups.add_traces` (the sink's own counter code), the score counters (`store.score_rollups`) and the
+search rows as the sink writes them. Generated
 databases are kept for reruns: the SQLite file under /tmp (`--cache-dir`), the PostgreSQL database
 `bench_traces_<N>` (dropped with `--drop`); a rerun with the same N and seed reuses them.
 
@@ -33,10 +34,11 @@ from pilothouse.prompts.rollout.performance import prompt_performance
 from pilothouse.store.engine import Store, open_store
 from pilothouse.store.projects import create_project
 from pilothouse.store.rollups import add_traces
+from pilothouse.store.score_rollups import rebuild as rebuild_scores
 from pilothouse.store.traces import ScoreFilter, TraceFilter, list_traces
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-DATA_VERSION = "3"  # bump when the generated data changes, so cached databases are rebuilt
+DATA_VERSION = "5"  # bump when the generated data changes, so cached databases are rebuilt
 COMMON = ["please", "help", "me", "with", "my", "order", "thanks", "the", "a", "to", "of", "and", "in", "for", "on"]
 TOPICS = ["refund", "invoice", "password", "shipping", "delay", "account", "upgrade", "cancel", "billing", "login"]
 RARE = ["lighthouse", "quarantine", "zeppelin", "marmalade"]  # about one trace in 5,000 each
@@ -225,6 +227,7 @@ def _load_sqlite(store: Store, project: str, n: int, seed: int) -> None:
                 [(doc, trace_id) for trace_id, doc in b.docs],
             )
             add_traces(conn, b.traces, b.spans)
+        rebuild_scores(conn)  # the score counters, as `add_score` keeps them
     with store.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
 
@@ -251,6 +254,7 @@ def _load_postgres(store: Store, project: str, n: int, seed: int) -> None:
                     copy.write(docs.getvalue())
                 add_traces(conn, b.traces, b.spans)
             cur.execute("INSERT INTO trace_search SELECT id, to_tsvector('simple', doc) FROM docs")
+        rebuild_scores(conn)  # the score counters, as `add_score` keeps them
     with store.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
 

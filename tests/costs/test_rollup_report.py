@@ -24,7 +24,7 @@ from pilothouse.tracing.sink import StoreSink
 from tests.costs.histogram_bounds import check_estimate
 
 BASE = 1_800_000_000.0 + 1234.5  # not on an hour or a minute
-SPREAD_S = 3 * 3600.0
+SPREAD_S = 50 * 3600.0  # holds a whole UTC day: the day rows are read
 PERCENTILE_FIELDS = ("latency_ms", "ttft_ms")
 
 

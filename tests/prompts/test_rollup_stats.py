@@ -5,6 +5,7 @@ bucket; a label's versions and the read source are honoured."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 from dataclasses import dataclass
@@ -14,10 +15,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from alembic import command
+from sqlalchemy import select
 
 from pilothouse.prompts.rollout.performance import prompt_performance, prompt_stats
 from pilothouse.store.engine import Store
+from pilothouse.store.migrate import alembic_config
+from pilothouse.store.rollups import rebuild as rebuild_rollups
+from pilothouse.store.score_rollups import rebuild as rebuild_scores
 from pilothouse.store.scores import add_score
+from pilothouse.store.tables import prompt_score_rollups, trace_rollups
 from pilothouse.tracing.model import TraceRecord
 from pilothouse.tracing.sink import StoreSink
 from tests.costs.histogram_bounds import check_estimate
@@ -25,7 +32,7 @@ from tests.prompts.test_monitor import PROMPT, setup_prompt
 
 MIDNIGHT = dt.datetime(2025, 3, 2, tzinfo=dt.UTC).timestamp()
 START = MIDNIGHT - 2 * 3600 - 17.25  # two hours before a UTC day boundary, not on a minute
-SPREAD_S = 5 * 3600.0
+SPREAD_S = 30 * 3600.0  # holds the whole UTC day after MIDNIGHT: the day rows are read
 
 
 def _trace(rng: random.Random, project: str, started: float) -> tuple[TraceRecord, str]:
@@ -64,13 +71,17 @@ def data(store: Store, tmp_path: Path) -> Data:
     project_id = setup_prompt(store)
     sink = StoreSink(store, spill_path=tmp_path / "spill.jsonl")
     scored: list[str] = []
+    for _ in range(800):
+        trace, kind = _trace(rng, project_id, START + rng.random() * SPREAD_S)
+        calls.append((trace, kind))
+        if rng.random() < 0.4:
+            scored.append(trace.id)
+
+    async def write_all() -> None:  # submitted together: the sink stores them in a few batches
+        await asyncio.gather(*(sink.write(trace) for trace, _ in calls))
+
     try:
-        for _ in range(300):
-            trace, kind = _trace(rng, project_id, START + rng.random() * SPREAD_S)
-            calls.append((trace, kind))
-            sink.write_sync(trace)
-            if rng.random() < 0.4:
-                scored.append(trace.id)
+        asyncio.run(write_all())
     finally:
         sink.close()
     with store.begin() as conn:
@@ -157,3 +168,37 @@ def _which_source_answers(store: Store, data: Data) -> None:
         assert prompt_performance(conn, project, PROMPT, since=START - 10.0)["read_from"] == "rows"
         assert prompt_performance(conn, project, PROMPT, since=START - 10.0, rows_up_to=1)["read_from"] == "rollups"
         assert prompt_stats(conn, project, PROMPT, since=START - 10.0)["read_from"] == "rows"
+
+
+def _counters(store: Store) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]], dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """Every rollup row's counters and the score counters, by key (floats rounded)."""
+    with store.connect() as conn:
+        rollups = {
+            tuple(r[:7]): tuple(round(v, 6) if isinstance(v, float) else v for v in r[7:])
+            for r in conn.execute(select(trace_rollups).order_by(*trace_rollups.primary_key.columns))
+        }
+        sums = {
+            (r.project_id, r.prompt_name, r.prompt_version, r.bucket_start, r.name): (int(r.traces), round(r.total, 9))
+            for r in conn.execute(select(prompt_score_rollups))
+            if r.traces
+        }
+    return rollups, sums
+
+
+def test_counters_kept_on_write_equal_a_recount_and_the_migration_backfill(store: Store, data: Data) -> None:
+    """Caller mistakes and score counters kept as traces and scores are written equal the ones recounted from
+    the rows (`rebuild`), and the ones migration 0023 fills in for rows stored before it."""
+    kept = _counters(store)
+    rollups, sums = kept
+    at = list(trace_rollups.c.keys()).index("caller_errors") - 7  # after the seven key columns
+    callers = sum(int(row[at]) for key, row in rollups.items() if key[1] == 86_400)
+    assert callers == sum(1 for _, kind in data.calls if kind == "caller")
+    assert sums, "the fixture's scores were not counted"
+    rebuild_rollups(store)
+    with store.begin() as conn:
+        rebuild_scores(conn)
+    assert _counters(store) == kept
+    cfg = alembic_config(store.engine)
+    command.downgrade(cfg, "0023_rollups_for_prompt_stats-1")
+    command.upgrade(cfg, "head")
+    assert _counters(store) == kept

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import BigInteger, Connection, cast, func, select
 
 from pilothouse.store.rollups import _COUNTERS, _KEY, _TTFT, HOUR, MINUTE, Counters, histogram_percentile
 from pilothouse.store.rollups import _from_rows as _counters_from_rows
@@ -66,6 +66,12 @@ def _period_start(bucket_start: float, period_s: int | None) -> float | None:
     return None if period_s is None else float(math.floor(bucket_start / period_s) * period_s)
 
 
+def _period_number(dialect: str, bucket_start: Any, period_s: int) -> Any:
+    """floor(bucket_start / period_s) in SQL (bucket starts are never negative: SQLite's truncation is the floor)."""
+    ratio = bucket_start / float(period_s)
+    return cast(func.floor(ratio), BigInteger) if dialect == "postgresql" else cast(ratio, BigInteger)
+
+
 LATEST = 253_402_300_799.0
 """9999-12-31T23:59:59Z."""
 
@@ -104,7 +110,7 @@ def grouped_counters(
         key = (period, *(_plain(v) for v in dims))
         out.setdefault(key, Counters()).add(values)
 
-    rolled, raw = _window_pieces(since, until)
+    rolled, raw = _window_pieces(since, until, period_s=period_s)
     table = trace_rollups.c
     for grain, lo, hi in rolled:
         where: list[Any] = [table.bucket_s == grain, table.bucket_start >= lo, table.bucket_start < hi]
@@ -116,14 +122,17 @@ def grouped_counters(
             where.append(table.prompt_name == prompt_name)
         if versions is not None:
             where.append(table.prompt_version.in_(tuple(versions)))
-        keys = [table[c] for c in columns] + ([table.bucket_start] if period_s is not None else [])
+        # periods summed in SQL: a 30-day window per day reads 30 rows per group, not 720 hour rows
+        keys = [table[c] for c in columns]
+        if period_s is not None:
+            keys.append(_period_number(conn.dialect.name, table.bucket_start, period_s).label("period_n"))
         sums = [func.sum(table[name]).label(name) for name in _COUNTERS]
         query = select(*keys, *sums).where(*where)
         if keys:
             query = query.group_by(*keys)
         for row in conn.execute(query):
             values = row._mapping
-            period = _period_start(float(values["bucket_start"]), period_s) if period_s is not None else None
+            period = float(int(values["period_n"]) * period_s) if period_s is not None else None
             put(period, [values[c] for c in columns], values)
     for lo, hi in raw:
         row_where: list[Any] = [traces.c.started_at >= lo, traces.c.started_at < hi]

@@ -1,15 +1,17 @@
-"""Pre-aggregated trace counters per minute and per hour, so reports over time need not read every trace.
+"""Pre-aggregated trace counters per minute, hour and UTC day, so reports over time need not read every trace.
 
 One row per (project, grain, bucket start, key, model, prompt name, prompt version) holds additive counters:
 requests, errors, tokens, cost (pico-dollars, exact), a latency histogram of successful requests
-(`LATENCY_BOUNDS_MS`), cache hits and savings, guard blocks, and the llm-call speed sums. The trace sink adds
+(`LATENCY_BOUNDS_MS`), cache hits and savings, guard blocks, the llm-call speed sums, and the failed requests a
+caller mistake ended (`caller_errors`, store/caller_errors.py). The trace sink adds
 each stored batch in the same transaction (`add_traces`), so a committed trace is always counted once; the
 upsert is `counter = counter + excluded.counter` on both SQLite and PostgreSQL, taken in key order so
 concurrent writers never deadlock. `rebuild` recomputes them from the rows (after a restore, or for traces
 written before migration 0013); run it over windows in the past, as traces stored while it runs may be missed.
 
-`summarise` reads a window `[since, until)` exactly: whole hours from the hour rows, the partial hours at the
-edges from minute rows, and the partial minutes at the very edges from the trace rows themselves.
+`summarise` reads a window `[since, until)` exactly: whole UTC days from the day rows (migration 0023), the
+partial days at its edges from hour rows, the partial hours from minute rows, and the partial minutes at the
+very edges from the trace rows themselves.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pilothouse.money import to_pico
+from pilothouse.store.caller_errors import ended_by_caller
 from pilothouse.store.engine import Store
 from pilothouse.store.tables import spans, trace_rollups, traces
 
@@ -37,8 +40,8 @@ __all__ = [
     "summarise",
 ]
 
-MINUTE, HOUR = 60, 3600
-GRAINS = (MINUTE, HOUR)
+MINUTE, HOUR, DAY = 60, 3600, 86_400
+GRAINS = (MINUTE, HOUR, DAY)
 LATENCY_BOUNDS_MS = (25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0)
 """Upper bounds of the latency buckets `lat_00`..`lat_10`; `lat_11` counts the slower ones."""
 _BUCKETS = len(LATENCY_BOUNDS_MS) + 1
@@ -57,6 +60,7 @@ _INTS = (
     "generated_tokens",
     "unpriced_calls",
     "ttft_count",
+    "caller_errors",
 )
 _FLOATS = ("latency_sum_ms", "generation_ms", "ttft_sum_ms")
 _LAT = tuple(f"lat_{i:02d}" for i in range(_BUCKETS))
@@ -162,8 +166,13 @@ def _trace_counters(
         ms = (trace["ended_at"] - trace["started_at"]) * 1000.0
         out["latency_count"], out["latency_sum_ms"] = 1, ms
         out[_LAT[_bucket(ms)]] = 1
+    failed: list[Mapping[str, Any]] = []
     for s in trace_spans:
         _span_counters(s, out)
+        if s["status"] == "error" and isinstance(s["attributes"], dict):
+            failed.append(s["attributes"])
+    if first_part and ended_by_caller(trace["status"], failed):
+        out["caller_errors"] = 1
     return out
 
 
@@ -288,7 +297,7 @@ def _from_rows(conn: Connection, where: Sequence[Any], *, chunk: int = 5000) -> 
         page = [r._mapping for r in conn.execute(query.order_by(*order).limit(chunk))]
         if not page:
             return rows
-        wanted = (spans.c.kind.in_(("llm", "guard", "cache")),)
+        wanted = (spans.c.kind.in_(("llm", "guard", "cache")) | (spans.c.status == "error"),)
         by_trace: dict[str, list[Mapping[Any, Any]]] = {}
         ids = [t["id"] for t in page]
         for s in conn.execute(select(*_SPAN_COLS).where(spans.c.trace_id.in_(ids), *wanted)):
@@ -305,10 +314,10 @@ def _floor(value: float, grain: int) -> float:
 def rebuild(
     store: Store, *, project_id: str | None = None, since: float | None = None, until: float | None = None
 ) -> int:
-    """Recompute the rollups of `[since, until)` (widened to whole hours) from the trace rows; returns the
-    number of traces counted. One transaction: readers see the old rollups or the new ones."""
-    lo = None if since is None else _floor(since, HOUR)
-    hi = None if until is None else _floor(until, HOUR) + (HOUR if until % HOUR else 0)
+    """Recompute the rollups of `[since, until)` (widened to whole days, the largest grain) from the trace rows;
+    returns the number of traces counted. One transaction: readers see the old rollups or the new ones."""
+    lo = None if since is None else _floor(since, DAY)
+    hi = None if until is None else _floor(until, DAY) + (DAY if until % DAY else 0)
     with store.begin() as conn:
         gone = delete(trace_rollups)
         if project_id is not None:
@@ -323,27 +332,32 @@ def rebuild(
     return sum(int(c["requests"]) for k, c in rows.items() if k[1] == HOUR)
 
 
-def _pieces(since: float, until: float) -> tuple[list[tuple[int, float, float]], list[tuple[float, float]]]:
-    """Cover [since, until) with whole hours, then whole minutes; what is left (under a minute at each edge)
-    is read from the rows."""
+def _pieces(
+    since: float, until: float, *, period_s: int | None = None
+) -> tuple[list[tuple[int, float, float]], list[tuple[float, float]]]:
+    """Cover [since, until) with whole days, then whole hours, then whole minutes (with `period_s`, only grains
+    that divide it, so no rollup row straddles two periods); what is left (under a minute at each edge) is read
+    from the rows."""
     rolled: list[tuple[int, float, float]] = []
     raw: list[tuple[float, float]] = []
-    h_lo, h_hi = math.ceil(since / HOUR) * HOUR, math.floor(until / HOUR) * HOUR
-    if h_lo < h_hi:
-        rolled.append((HOUR, h_lo, h_hi))
-        edges = [(since, float(h_lo)), (float(h_hi), until)]
-    else:
-        edges = [(since, until)]
-    for lo, hi in edges:
+
+    def cover(lo: float, hi: float, grains: Sequence[int]) -> None:
         if lo >= hi:
-            continue
-        m_lo, m_hi = math.ceil(lo / MINUTE) * MINUTE, math.floor(hi / MINUTE) * MINUTE
-        if m_lo < m_hi:
-            rolled.append((MINUTE, m_lo, m_hi))
-            raw += [(lo, float(m_lo)), (float(m_hi), hi)]
-        else:
+            return
+        if not grains:
             raw.append((lo, hi))
-    return rolled, [(lo, hi) for lo, hi in raw if lo < hi]
+            return
+        grain, finer = grains[0], grains[1:]
+        g_lo, g_hi = math.ceil(lo / grain) * grain, math.floor(hi / grain) * grain
+        if g_lo < g_hi:
+            rolled.append((grain, float(g_lo), float(g_hi)))
+            cover(lo, float(g_lo), finer)
+            cover(float(g_hi), hi, finer)
+        else:
+            cover(lo, hi, finer)
+
+    cover(since, until, sorted((g for g in GRAINS if period_s is None or period_s % g == 0), reverse=True))
+    return rolled, raw
 
 
 def summarise(

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, and_, insert, or_, select
 
 from pilothouse.store.ids import new_id
+from pilothouse.store.score_rollups import note_score
 from pilothouse.store.tables import scores, spans, traces
 from pilothouse.store.traces import decode_cursor, encode_cursor
 
@@ -127,7 +128,12 @@ def add_score(
     kind = infer_data_type(value, string_value, data_type)
     if source not in SOURCES:
         raise ValueError(f"'source' must be one of {', '.join(SOURCES)}, got {source!r}")
-    found = conn.execute(select(traces.c.id).where(traces.c.id == trace_id, traces.c.project_id == project_id)).first()
+    # the trace row locked (PostgreSQL) so the score counters see this trace's scores one at a time
+    found = conn.execute(
+        select(traces.c.prompt_name, traces.c.prompt_version, traces.c.started_at)
+        .where(traces.c.id == trace_id, traces.c.project_id == project_id)
+        .with_for_update()
+    ).first()
     if found is None:
         raise ScoreTargetMissing(f"no trace {trace_id!r} in this project", "trace_id")
     if span_id is not None:
@@ -149,6 +155,17 @@ def add_score(
         created_at=time.time(),
         data_type=kind,
     )
+    if score.value is not None:
+        note_score(
+            conn,
+            project_id=project_id,
+            trace_id=trace_id,
+            prompt_name=found.prompt_name,
+            prompt_version=found.prompt_version,
+            started_at=float(found.started_at),
+            name=name,
+            value=score.value,
+        )
     conn.execute(insert(scores).values(**score.to_dict()))
     return score
 

@@ -4,9 +4,9 @@ A window of up to `ROWS_UP_TO` calls (counted from the rollups first) is compute
 (one query for traces, one for their numeric scores), so the percentiles are exact and identical on SQLite
 and PostgreSQL (`read_from: rows`). A larger window is read from the rollups (`rolled_performance.py`,
 `read_from: rollups`): the same counts, sums, error rates and score means, with latency percentiles estimated
-from the rollups' histogram, at the cost of the window's rollup rows, failed traces and scores.
+from the rollups' histogram, at the cost of the window's rollup rows and score counters.
 Latency percentiles cover successful calls (failures are counted by the error rate and are often fast).
-Calls a caller mistake ended (a 4xx such as a 422 for a missing variable, `outcomes.is_caller_error`) are
+Calls a caller mistake ended (a 4xx such as a 422 for a missing variable, `store/caller_errors.py`) are
 counted as `caller_errors`, apart from `errors`; the error rate is errors / (calls - caller_errors), so a
 client bug does not make a version look broken.
 scores are averaged per trace first, so a trace scored twice counts once, and `n` is the number of traces
@@ -106,7 +106,7 @@ def prompt_performance(
     )
     rolled = {key: c for key, c in rolled.items() if key[1] is not None}
     if sum(int(c.values["requests"]) for c in rolled.values()) > rows_up_to:
-        return {**header, "read_from": "rollups", "versions": rolled_performance(conn, window, rolled)}
+        return {**header, "read_from": "rollups", "versions": rolled_performance(conn, window, rolled, end=end)}
     totals: dict[int, Bucket] = {}
     days: dict[int, dict[str, Bucket]] = {}
     trace_key: dict[str, tuple[int, str]] = {}

@@ -1,9 +1,10 @@
 """Prompt stats from the rollups: what `performance.prompt_performance` answers with when a window holds more
 calls than it reads row by row (`performance.ROWS_UP_TO`).
 
-Calls, errors, tokens and cost per version and UTC day come from the per-minute and per-hour rollups (exact:
-`store.rollup_reads`); caller mistakes from the failed spans of the window's failed traces (`outcomes`), and
-scores from a per-trace mean computed in SQL (`store.prompt_sums`), so neither reads the successful traces.
+Calls, errors, caller mistakes, tokens and cost per version and UTC day come from the per-minute and per-hour
+rollups (exact: `store.rollup_reads`), and score means from the score counters beside them
+(`store.score_rollups`: whole hours from the counters, the window's partial edge hours from the rows), so a long
+window reads neither its traces nor its scores one by one.
 What differs from the row-based answer:
 - latency p50 and p95 are estimates from the rollups' histogram (bounds `store.rollups.LATENCY_BOUNDS_MS`),
   linear within the bucket the percentile falls in; the mean is exact;
@@ -21,11 +22,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pilothouse.money import from_pico, usd_string
-from pilothouse.prompts.rollout.outcomes import ERROR_TYPE_ATTR, STATUS_ATTR, is_caller_error
-from pilothouse.store.prompt_sums import failed_spans, score_sums
 from pilothouse.store.prompt_traces import TraceWindow
 from pilothouse.store.rollup_reads import GroupKey
 from pilothouse.store.rollups import Counters
+from pilothouse.store.score_rollups import score_sums
 
 __all__ = ["DAY_S", "rolled_performance"]
 
@@ -37,7 +37,6 @@ class RolledBucket:
     """The calls of one version in one day (or the whole window), from the rollups plus the uncounted parts."""
 
     counters: Counters = field(default_factory=Counters)
-    caller_errors: int = 0
     scores: dict[str, list[float]] = field(default_factory=dict)  # name -> [sum of trace means, traces]
 
     def add_score(self, name: str, total: float, n: int) -> None:
@@ -47,15 +46,15 @@ class RolledBucket:
 
     def to_dict(self) -> dict[str, Any]:
         v = self.counters.values
-        calls = int(v["requests"])
-        errors = int(v["errors"]) - self.caller_errors
-        judged = calls - self.caller_errors
+        calls, caller_errors = int(v["requests"]), int(v["caller_errors"])
+        errors = int(v["errors"]) - caller_errors
+        judged = calls - caller_errors
         cost = from_pico(int(v["cost_pico"]))
         timed = v["latency_count"]
         return {
             "calls": calls,
             "errors": errors,
-            "caller_errors": self.caller_errors,
+            "caller_errors": caller_errors,
             "error_rate": round(errors / judged, 6) if judged else None,
             "latency_ms": {
                 "p50": self.counters.latency_percentile(50),
@@ -77,10 +76,11 @@ def _day(ts: float) -> str:
 
 
 def rolled_performance(
-    conn: Connection, window: TraceWindow, counters: Mapping[GroupKey, Counters]
+    conn: Connection, window: TraceWindow, counters: Mapping[GroupKey, Counters], *, end: float
 ) -> list[dict[str, Any]]:
     """The `versions` of a prompt stats answer from `counters` (per (day start, version), as
-    `rollup_reads.grouped_counters(..., by=("version",), period_s=DAY_S)` returns them, versions only)."""
+    `rollup_reads.grouped_counters(..., by=("version",), period_s=DAY_S)` returns them, versions only); `end`:
+    where an open window ends."""
     totals: dict[int, RolledBucket] = {}
     days: dict[int, dict[float, RolledBucket]] = {}
 
@@ -92,18 +92,9 @@ def rolled_performance(
             bucket.counters.add(c.values)
     if not totals:
         return []
-    # the versions the rollups saw, named: the (project, prompt, version, start) index then serves both reads
+    # the versions the rollups saw, named: the (project, prompt, version, start) index then serves the edge reads
     window = replace(window, versions=tuple(sorted(totals)))
-    caller: set[str] = set()
-    for failed in failed_spans(conn, window):
-        if failed.trace_id in caller:
-            continue
-        if is_caller_error(failed.attributes.get(STATUS_ATTR), failed.attributes.get(ERROR_TYPE_ATTR)):
-            caller.add(failed.trace_id)
-            day = float(failed.started_at // DAY_S * DAY_S)
-            for bucket in buckets(failed.version, day):
-                bucket.caller_errors += 1
-    for s in score_sums(conn, window, DAY_S):
+    for s in score_sums(conn, window, DAY_S, end=end):
         if s.version in totals:
             for bucket in buckets(s.version, s.period_start):
                 bucket.add_score(s.name, s.total, s.traces)
