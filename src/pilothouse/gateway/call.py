@@ -41,6 +41,14 @@ class GatewayCall:
     """The caller's trace (a W3C `traceparent`): the call's trace joins it instead of starting a new one."""
     parent_span_id: str | None = None
     """The caller's span in that trace: the call's top-level spans become its children."""
+    agent: str | None = None
+    """The agent the call is made for (a workflow's agent step): the tool gate applies the project's grants to
+    that agent by name as well as the key's and the project's (tools/permissions.py). In-process callers only:
+    the HTTP face never sets it."""
+    internal_tools: frozenset[str] = frozenset()
+    """Names of tools the caller itself acts on, never run as tools (a workflow's routing and hand-off tools):
+    the tool gate neither checks them when offered nor judges the answer's calls of them. In-process callers
+    only: the HTTP face never sets it."""
 
 
 class CallerLeft(Exception):

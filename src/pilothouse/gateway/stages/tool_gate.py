@@ -44,22 +44,28 @@ class ToolGateStage:
         tools = await self.rules.for_project(principal.project_id)
         if tools is None:
             return await call_next(ctx)
-        caller = Caller(project_id=principal.project_id, key_id=principal.key_id)
-        await self._check_offered(ctx, prep, tools, caller)
+        caller = Caller(project_id=principal.project_id, key_id=principal.key_id, agent=ctx.call.agent)
+        internal = ctx.call.internal_tools
+        await self._check_offered(ctx, prep, tools, caller, internal)
         outcome = await call_next(ctx)
         if outcome.payload is not None:
-            await self._judge(ctx.trace, tools, caller, calls_in_completion(outcome.payload), "response")
+            calls = _external(calls_in_completion(outcome.payload), internal)
+            await self._judge(ctx.trace, tools, caller, calls, "response")
         elif outcome.events is not None:
             await self._gate_stream(ctx, tools, caller, outcome)
         return outcome
 
-    async def _check_offered(self, ctx: RequestContext, prep: Prepared, tools: ProjectTools, caller: Caller) -> None:
+    async def _check_offered(
+        self, ctx: RequestContext, prep: Prepared, tools: ProjectTools, caller: Caller, internal: frozenset[str]
+    ) -> None:
         for where, name in offered_tools(prep.body.params):
+            if name in internal:
+                continue
             if tools.grant_for(caller, name) is None or name not in tools.tools:
                 decision = decide(tools, caller, name, None)
                 if prep.span in ctx.trace.spans and prep.span.ended_at is None:
                     ctx.trace.spans.remove(prep.span)  # refused before admission: no model call was made
-                await self._record(ctx.trace, decision, "request", 0.0)
+                await self._record(ctx.trace, caller, decision, "request", 0.0)
                 raise decision.error(param=where)
 
     async def _judge(
@@ -75,7 +81,7 @@ class ToolGateStage:
                 _span(trace, decision, where, latency_ms).finish()
         refusal = first_refusal(decisions)
         if refusal is not None:
-            await self._record(trace, refusal, where, decisions[refusal])
+            await self._record(trace, caller, refusal, where, decisions[refusal])
             raise refusal.error()
 
     async def _gate_stream(self, ctx: RequestContext, tools: ProjectTools, caller: Caller, outcome: Outcome) -> None:
@@ -90,19 +96,21 @@ class ToolGateStage:
                 if hold.text_released:
                     break
             else:
-                await self._judge(ctx.trace, tools, caller, hold.calls(), "response")
+                calls = _external(hold.calls(), ctx.call.internal_tools)
+                await self._judge(ctx.trace, tools, caller, calls, "response")
                 ready += hold.held
                 hold.held.clear()
         except BaseException:
             await events.aclose()  # meters and settles what the model spent
             raise
-        outcome.events = self._relay(ctx.trace, tools, caller, hold, ready, events)
+        outcome.events = self._relay(ctx.trace, tools, caller, ctx.call.internal_tools, hold, ready, events)
 
     async def _relay(
         self,
         trace: TraceRecord,
         tools: ProjectTools,
         caller: Caller,
+        internal: frozenset[str],
         hold: StreamHold,
         ready: list[bytes],
         rest: Events,
@@ -121,7 +129,7 @@ class ToolGateStage:
         if not ended or not hold.held:
             return
         try:
-            await self._judge(trace, tools, caller, hold.calls(), "stream")
+            await self._judge(trace, tools, caller, _external(hold.calls(), internal), "stream")
         except ApiError as refusal:  # the status line is sent: the stream ends with the error instead
             open_spans = [s for s in trace.spans if s.kind == "guard" and s.ended_at is None]
             for span in open_spans:
@@ -132,19 +140,27 @@ class ToolGateStage:
         for event in hold.held:
             yield event
 
-    async def _record(self, trace: TraceRecord, decision: Decision, where: str, latency_ms: float) -> None:
+    async def _record(
+        self, trace: TraceRecord, caller: Caller, decision: Decision, where: str, latency_ms: float
+    ) -> None:
         """The refusal's guard span (left open: the trace stage ends it with the error) and audit event."""
         _span(trace, decision, where, latency_ms)
         if self.audit is None:
             return
         action = "tool.approval_required" if decision.verdict == "needs_approval" else "tool.refused"
+        agent = {"agent": caller.agent} if caller.agent else {}
         await self.audit.record(
             actor=trace.api_key_id or "anonymous",
             action=action,
             target=decision.tool,
             project_id=trace.project_id,
-            details={**decision.to_dict(), "stage": where, "trace_id": trace.id},
+            details={**decision.to_dict(), **agent, "stage": where, "trace_id": trace.id},
         )
+
+
+def _external(calls: list[ToolCall], internal: frozenset[str]) -> list[ToolCall]:
+    """The tool calls the gate judges: all but those of the caller's internal tools."""
+    return [c for c in calls if c.name not in internal] if internal else calls
 
 
 def _span(trace: TraceRecord, decision: Decision, where: str, latency_ms: float) -> SpanRecord:

@@ -1,0 +1,1 @@
+"""Step kinds: plain Python, approval, map, subflow (and LLM, tool, guard, agent)."""
