@@ -70,6 +70,8 @@ RULES = (
         ("gateway", "server", "cli", "sdk"),
         "tool permissions are checked by the gateway and by workflows alike",
     ),
+    Rule("flows", ("server", "cli", "sdk"), "workflows run on the server's workers and in worker processes alike"),
+    Rule("rag", ("server", "cli", "sdk"), "retrieval serves the gateway, workflows and the faces alike"),
     Rule("stats", why="plain statistics, reused by canaries, evals and monitors", third_party=("numpy", "scipy")),
     Rule("", ("cli",), "only `python -m pilothouse` starts the command line", exempt=("cli", "__main__")),
 )

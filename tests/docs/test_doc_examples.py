@@ -54,6 +54,12 @@ PAGES = [
     "docs/datasets.md",
     "docs/evaluation.md",
     "docs/benchmarks.md",
+    "docs/flows.md",
+    "docs/rag.md",
+    "docs/flow-agents.md",
+    "docs/rag-retrieval.md",
+    "docs/flow-graphs.md",
+    "docs/rag-indexes.md",
 ]
 """Every page, in the order its examples run."""
 
@@ -75,6 +81,11 @@ EXCEPTIONS = {
     ("docs/benchmarks.md", "args-only", ".venv/bin/python bench/cli_startup.py"),
     ("docs/guards-pii.md", "args-only", ".venv/bin/python bench/guard_pii_bench.py --runs 20"),
     ("docs/benchmarks.md", "args-only", ".venv/bin/python bench/guard_injection_bench.py --split holdout"),
+    (
+        "docs/flows.md",
+        "args-only",
+        'pilothouse flow run examples/flows/approval_demo.py:flow --input {"amount": 120} --json',
+    ),
 }
 """(page, marker, first command of the block) of every block that is not run as written."""
 

@@ -93,6 +93,30 @@ CONFIG = {
             "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "404", "409", "422"]}},
         },
         {
+            # A promotion's evaluation gate names a dataset that must exist and metrics checked against the
+            # metric registry; its cost cap is a decimal whose text the document cannot constrain.
+            "include-path-regex": r"^/api/prompts/\{name\}/promote$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "404", "409", "422"]}},
+        },
+        {
+            # A flow run names a flow file or module that must load and an input its state model must accept;
+            # a decision needs a run waiting at that step (flows/service.py).
+            "include-path-regex": r"^/api/flows/.*$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "404", "409", "422"]}},
+        },
+        {
+            # A RAG query's options have rules across fields (a query vector needs its embedding model and the
+            # collection's dimensions; a range needs gte <= lte; filters may not name _acl: rag/options.py).
+            "include-path-regex": r"^/api/rag/\{collection\}/query$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
+            # RAG collections and ingestion: settings with rules across fields (overlap under half the chunk
+            # size, milvus needs index_uri), records whose fields the loaders check (rag/loaders/jsonl.py).
+            "include-path-regex": r"^/api/rag/collections.*$",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, "400", "422"]}},
+        },
+        {
             # OTLP bodies are protobuf (or OTLP JSON): tests/otel drives them with a real OpenTelemetry exporter.
             "include-path-regex": r"^/v1/traces$",
             "enabled": False,

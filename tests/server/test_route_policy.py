@@ -32,6 +32,7 @@ from pilothouse.server.app import create_app
 from pilothouse.server.gateway_asgi import FAST_PATHS
 from pilothouse.store.keys import ROLES
 from pilothouse.store.tables import experiments
+from tests.flows.faces.route_walk import flow_run, start_body
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "security.md"
@@ -149,6 +150,10 @@ class Tenant:
         return f"{self.name}-tool"  # a tool name only this project has
 
     @property
+    def collection(self) -> str:
+        return f"{self.name}-docs"  # a RAG collection name only this project has
+
+    @property
     def drift_rule(self) -> str:
         return f"{self.name}-drift"  # an input_drift monitor rule only this project has
 
@@ -169,6 +174,7 @@ class Tenant:
             self.prompt,
             self.policy,
             self.tool,
+            self.collection,
             self.dataset,
             self.queue,
             self.drift_rule,
@@ -234,6 +240,7 @@ class World:
         self.ok("POST", "/api/evals/queues", owner, json={"name": tenant.queue, "score": QUEUE_SCORE})
         self.ok("POST", "/api/monitors/rules", owner, json={"name": tenant.drift_rule, "metric": "input_drift"})
         self.ok("POST", f"/api/evals/queues/{tenant.queue}/items", owner, json={"trace_ids": [tenant.trace_id]})
+        self.ok("POST", "/api/rag/collections", owner, json={"name": tenant.collection, "index": "exact"})
 
     def new_budget(self, tenant: Tenant) -> str:
         body = {"scope": "user", "subject": self.unique("user"), "usd": "50", "mode": "soft", "project": tenant.name}
@@ -244,6 +251,12 @@ class World:
         body = {"name": self.unique("doomed"), "role": "viewer", "project": tenant.name}
         key_id: str = self.ok("POST", "/api/keys", json=body)["id"]
         return key_id
+
+    def new_collection(self, tenant: Tenant) -> str:
+        """A RAG collection of the tenant's project to delete."""
+        name = self.unique(f"{tenant.name}-doomed-docs")
+        self.ok("POST", "/api/rag/collections", tenant.keys["owner"], json={"name": name, "index": "exact"})
+        return name
 
     def new_tool(self, tenant: Tenant) -> str:
         """A tool of the tenant's project to delete (registered with its owner key: tools are per project)."""
@@ -609,6 +622,9 @@ RECIPES: dict[str, Walk] = {
         ),
         REF,
     ),
+    "GET /api/evals/history": Walk(
+        lambda w, t: Call("GET", "/api/evals/history", params={"dataset": t.dataset, "metric": "contains"}), REF
+    ),
     # annotation queues belong to the caller's project
     "POST /api/evals/queues": Walk(
         lambda w, t: Call("POST", "/api/evals/queues", json={"name": w.unique("walk-q"), "score": QUEUE_SCORE}),
@@ -630,6 +646,63 @@ RECIPES: dict[str, Walk] = {
             "POST", f"/api/evals/datasets/{t.dataset}/splits", json={"fractions": {"train": 0.5, "test": 0.5}}
         ),
         REF,
+    ),
+    # RAG collections belong to the caller's project: another project's collection name is a 404
+    "GET /api/rag/collections": Walk(lambda w, t: Call("GET", "/api/rag/collections"), NO_REF),
+    "POST /api/rag/collections": Walk(
+        lambda w, t: Call("POST", "/api/rag/collections", json={"name": w.unique("walk-docs"), "index": "exact"}),
+        NO_REF,
+    ),
+    "GET /api/rag/collections/{name}": Walk(lambda w, t: Call("GET", f"/api/rag/collections/{t.collection}"), REF),
+    "DELETE /api/rag/collections/{name}": Walk(
+        lambda w, t: Call("DELETE", f"/api/rag/collections/{w.new_collection(t)}"), REF
+    ),
+    "GET /api/rag/collections/{name}/documents": Walk(
+        lambda w, t: Call("GET", f"/api/rag/collections/{t.collection}/documents"), REF
+    ),
+    "GET /api/rag/collections/{name}/stale": Walk(
+        lambda w, t: Call("GET", f"/api/rag/collections/{t.collection}/stale"), REF
+    ),
+    "POST /api/rag/collections/{name}/records": Walk(
+        lambda w, t: Call(
+            "POST", f"/api/rag/collections/{t.collection}/records", json={"records": [{"id": "w", "text": "Walk."}]}
+        ),
+        REF,
+    ),
+    "POST /api/rag/collections/{name}/documents": Walk(
+        lambda w, t: Call(
+            "POST",
+            f"/api/rag/collections/{t.collection}/documents",
+            json={"documents": [{"source": "walk.txt", "sections": [{"text": "Walk."}]}]},
+        ),
+        REF,
+    ),
+    "POST /api/rag/collections/{name}/reembed": Walk(
+        lambda w, t: Call("POST", f"/api/rag/collections/{t.collection}/reembed", json={}), REF
+    ),
+    "POST /api/rag/{collection}/query": Walk(
+        lambda w, t: Call("POST", f"/api/rag/{t.collection}/query", json={"query": "walk", "mode": "keyword"}), REF
+    ),
+    # flow runs belong to the caller's project: another project's run id is a 404, as a missing one
+    "POST /api/flows/runs": Walk(lambda w, t: Call("POST", "/api/flows/runs", json=start_body()), NO_REF),
+    "GET /api/flows/runs": Walk(lambda w, t: Call("GET", "/api/flows/runs"), NO_REF),
+    "GET /api/flows/runs/{run_id}": Walk(lambda w, t: Call("GET", f"/api/flows/runs/{flow_run(w, t)}"), REF),
+    "GET /api/flows/runs/{run_id}/path": Walk(lambda w, t: Call("GET", f"/api/flows/runs/{flow_run(w, t)}/path"), REF),
+    "POST /api/flows/runs/{run_id}/approve": Walk(
+        lambda w, t: Call("POST", f"/api/flows/runs/{flow_run(w, t)}/approve", json={"step": "approve"}), REF
+    ),
+    "POST /api/flows/runs/{run_id}/reject": Walk(
+        lambda w, t: Call("POST", f"/api/flows/runs/{flow_run(w, t)}/reject", json={"step": "approve"}), REF
+    ),
+    "POST /api/flows/runs/{run_id}/cancel": Walk(
+        lambda w, t: Call("POST", f"/api/flows/runs/{flow_run(w, t)}/cancel"), REF
+    ),
+    "POST /api/flows/runs/{run_id}/resume": Walk(
+        lambda w, t: Call("POST", f"/api/flows/runs/{flow_run(w, t, fail=True)}/resume"), REF
+    ),
+    "POST /api/flows/prune": Walk(lambda w, t: Call("POST", "/api/flows/prune", json={"keep_last": 1000}), NO_REF),
+    "PUT /api/flows/switches/{flow_name}": Walk(
+        lambda w, t: Call("PUT", "/api/flows/switches/walk-other", json={"enabled": True}), NO_REF
     ),
 }
 

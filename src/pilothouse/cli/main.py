@@ -40,7 +40,9 @@ class PilothouseGroup(LazyGroup):
         "policy": "pilothouse.cli.policy:policy_app",
         "monitors": "pilothouse.cli.monitors:monitors_app",
         "dataset": "pilothouse.cli.dataset:dataset_app",
-        "eval": "pilothouse.cli.evals:eval_app+pilothouse.cli.annotate",
+        "eval": "pilothouse.cli.evals:eval_app+pilothouse.cli.annotate+pilothouse.cli.evals_history",
+        "flow": "pilothouse.cli.flow:flow_app",
+        "rag": "pilothouse.cli.rag:rag_app",
     }
     order = ("up", *lazy, "version")
 

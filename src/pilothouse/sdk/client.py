@@ -10,7 +10,7 @@ for trace in ph.list_traces(model="smollm2-135m", limit=10)["data"]:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,9 @@ from pilothouse.sdk.cache import CacheMixin
 from pilothouse.sdk.costs import CostsMixin
 from pilothouse.sdk.datasets import DatasetsMixin
 from pilothouse.sdk.experiments import ExperimentsMixin
+from pilothouse.sdk.flows import FlowsMixin
 from pilothouse.sdk.prompts import PromptsMixin
+from pilothouse.sdk.rag import RagClient
 from pilothouse.sdk.trace_review import TraceReviewMixin
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Pilothouse(
     DatasetsMixin,
     ExperimentsMixin,
     AnnotationsMixin,
+    FlowsMixin,
 ):
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
@@ -70,6 +73,8 @@ class Pilothouse(
         import httpx
 
         self._http: httpx.Client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.rag = RagClient(self)
+        """Retrieval: `ph.rag.query(collection, text, ...)` (sdk/rag.py)."""
 
     def close(self) -> None:
         self._http.close()
@@ -233,12 +238,23 @@ class Pilothouse(
         return result
 
     def promote_prompt(
-        self, name: str, version: int, *, to: str = "production", force: bool = False, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        *,
+        to: str = "production",
+        force: bool = False,
+        reason: str | None = None,
+        gate: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Move label `to` to `version` if it passes the prompt's scenario tests and is no worse than the
         current version; a refusal raises PilothouseError (status 409) whose `body["comparison"]` says why.
-        `force=True` moves it anyway and records `prompt.promote.forced` in the audit log."""
-        body = {"version": version, "to": to, "force": force, "reason": reason}
+        `force=True` moves it anyway and records `prompt.promote.forced` in the audit log. `gate`
+        (`{"dataset": NAME, "metrics": [{"name": "contains"}], "alpha": 0.05, ...}`) also runs the regression gate
+        against the current version first; a significant regression raises with `body["gate"]`."""
+        body: dict[str, Any] = {"version": version, "to": to, "force": force, "reason": reason}
+        if gate is not None:
+            body["gate"] = dict(gate)
         # The server runs the suite for both versions before answering: allow it time.
         result: dict[str, Any] = self.request("POST", f"/api/prompts/{name}/promote", json=body, timeout=900.0)
         return result

@@ -35,6 +35,7 @@ from pilothouse.server.api import (
     capture,
     costs,
     datasets,
+    eval_history,
     experiments,
     feedback,
     ingest,
@@ -46,10 +47,13 @@ from pilothouse.server.api import (
     prompt_promotion,
     prompt_stats,
     prompts,
+    rag_admin,
+    rag_query,
     scores,
     tools,
     traces,
 )
+from pilothouse.server.api import flows as flow_runs
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_model_access
 from pilothouse.server.body_guard import guard_body
@@ -142,6 +146,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         gc.freeze()
         monitor = start_canary_monitor(state)
         housekeeping = start_housekeeping(state)  # audit checkpoints, trace retention
+        flow_runs.start_flow_worker(state)  # flow runs, those a stopped server left included
         monitors_runner = MonitorRunner(state.store, settings.monitor_interval_s)  # alert rules, online eval
         monitors_runner.start()
         if on_ready is not None:
@@ -151,6 +156,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         finally:
             await monitor.stop()
             await monitors_runner.stop()
+            await flow_runs.stop_flow_worker(state)  # runs in progress released to other workers
             await housekeeping.stop()  # the shutdown checkpoint, before the store closes
             await close_state(state)
 
@@ -248,7 +254,11 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (monitors.router, (400, 404, 409)),
         (datasets.router, (400, 404)),
         (experiments.router, (400, 404, 409)),
+        (eval_history.router, (400, 404)),
         (annotation_queues.router, (400, 404, 409)),
+        (flow_runs.router, (400, 404, 409)),
+        (rag_admin.router, (400, 404, 409)),
+        (rag_query.router, (400, 404)),
         (otlp.router, (400,)),  # POST /v1/traces (OTLP/HTTP); its 415 is declared on the route
     ):
         api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))

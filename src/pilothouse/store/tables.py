@@ -471,7 +471,8 @@ input_drift_cursors = Table(
     Column("covered_from", Float, nullable=False),
 )
 
-# Additive counters of traces per minute (bucket_s 60) and hour (3600) per project, key, model and prompt
+# Additive counters of traces per minute (bucket_s 60), hour (3600) and UTC day (86400, migration 0023) per
+# project, key, model and prompt
 # version ("" and 0 stand for none), kept by the trace sink as it stores traces (store/rollups.py).
 # `lat_00`..`lat_11` count successful requests per latency bucket (rollups.LATENCY_BOUNDS_MS).
 # The full-text index `trace_search` is dialect-specific (FTS5 / tsvector) and created by migration 0013 only.
@@ -501,6 +502,7 @@ trace_rollups = Table(
             "generated_tokens",
             "unpriced_calls",
             "ttft_count",
+            "caller_errors",  # 0023: failed traces a caller mistake ended (store/caller_errors.py)
         )
     ],
     *[
@@ -510,6 +512,21 @@ trace_rollups = Table(
     *[Column(f"lat_{i:02d}", BigInteger, nullable=False, server_default="0") for i in range(12)],
     # 0015: streamed llm calls' time to first token, same bucket bounds as the latency histogram
     *[Column(f"ttft_{i:02d}", BigInteger, nullable=False, server_default="0") for i in range(12)],
+)
+
+# Score counters beside the rollups (0023, store/score_rollups.py): per hour of trace start, prompt version and
+# score name, the number of traces holding that numeric score and the sum of each trace's mean value of it, kept
+# when a score is written, so prompt stats over a long window need not join every score to its trace.
+prompt_score_rollups = Table(
+    "prompt_score_rollups",
+    metadata,
+    Column("project_id", String(40), primary_key=True),
+    Column("prompt_name", String(200), primary_key=True),
+    Column("prompt_version", Integer, primary_key=True),
+    Column("bucket_start", Float, primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("traces", BigInteger, nullable=False, server_default="0"),
+    Column("total", Float, nullable=False, server_default="0"),
 )
 
 # Evaluation datasets (docs/datasets.md): a dataset has numbered immutable versions; a version is an ordered list
@@ -649,3 +666,7 @@ compare, and so are not in `metadata` (store/search.py, store/trace_pages.py).""
 def in_metadata(name: str | None, type_: str, parent_names: object) -> bool:
     """For Alembic's `include_name`: False for the full-text index (and its FTS5 shadow tables)."""
     return not (name and (name in SEARCH_OBJECTS or name.startswith("trace_search_")))
+
+
+from pilothouse.store import flow_tables as _flow_tables  # noqa: E402,F401  (flow tables, migration 0021)
+from pilothouse.store import rag_tables as _rag_tables  # noqa: E402,F401  (RAG tables, migration 0020)
