@@ -57,7 +57,9 @@ def test_weighted_zscore_and_single_item_lists() -> None:
 
 def test_fuse_dispatch_and_single() -> None:
     lists = {"dense": hits(("a", 0.9)), "keyword": hits(("a", 3.0))}
-    assert fuse(lists, method="rrf")[0].score == pytest.approx(2 / 61)
+    # the defaults: k 30, dense weighted 3 to keyword's 1 (fusion.RRF_WEIGHTS); a request's own weights replace them
+    assert fuse(lists, method="rrf")[0].score == pytest.approx(3 / 31 + 1 / 31)
+    assert fuse(lists, method="rrf", weights={"dense": 1.0, "keyword": 1.0}, rrf_k=60)[0].score == pytest.approx(2 / 61)
     only = single("keyword", hits(("a", 3.0), ("b", 1.0)))
     assert [(h.id, h.score, h.sources["keyword"].rank) for h in only] == [("a", 3.0, 1), ("b", 1.0, 2)]
     with pytest.raises(ValueError, match="k must be"):
