@@ -1,22 +1,29 @@
 """What a step sees of the run it is part of: `StepContext`.
 
 The context carries the run's identity (run, step, attempt, project, trace), its budget, the step's span for
-attributes, and the two ways out of the process a step has: `chat` (a model call through the gateway pipeline,
-in process, source `flow`) and `call_tool` (a registered tool, validated, permitted, idempotent). Both delegate
-to services the engine is given (`ModelCalls`, `ToolCalls`, implemented in flows/calls.py and
-flows/tools_runtime.py); an engine built without them answers with a clear error instead.
+attributes, and the ways out of the process a step has: `chat` (a model call through the gateway pipeline,
+in process, source `flow`), `call_tool` (a registered tool, validated, permitted, idempotent) and `retrieve`
+(a RAG collection of the run's project, through the same query service as `POST /api/rag/{collection}/query`).
+They delegate to services the engine is given (`ModelCalls`, `ToolCalls`, `RetrievalCalls`, implemented in
+flows/calls.py, flows/tools_runtime.py and flows/steps/retrieve.py); an engine built without one answers with a
+clear error instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pilothouse.flows.budget import RunBudget
 from pilothouse.flows.errors import FlowError
 from pilothouse.flows.protocol import CheckpointStore
 from pilothouse.tracing.model import SpanRecord
+
+if TYPE_CHECKING:
+    from pilothouse.flows.steps.retrieve import PackSpec, Retrieved
+    from pilothouse.rag.retrieve import Query
 
 
 class ModelCalls(Protocol):
@@ -29,6 +36,21 @@ class ToolCalls(Protocol):
     """Tool calls for steps (flows/tools_runtime.py): lookup, validation, permission, timeout, idempotency."""
 
     async def call_tool(self, ctx: StepContext, name: str, args: dict[str, Any]) -> Any: ...
+
+
+class RetrievalCalls(Protocol):
+    """Retrieval for steps (flows/steps/retrieve.py): the run's project, the identity the step asserts, a
+    `retrieval` span under the step's span."""
+
+    async def retrieve(
+        self,
+        ctx: StepContext,
+        collection: str,
+        query: Query,
+        *,
+        identity: Mapping[str, Any] | None = None,
+        pack: PackSpec | None = None,
+    ) -> Retrieved: ...
 
 
 class NoModelCalls:
@@ -48,6 +70,24 @@ class NoToolCalls:
         raise FlowError(
             f"step {ctx.step!r} called tool {name!r}, but this engine has no tool runtime: "
             "build the Engine with tools=... (pilothouse.flows.tools_runtime)"
+        )
+
+
+class NoRetrievalCalls:
+    """The null service: this engine was built without a RAG query service."""
+
+    async def retrieve(
+        self,
+        ctx: StepContext,
+        collection: str,
+        query: Query,
+        *,
+        identity: Mapping[str, Any] | None = None,
+        pack: PackSpec | None = None,
+    ) -> Retrieved:
+        raise FlowError(
+            f"step {ctx.step!r} retrieves from collection {collection!r}, but this engine has no RAG query "
+            "service: build the Engine with retrieval=RagRetrieval(...) (pilothouse.flows.steps.retrieve)"
         )
 
 
@@ -73,6 +113,7 @@ class StepContext:
     store: CheckpointStore
     models: ModelCalls
     tools: ToolCalls
+    retrieval: RetrievalCalls = field(default_factory=NoRetrievalCalls)
     visit: int = 0
     item_index: int | None = None
     item: Any = None
@@ -110,3 +151,15 @@ class StepContext:
     async def call_tool(self, name: str, args: dict[str, Any]) -> Any:
         """A registered tool, with its arguments validated, its permission checked and its effect idempotent."""
         return await self.tools.call_tool(self, name, args)
+
+    async def retrieve(
+        self,
+        collection: str,
+        query: Query,
+        *,
+        identity: Mapping[str, Any] | None = None,
+        pack: PackSpec | None = None,
+    ) -> Retrieved:
+        """Retrieve from a collection of the run's project (as the run's key, or the end user `identity` names);
+        the retrieval is a span under this step's."""
+        return await self.retrieval.retrieve(self, collection, query, identity=identity, pack=pack)

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from pilothouse.flows.attempts import Sleep
 from pilothouse.flows.budget import check_limits
-from pilothouse.flows.context import ModelCalls, NoModelCalls, NoToolCalls, ToolCalls
+from pilothouse.flows.context import ModelCalls, NoModelCalls, NoRetrievalCalls, NoToolCalls, RetrievalCalls, ToolCalls
 from pilothouse.flows.errors import FlowChanged, FlowInputError
 from pilothouse.flows.graph import Flow
 from pilothouse.flows.protocol import TERMINAL, CheckpointStore, LeaseLost, NewRun, RunRecord
@@ -64,6 +64,7 @@ class Engine:
         tracer: SpanWriter | None = None,
         models: ModelCalls | None = None,
         tools: ToolCalls | None = None,
+        retrieval: RetrievalCalls | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if lease_s <= 0:
@@ -74,6 +75,7 @@ class Engine:
         self.tracer = tracer
         self.models: ModelCalls = models or NoModelCalls()
         self.tools: ToolCalls = tools or NoToolCalls()
+        self.retrieval: RetrievalCalls = retrieval or NoRetrievalCalls()
         self.sleep = sleep
         self.executing = 0  # runs this engine executes now (a worker runs several at once)
 

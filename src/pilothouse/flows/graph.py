@@ -9,7 +9,7 @@
     flow.branch("check", lambda s: "big" if s.amount > 100 else "small", {"big": "approve", "small": "pay"})
 
 Every builder method takes the common options `retry`, `timeout_s`, `fallback` and `compensate` (see
-policy.StepOptions) and returns the step's name. The kind-specific methods (`llm`, `tool`, `guard`, `agent`)
+policy.StepOptions) and returns the step's name. The kind-specific methods (`llm`, `tool`, `retrieve`, `guard`, `agent`)
 build their step class (steps/<kind>.py) from the method's other keyword arguments, passing any further ones
 through as they are; a step class's FlowDefinitionError comes back naming the step.
 `build()` validates the graph (validate.py); the engine calls it before running.
@@ -245,6 +245,33 @@ class Flow:
 
         config |= {"tool": tool, "args": args, "output": output}
         return self._kind(name, ToolStep, config, retry, timeout_s, fallback, compensate)
+
+    def retrieve(
+        self,
+        name: str,
+        *,
+        collection: str,
+        query: StateFn | str,
+        k: int = 5,
+        mode: str = "hybrid",
+        filters: StateFn | Mapping[str, Any] | None = None,
+        identity: StateFn | Mapping[str, Any] | None = None,
+        pack: int | Mapping[str, Any] | None = None,
+        output: str | None = "chunks",
+        retry: Retry | None = None,
+        timeout_s: float | None = None,
+        fallback: str | None = None,
+        compensate: str | None = None,
+        **config: Any,
+    ) -> str:
+        """Retrieve from a RAG collection of the run's project for `query(state)`, as the end user
+        `identity(state)` names (or the run's key); the hits, with their flags and citations, go to state field
+        `output` (more options: steps/retrieve.py)."""
+        from pilothouse.flows.steps.retrieve import RetrieveStep
+
+        config |= {"collection": collection, "query": query, "k": k, "mode": mode, "filters": filters}
+        config |= {"identity": identity, "pack": pack, "output": output}
+        return self._kind(name, RetrieveStep, config, retry, timeout_s, fallback, compensate)
 
     def guard(
         self,

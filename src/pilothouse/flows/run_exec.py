@@ -245,6 +245,7 @@ class RunExecution:
             store=self.store,
             models=self.engine.models,
             tools=self.engine.tools,
+            retrieval=self.engine.retrieval,
             visit=visit,
             item_index=item_index,
             item=item,
