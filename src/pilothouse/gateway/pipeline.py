@@ -40,7 +40,7 @@ STAGES: tuple[StageFactory, ...] = (
     TraceStage,  # the trace is stored once, whatever happens (errors, cancellation, abandoned streams)
     SettleStage,  # reservations are replaced by what was used, on every path, before the trace is stored
     RagStage,  # a `rag` object: retrieve for the caller, pack sources into the messages (before the cache keys)
-    PrepareStage,  # validate, expand a prompt reference, resolve the model, capability and context checks
+    PrepareStage,  # validate, expand a prompt reference (if the RAG stage did not), resolve the model, checks
     InputGuardStage,  # guard policies' input rules (block, redact, flag, shadow); trace content redacted for storage
     # tool permissions (H6): outside the cache, which is shared by a project's keys while grants are per key
     ToolGateStage,  # offered tools and the answer's tool calls must be allowed for the caller (docs/tools.md)

@@ -20,6 +20,7 @@ from pilothouse.gateway.call import CallHooks, GatewayCall
 from pilothouse.gateway.model_calls import Gateway
 from pilothouse.gateway.prepared import Prepared, PreparedEmbeddings
 from pilothouse.guards.policy.runtime import GuardState, PolicyEngine
+from pilothouse.prompts.registry.resolver import ExpandedPrompt
 from pilothouse.tools.rules import ToolRules
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 from pilothouse.tracing.sink import TraceSink
@@ -59,6 +60,8 @@ class RequestContext:
     hooks: CallHooks
     prep: Prepared | PreparedEmbeddings | None = None
     """Set by the prepare stage."""
+    prompt: ExpandedPrompt | None = None
+    """A prompt reference the RAG stage expanded (its `rag` configuration read); `call.body` is then its body."""
     ticket: Ticket | None = None
     """What the admission stage reserved; settled by the settle stage."""
     guard: GuardState | None = None

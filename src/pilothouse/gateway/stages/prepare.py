@@ -17,6 +17,8 @@ class PrepareStage:
             raise call.refusal
         if call.kind == "embeddings":
             ctx.prep = self.gateway.prepare_embeddings(call.body, ctx.trace)
+        elif ctx.prompt is not None:  # expanded by the RAG stage: no more database reads or template work
+            ctx.prep = self.gateway.prepare_chat(call.body, ctx.trace, expanded=ctx.prompt)
         else:
             ctx.prep = await self.gateway.prepare_chat_async(call.body, ctx.trace)
         return await call_next(ctx)

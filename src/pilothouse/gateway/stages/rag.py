@@ -11,6 +11,10 @@ placed right before the question. The `retrieval` span goes into the call's trac
 object (the citations, what was dropped, the retrieval span's id); a stream gets the header
 `x-pilothouse-rag-citations` (how many chunks were cited) and the citations are in the span.
 
+A prompt reference (`model: prompt:NAME@LABEL`) is expanded here rather than in the prepare stage, so that a
+version whose configuration carries `rag` is answered the same way: its `rag` under the call's own fields, the
+query its rendered `rag.query` or the last user message (rag/chat_options.py, docs/rag-retrieval.md).
+
 The cache (a later stage) keys on the messages as sent, context included: an exact or semantic hit needs the
 same packed chunks in the same order, which the caller has just retrieved under its own access list, so an
 answer built from chunks an identity may not read is never served to it.
@@ -18,17 +22,17 @@ answer built from chunks an identity may not read is never served to it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from pydantic import Field, ValidationError
-
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.cache.keys import last_user_text
+from pilothouse.gateway.preparation import expand_prompt, names_prompt
 from pilothouse.gateway.stages.base import CallNext, Outcome, RequestContext, Services
 from pilothouse.gateway.tokens import estimate_messages_tokens, estimate_text_tokens
+from pilothouse.rag.chat_options import ChatRagOptions, parse_options
 from pilothouse.rag.identity import identity_for
-from pilothouse.rag.options import RetrievalOptions
 from pilothouse.rag.packing import Packed, PackItem, context_budget, pack
 from pilothouse.rag.spans import record_retrieval
 
@@ -41,28 +45,6 @@ INSTRUCTIONS = (
 )
 
 
-class ChatRagOptions(RetrievalOptions):
-    """The `rag` object of a chat request."""
-
-    collection: str = Field(min_length=1, max_length=100, description="The collection to answer from.")
-    max_context_tokens: int | None = Field(default=None, ge=1, le=2_000_000, description="Cap on the context.")
-    answer_tokens: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Room kept for the answer (default: max_tokens or 512)."
-    )
-    drop_flags: list[str] = Field(
-        default_factory=list, max_length=16, description="Leave out chunks carrying these flags (e.g. injection)."
-    )
-
-
-def parse_options(raw: Any) -> ChatRagOptions:
-    try:
-        return ChatRagOptions.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest(f"rag.{where}: {first['msg']}" if where else f"rag: {first['msg']}", param="rag") from None
-
-
 class RagStage:
     def __init__(self, services: Services) -> None:
         self.queries = services.rag
@@ -70,8 +52,12 @@ class RagStage:
 
     async def __call__(self, ctx: RequestContext, call_next: CallNext) -> Outcome:
         call = ctx.call
+        if call.kind != "chat" or call.refusal is not None:
+            return await call_next(ctx)
+        if names_prompt(call.body):  # its version's configuration may carry `rag`: expand it here, once
+            call.body, ctx.prompt = await asyncio.to_thread(expand_prompt, self.gateway, call.body, ctx.trace)
         body = call.body
-        if call.kind != "chat" or call.refusal is not None or not isinstance(body, dict) or "rag" not in body:
+        if not isinstance(body, dict) or "rag" not in body:
             return await call_next(ctx)
         if self.queries is None:
             raise InvalidRequest("retrieval is not available on this server (no store)", param="rag")
@@ -80,9 +66,11 @@ class RagStage:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("a rag request needs messages ending with the user's question", param="messages")
-        question = last_user_text(messages)
+        question = options.query or last_user_text(messages)
         if question is None or not question.strip():
-            raise InvalidRequest("a rag request needs a last user message in text to retrieve for", param="messages")
+            raise InvalidRequest(
+                "a rag request needs a last user message in text (or rag.query) to retrieve for", param="messages"
+            )
         identity = identity_for(call.principal, options.identity.asserted() if options.identity else None)
         retrieval = await self.queries.run_async(identity, options.collection, options.to_query(question))
         if options.rerank is not None:

@@ -35,6 +35,7 @@ CONFIG_KEYS = (
     "tools",
     "tool_choice",
     "response_format",
+    "rag",
 )
 CHAT_ROLES = ("system", "developer", "user", "assistant")
 MAX_PROMPT_SIZE = 256 * 1024
@@ -150,6 +151,11 @@ def normalize_config(data: dict[str, Any]) -> dict[str, Any]:
     if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in {"text", "json_object", "json_schema"}):
         raise TemplateError(
             "'response_format' must be {type: text | json_object | json_schema, ...}", where="response_format"
+        )
+    rag = config.get("rag")
+    if rag is not None and not isinstance(rag, dict):  # its fields: checked at push (prompts/registry/push.py)
+        raise TemplateError(
+            "'rag' must be a mapping of retrieval options (collection, k, mode, query, filters, ...)", where="rag"
         )
     return config
 

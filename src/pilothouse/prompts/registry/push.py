@@ -38,6 +38,7 @@ from pilothouse.prompts.registry.files import (
 from pilothouse.prompts.registry.labels import notify_label_change
 from pilothouse.prompts.registry.lookup import PromptVersion, require_prompt, to_version
 from pilothouse.prompts.registry.refs import DEFAULT_LABEL, LATEST_LABEL, check_name
+from pilothouse.rag.chat_options import prompt_option_error
 from pilothouse.store import prompts as repo
 from pilothouse.store.prompts import VersionRow
 
@@ -82,7 +83,12 @@ def push_definition(
     message: str | None = None,
 ) -> PushResult:
     """Create a version of `definition.name` unless its content hash equals the latest version's.
-    Unprocessable (`prompt_too_large`) if its template or file text is over MAX_PROMPT_SIZE."""
+    Unprocessable (`prompt_too_large`) if its template or file text is over MAX_PROMPT_SIZE; InvalidRequest
+    (`invalid_prompt`) for a `rag` configuration a chat request could not carry."""
+    try:
+        check_rag(definition)
+    except PromptFileError as exc:
+        raise InvalidRequest(exc.message, param="rag", code="invalid_prompt") from None
     sizes = (len(canonical_json(definition.template)), len(definition.source_text or ""))
     if max(sizes) > MAX_PROMPT_SIZE:
         raise Unprocessable(
@@ -143,6 +149,16 @@ def push_definition(
         )
     notify_label_change(project_id, prompt.name)
     return PushResult(prompt.name, to_version(row, prompt.name), True, moved, definition.path)
+
+
+def check_rag(definition: PromptDefinition) -> PromptDefinition:
+    """`definition`, if its configuration's `rag` passes a chat request's checks (rag/chat_options.py; the
+    server's side of a push, as the SDK reads prompt files without the retrieval code); else PromptFileError."""
+    rag = (definition.template.get("config") or {}).get("rag")
+    problem = None if rag is None else prompt_option_error(rag)
+    if problem is not None:
+        raise PromptFileError(definition.path or definition.name, problem)
+    return definition
 
 
 MAX_SOURCE_DIFF = 64 * 1024
@@ -222,7 +238,7 @@ def parse_batch(files: list[tuple[str, str]]) -> tuple[list[PromptDefinition], l
             if is_test_file(path):
                 suites.append(parse_test_file(path, text))
             elif file_format(path) is not None:
-                definitions.append(parse_prompt_file(path, text))
+                definitions.append(check_rag(parse_prompt_file(path, text)))
             else:
                 problems.append(f"{path}: not a prompt file (use .yaml, .yml or .md; tests: NAME.tests.yaml)")
         except PromptFileError as exc:

@@ -1,4 +1,5 @@
-"""Gateway-side prompt references: `model: "prompt:NAME@LABEL"` plus `variables` → a plain chat body.
+"""Gateway-side prompt references: `model: "prompt:NAME@LABEL"` plus `variables` → a plain chat body (with the
+version's `rag` object, its `query` rendered, under the call's own `rag` fields: rag/chat_options.py).
 
 Resolution is cached per process: a label's splits for at most `ttl_s` (1 s; other replicas see a label move
 within that), versions for good (they are immutable). A label change made by this process (a push, a label
@@ -19,7 +20,14 @@ from pilothouse.prompts.registry.labels import add_label_listener, remove_label_
 from pilothouse.prompts.registry.lookup import PromptVersion, get_label, get_version
 from pilothouse.prompts.registry.refs import PromptRef, parse_model_ref
 from pilothouse.prompts.registry.splits import choose_version
-from pilothouse.prompts.registry.templates import TemplateRenderError, VariableError, render_with, validate_variables
+from pilothouse.prompts.registry.templates import (
+    TemplateRenderError,
+    VariableError,
+    render_source,
+    render_with,
+    validate_variables,
+)
+from pilothouse.rag.chat_options import merge_options
 from pilothouse.store.engine import Store
 from pilothouse.tracing.model import SpanRecord, TraceRecord
 
@@ -165,4 +173,19 @@ class PromptResolver:
             if field == "max_tokens" and body.get("max_completion_tokens") is not None:
                 continue
             body[field] = config[field]
+        if config.get("rag") is not None:
+            body["rag"] = merge_options(_prompt_rag(version, config["rag"], values), raw.get("rag"))
         return body, ExpandedPrompt(ref, version, values, rendered)
+
+
+def _prompt_rag(version: PromptVersion, rag: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A version's `rag` with its `query` template rendered over the call's values (rag/chat_options.py)."""
+    query = rag.get("query")
+    if not isinstance(query, str):
+        return rag
+    try:
+        return {**rag, "query": render_source(query, values, where="rag.query")}
+    except TemplateRenderError as exc:
+        raise Unprocessable(
+            f"prompt {version.name}@{version.version} could not be rendered: {exc.message}", param="rag", code=exc.code
+        ) from None

@@ -182,6 +182,13 @@ def _sources(template: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"messages[{i}].content", str(m.get("content") or "")) for i, m in enumerate(template["messages"])]
 
 
+def _config_sources(template: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, template source) for the templated strings of the configuration: the `rag.query` to retrieve for."""
+    rag = (template.get("config") or {}).get("rag")
+    query = rag.get("query") if isinstance(rag, dict) else None
+    return [("rag.query", query)] if isinstance(query, str) else []
+
+
 def _check_safe(ast: nodes.Template, where: str) -> None:
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         attr = node.attr if isinstance(node, nodes.Getattr) else None
@@ -201,7 +208,7 @@ def check_template(template: dict[str, Any]) -> None:
 
     Every name a template uses must be declared under `variables` (the schema is the prompt's contract)."""
     declared = set(template.get("variables") or {})
-    for where, source in _sources(template):
+    for where, source in [*_sources(template), *_config_sources(template)]:
         try:
             ast = _ENV.parse(source)
         except TemplateSyntaxError as exc:
@@ -283,18 +290,23 @@ def _render_one(source: str, values: dict[str, Any], where: str) -> str:
         raise TemplateRenderError(f"{where}: {type(exc).__name__}: {exc}") from None
 
 
+def _precompile(source: str, where: str) -> None:
+    """Compile (and cache) `source` before a render budget starts."""
+    try:
+        _compile(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(f"{where} line {exc.lineno}: template syntax error: {exc.message}") from None
+    except (SyntaxError, RecursionError, MemoryError):
+        raise TemplateRenderError(f"{where}: the template is nested too deeply", code=TOO_EXPENSIVE) from None
+
+
 def render_with(template: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
     """Render already-validated values (see `validate_variables`). All messages together get one budget of
     time and output (`prompts/registry/sandbox.py`); the source of each is compiled (and cached) before it starts.
     CPU-bound for up to `RENDER_TIMEOUT_S`: callers on an event loop run it in a worker thread."""
     sources = _sources(template)
     for where, source in sources:
-        try:
-            _compile(source)
-        except TemplateSyntaxError as exc:
-            raise TemplateRenderError(f"{where} line {exc.lineno}: template syntax error: {exc.message}") from None
-        except (SyntaxError, RecursionError, MemoryError):
-            raise TemplateRenderError(f"{where}: the template is nested too deeply", code=TOO_EXPENSIVE) from None
+        _precompile(source, where)
     with budget():
         contents = [_render_one(source, values, where) for where, source in sources]
     if template.get("type") == "text":
@@ -305,6 +317,13 @@ def render_with(template: dict[str, Any], values: dict[str, Any]) -> list[dict[s
         out["content"] = content
         messages.append(out)
     return messages
+
+
+def render_source(source: str, values: dict[str, Any], *, where: str) -> str:
+    """One templated string (a prompt's `rag.query`) rendered with already-validated values, in its own budget."""
+    _precompile(source, where)
+    with budget():
+        return _render_one(source, values, where)
 
 
 def render(template: dict[str, Any], variables: dict[str, Any]) -> list[dict[str, Any]]:

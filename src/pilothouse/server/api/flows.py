@@ -21,9 +21,11 @@ from pilothouse.audit.chain import append_event
 from pilothouse.flows.calls import GatewayModelCalls
 from pilothouse.flows.engine import Engine
 from pilothouse.flows.service import FlowService, run_view
+from pilothouse.flows.steps.retrieve import RagRetrieval
 from pilothouse.flows.tools_runtime import ToolRuntime
 from pilothouse.flows.worker import Worker
 from pilothouse.principal import Principal
+from pilothouse.rag.querying import RagQueries
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
 from pilothouse.server.state import AppState
@@ -97,14 +99,17 @@ def _service(state: AppState) -> FlowService:
 
 def flow_engine(state: AppState, *, lease_s: float = 30.0) -> Engine:
     """An engine over the state's store whose steps call models through the state's gateway pipeline (source
-    `flow`) and tools through the projects' tool rules, each step and tool call a span in the trace sink: the
-    server's worker and `pilothouse flow worker` alike."""
+    `flow`), tools through the projects' tool rules and retrievals through the RAG query service, each step,
+    tool call and retrieval a span in the trace sink: the server's worker and `pilothouse flow worker` alike."""
     return Engine(
         SqlCheckpointStore(state.store),
         lease_s=lease_s,
         tracer=state.sink,
         models=GatewayModelCalls(state.pipeline),
         tools=ToolRuntime(rules=state.tools, audit=state.admission.audit, tracer=state.sink),
+        retrieval=RagRetrieval(
+            state.pipeline.services.rag or RagQueries(state.store, state.settings.data_dir), tracer=state.sink
+        ),
     )
 
 
