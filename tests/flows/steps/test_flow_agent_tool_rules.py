@@ -89,17 +89,22 @@ def looker(body: dict[str, Any]) -> dict[str, Any]:
     return answer(results[-1]) if results else calls(("lookup", {"order": "17"}))
 
 
+def one_agent(name: str) -> Flow:
+    """A flow of one agent, acting under `name`, that may call `lookup`."""
+    flow = Flow("ask", state=Ask)
+    flow.agent(name, model="scripted", tools=["lookup"], task=lambda s: s.question, output="answer")
+    flow.start(name)
+    flow.edge(name, Flow.END)
+    return flow
+
+
 async def test_an_agent_granted_a_tool_by_name_runs_under_tool_rules(
     world: World,  # noqa: F811
     upstream: PolicyUpstream,
     governed: ToolRuntime,
 ) -> None:
     upstream.policy = looker
-    flow = Flow("ask", state=Ask)
-    flow.agent("helper", model="scripted", tools=["lookup"], task=lambda s: s.question, output="answer")
-    flow.start("helper")
-    flow.edge("helper", Flow.END)
-    run = await world.run(flow, {"question": "where is order 17?"}, governed)
+    run = await world.run(one_agent("helper"), {"question": "where is order 17?"}, governed)
     assert run.status == "succeeded", run.error
     assert run.state["answer"] == "order 17: shipped" and run.spent["model_calls"] == 2
     assert [offered(b) for b in upstream.bodies] == [["lookup"], ["lookup"]]
@@ -112,11 +117,7 @@ async def test_an_agent_without_the_grant_is_refused_before_its_model_is_called_
     governed: ToolRuntime,
 ) -> None:
     upstream.policy = looker
-    flow = Flow("ask", state=Ask)
-    flow.agent("snoop", model="scripted", tools=["lookup"], task=lambda s: s.question, output="answer")
-    flow.start("snoop")
-    flow.edge("snoop", Flow.END)
-    run = await world.run(flow, {"question": "where is order 17?"}, governed)
+    run = await world.run(one_agent("snoop"), {"question": "where is order 17?"}, governed)
     assert run.status == "failed" and run.error is not None and run.error["cause"] == "ModelCallFailed"
     assert "403 tool_not_allowed" in run.error["message"] and "'lookup'" in run.error["message"]
     assert upstream.bodies == [] and run.spent["model_calls"] == 0
