@@ -670,3 +670,4 @@ def in_metadata(name: str | None, type_: str, parent_names: object) -> bool:
 
 from pilothouse.store import flow_tables as _flow_tables  # noqa: E402,F401  (flow tables, migration 0021)
 from pilothouse.store import rag_tables as _rag_tables  # noqa: E402,F401  (RAG tables, migration 0020)
+from pilothouse.store import ui_tables as _ui_tables  # noqa: E402,F401  (dashboard sessions, migration 0024)
