@@ -271,9 +271,9 @@ def _units(
         query = query.select_from(traces)
     if joined is not None:
         query = query.join(joined, true())
+    # Scores are reached through the project's traces (scope_filter; ix_scores_trace_id). A literal
+    # scores.project_id filter as well makes SQLite probe the project's scores once per trace (quadratic).
     where = scope_filter(conn, project_id, scope, start, end) + extra
-    if from_scores:
-        where.append(scores.c.project_id == project_id)
     if by is not None:
         where.append(group.is_not(None))
     return query.where(*where)
