@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, delete, func, insert, or_, select, update
 
 from pilothouse.money import from_pico
 from pilothouse.store.ids import new_id
@@ -256,7 +256,8 @@ def results(conn: Connection, experiment_id: str, *, variant: str | None = None)
 def spent(conn: Connection, experiment_id: str) -> Decimal:
     """What the experiment's results have cost so far."""
     total = conn.execute(
-        select(func.coalesce(func.sum(experiment_results.c.cost_usd), 0)).where(
+        # typed as the stored pico-dollar integer: summed as Money, the total came back in dollars and int() cut it
+        select(func.coalesce(func.sum(experiment_results.c.cost_usd, type_=BigInteger), 0)).where(
             experiment_results.c.experiment_id == experiment_id
         )
     ).scalar_one()
