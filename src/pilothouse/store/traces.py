@@ -4,7 +4,8 @@ The list filters (docs/traces-query.md) each have an index: model, user, session
 with the project and start time (newest first without sorting), tags by a GIN index on PostgreSQL, cost and
 latency (an expression index on `LATENCY_MS`) and scores with the project, words of the kept content by the
 full-text index (store/search.py). A page is read by `store/trace_pages.py`, which on SQLite starts from a
-rare filter's own index (PostgreSQL's planner makes that choice from its statistics).
+rare filter's own index (PostgreSQL's planner makes that choice from its statistics); a page sorted by cost or
+latency (`ORDERS`) by `store/trace_sorted.py`, from the same indexes.
 """
 
 from __future__ import annotations
@@ -23,10 +24,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from pilothouse.store.search import matches
 from pilothouse.store.tables import scores, spans, traces
 from pilothouse.store.trace_pages import fetch_page
+from pilothouse.store.trace_sorted import fetch_sorted
 
 LATENCY_MS = (traces.c.ended_at - traces.c.started_at) * literal_column("1000.0")
 """A trace's duration in ms, rendered as the expression index of migration 0015 is written (a literal, not a
 bound parameter, so both engines match it to the index)."""
+
+
+ORDERS = ("newest", "cost", "latency")
+"""How the list can be sorted: newest first (the default), costliest first, slowest first."""
+_SORT_KEYS: dict[str, ColumnElement[Any]] = {"cost": traces.c.cost_usd, "latency": LATENCY_MS}
 
 
 class BadCursor(ValueError):
@@ -165,6 +172,24 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         raise BadCursor("invalid cursor: pass back the next_cursor value of a previous page") from exc
 
 
+def _sorted_cursor(order: str, row: Any) -> str:
+    value = format(row.cost_usd, "f") if order == "cost" else repr((row.ended_at - row.started_at) * 1000.0)
+    return base64.urlsafe_b64encode(f"{order}|{value}|{row.id}".encode()).decode()
+
+
+def _decode_sorted(order: str, cursor: str) -> tuple[Any, str]:
+    """A cursor of a page sorted by `order`: (the last row's sort value, its id)."""
+    try:
+        kind, value, trace_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 2)
+        if kind != order:
+            raise ValueError(kind)
+        return (Decimal(value) if order == "cost" else float(value)), trace_id
+    except (ValueError, ArithmeticError, UnicodeDecodeError) as exc:
+        raise BadCursor(
+            f"invalid cursor for order={order}: pass back the next_cursor of a previous page in the same order"
+        ) from exc
+
+
 def _trace_dict(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -215,14 +240,25 @@ def span_dict(row: Any) -> dict[str, Any]:
 
 
 def list_traces(
-    conn: Connection, flt: TraceFilter, *, limit: int = 50, cursor: str | None = None
+    conn: Connection, flt: TraceFilter, *, limit: int = 50, cursor: str | None = None, order: str = "newest"
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; returns a page and the cursor of the next page (None at the end)."""
-    after = decode_cursor(cursor) if cursor else None
-    rows = fetch_page(conn, flt, limit + 1, after)
+    """A page in `order` (`ORDERS`: newest first by default, or costliest / slowest first) and the cursor of the
+    next page (None at the end)."""
+    if order == "newest":
+        after = decode_cursor(cursor) if cursor else None
+        rows = fetch_page(conn, flt, limit + 1, after)
+    elif order in _SORT_KEYS:
+        sort_after = _decode_sorted(order, cursor) if cursor else None
+        rows = fetch_sorted(conn, flt, _SORT_KEYS[order], limit + 1, sort_after)
+    else:
+        raise BadFilter(f"order must be one of {', '.join(ORDERS)}, got {order!r}", "order")
     page = [_trace_dict(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1].started_at, rows[limit - 1].id) if len(rows) > limit else None
-    return page, next_cursor
+    if len(rows) <= limit:
+        return page, None
+    last = rows[limit - 1]
+    if order == "newest":
+        return page, encode_cursor(last.started_at, last.id)
+    return page, _sorted_cursor(order, last)
 
 
 def get_trace(conn: Connection, project_id: str, trace_id: str) -> dict[str, Any] | None:

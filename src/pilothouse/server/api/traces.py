@@ -1,5 +1,5 @@
 """/api/traces: list (filter by time, model, status, user, session, source, prompt version, tag, cost, latency,
-score and full text; cursor-paginated; docs/traces-query.md) and show one."""
+score and full text; newest, costliest or slowest first; cursor-paginated; docs/traces-query.md) and show one."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def list_all(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    order: Annotated[
+        Literal["newest", "cost", "latency"],
+        Query(description="newest first (default), costliest first, or slowest first (finished traces)."),
+    ] = "newest",
 ) -> dict[str, Any]:
     try:
         flt = TraceFilter(
@@ -71,7 +75,7 @@ def list_all(
         if q is not None:
             query_words(q)
         with state.store.connect() as conn:
-            page, next_cursor = list_traces(conn, flt, limit=limit, cursor=cursor)
+            page, next_cursor = list_traces(conn, flt, limit=limit, cursor=cursor, order=order)
     except BadCursor as exc:
         raise InvalidRequest(str(exc), param="cursor") from exc
     except BadFilter as exc:
