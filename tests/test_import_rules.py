@@ -72,6 +72,11 @@ RULES = (
     ),
     Rule("flows", ("server", "cli", "sdk"), "workflows run on the server's workers and in worker processes alike"),
     Rule("rag", ("server", "cli", "sdk"), "retrieval serves the gateway, workflows and the faces alike"),
+    Rule(
+        "ui",
+        ("cli", "sdk"),
+        "the dashboard is part of the HTTP face: it reads through the server's own services, never as a client",
+    ),
     Rule("stats", why="plain statistics, reused by canaries, evals and monitors", third_party=("numpy", "scipy")),
     Rule("", ("cli",), "only `python -m pilothouse` starts the command line", exempt=("cli", "__main__")),
 )

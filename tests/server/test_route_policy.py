@@ -88,6 +88,14 @@ def app_settings(data_dir: Path) -> Settings:
     )
 
 
+def _is_dashboard(route: Any) -> bool:
+    """The dashboard's pages, sign-in and static files (ui/), which are not API routes."""
+    if route.path.startswith("/ui/static"):
+        return True
+    endpoint = getattr(route, "endpoint", None)
+    return endpoint is not None and getattr(endpoint, "__module__", "").startswith("pilothouse.ui")
+
+
 def server_routes(tmp_path: Path) -> set[str]:
     app = create_app(app_settings(tmp_path))  # the routes exist once built; nothing is started
     # FastAPI 0.16x keeps included routers as such; iter_route_contexts flattens them (older: already flat).
@@ -95,6 +103,8 @@ def server_routes(tmp_path: Path) -> set[str]:
     routes: list[Any] = list(flatten(app.api.routes) if flatten is not None else app.api.routes)
     found = {f"POST {path}" for path in FAST_PATHS}
     for route in routes:
+        if _is_dashboard(route):  # HTML pages: tests/ui/test_page_roles.py walks them with every role
+            continue
         assert isinstance(route.path, str) and route.methods, route
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {model_id:path} -> {model_id}
         found |= {f"{method} {path}" for method in route.methods if method != "HEAD"}
@@ -486,6 +496,7 @@ RECIPES: dict[str, Walk] = {
     "GET /api/policies": Walk(lambda w, t: Call("GET", "/api/policies"), NO_REF),
     "GET /api/policies/{name}": Walk(lambda w, t: Call("GET", f"/api/policies/{t.policy}"), REF),
     "GET /api/policies/{name}/versions": Walk(lambda w, t: Call("GET", f"/api/policies/{t.policy}/versions"), REF),
+    "GET /api/policies/{name}/shadow": Walk(lambda w, t: Call("GET", f"/api/policies/{t.policy}/shadow"), REF),
     "POST /api/policies/{name}/disable": Walk(lambda w, t: Call("POST", f"/api/policies/{t.policy}/disable"), REF),
     # a push names a prompt of the caller's project, whatever project it is aimed at: one name for all of them
     "POST /api/prompts/push": Walk(
@@ -522,6 +533,9 @@ RECIPES: dict[str, Walk] = {
     "GET /api/prompts/{name}/tests": _prompt("/tests"),
     "POST /api/prompts/{name}/promote": _prompt("/promote", "POST", json={"version": 2, "to": "promo"}),
     "GET /api/prompts/{name}/stats": _prompt("/stats"),
+    "GET /api/prompts/{name}/label-history": _prompt("/label-history"),
+    "GET /api/prompts/{name}/tests/runs": _prompt("/tests/runs"),
+    "POST /api/prompts/{name}/tests/run": _prompt("/tests/run", "POST", json={"version": 1}),
     "POST /api/prompts/{name}/render": _prompt("/render", "POST", json={"ref": "1", "variables": {"who": "Bo"}}),
     "GET /api/prompts/{name}/resolve": _prompt("/resolve", params={"ref": "1", "variables": '{"who": "Bo"}'}),
     # tools belong to the caller's project: another project's tool is a 404, as a missing one

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -23,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from pilothouse import __version__
 from pilothouse.config import ConfigError, Settings
-from pilothouse.errors import ApiError
+from pilothouse.errors import ApiError, NotFound
 from pilothouse.gateway.limits.store import LimitStoreUnavailable
 from pilothouse.monitors.runner import MonitorRunner
 from pilothouse.prompts.rollout.canary_monitor import CanaryMonitor
@@ -43,6 +44,8 @@ from pilothouse.server.api import (
     monitors,
     otlp,
     policies,
+    policy_shadow,
+    prompt_activity,
     prompt_canary,
     prompt_promotion,
     prompt_stats,
@@ -63,6 +66,7 @@ from pilothouse.server.openapi import AUTHENTICATED, error_responses, install
 from pilothouse.server.state import AppState, build_state, close_state, start_ledger, warm_models
 from pilothouse.store.engine import StoreError
 from pilothouse.store.ids import new_trace_id
+from pilothouse.ui.app import error_page, install_ui, is_page_request
 
 log = logging.getLogger("pilothouse.server")
 
@@ -170,12 +174,18 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
     )
 
     @api.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if is_page_request(request):  # a dashboard page: an HTML page that says what went wrong
+            return error_page(exc)
         return _error_response(exc)
 
     @api.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_response(exc)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        response = _validation_response(exc)
+        if is_page_request(request):
+            message = orjson.loads(bytes(response.body))["error"]["message"]
+            return error_page(ApiError(message, status=422, code="validation_error"))
+        return response
 
     @api.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -185,7 +195,9 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         return JSONResponse(body, status_code=500)
 
     @api.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and is_page_request(request):
+            return error_page(NotFound(f"there is no page at {request.url.path}"))
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
         headers = dict(exc.headers or {})
@@ -243,6 +255,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (prompt_promotion.router, (400, 404, 409)),
         (prompt_canary.router, (400, 404, 409)),
         (prompt_stats.router, (400, 404)),
+        (prompt_activity.router, (400, 404)),
         (scores.router, (400, 404)),
         (feedback.router, (400, 404)),
         (ingest.router, (400, 404)),
@@ -250,6 +263,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (cache.router, (400, 404)),
         (capture.router, (400, 404)),
         (policies.router, (400, 404)),
+        (policy_shadow.router, (400, 404)),
         (tools.router, (400, 404)),
         (monitors.router, (400, 404, 409)),
         (datasets.router, (400, 404)),
@@ -262,6 +276,7 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
         (otlp.router, (400,)),  # POST /v1/traces (OTLP/HTTP); its 415 is declared on the route
     ):
         api.include_router(router, responses=error_responses(*AUTHENTICATED, *statuses))
+    install_ui(api)  # the dashboard: pages at /, assets at /ui/static (ui/app.py)
     install(api)
     return api
 

@@ -89,6 +89,7 @@ PARAMETERS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("/api/audit", "query", "action", {"maxItems": MAX_ACTIONS}),
     ("/api/traces", "query", "since", _TIME),
     ("/api/traces", "query", "until", _TIME),
+    ("/api/policies/{name}/shadow", "query", "since", _WHEN),
     ("/api/costs/report", "query", "since", _WHEN),
     ("/api/costs/report", "query", "until", _WHEN),
     ("/api/costs/report", "query", "by", {"enum": list(GROUP_BY)}),

@@ -1,0 +1,112 @@
+"""The Overview page: totals and charts from the rollups, filters, time ranges, roles and bad input."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.ui.conftest import Dashboard
+from tests.ui.test_traces import ingest
+
+
+def stat(page: str, label: str) -> str:
+    """The value shown on the stat card `label` (its first text)."""
+    found = re.search(rf"<dt>{re.escape(label)}</dt><dd>([^<]*)", page)
+    assert found, f"no stat card {label!r}"
+    return found.group(1).strip()
+
+
+def chat(dash: Dashboard, text: str) -> dict[str, object]:
+    r = dash.admin_api.post(
+        "/v1/chat/completions", json={"model": "fake-chat", "messages": [{"role": "user", "content": text}]}
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def wait_for(dash: Dashboard, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(dash.admin_api.get("/api/traces", params={"limit": 100}).json()["data"]) < count:
+        assert time.monotonic() < deadline, "the traces were not stored"
+        time.sleep(0.05)
+
+
+def test_overview_totals_match_what_was_spent(dash: Dashboard) -> None:
+    ingest(dash, "a", cost="0.25")
+    ingest(dash, "b", cost="0.5", status="error")
+    answer = chat(dash, "hello there")
+    wait_for(dash, 3)
+    usage = answer["usage"]
+    assert isinstance(usage, dict)
+    report = dash.admin_api.get("/api/costs/report", params={"since": "24h"}).json()["total"]
+    viewer = dash.session("viewer")
+    page = viewer.client.get("/")
+    assert page.status_code == 200, page.text
+    text = page.text
+    assert stat(text, "Requests") == "3"
+    assert stat(text, "Error rate") == "33.3%"
+    tokens = 2 * (420 + 96) + usage["prompt_tokens"] + usage["completion_tokens"]
+    assert stat(text, "Tokens") == f"{tokens:,}"
+    assert report["requests"] == 3
+    assert "$0.75" in stat(text, "Cost")  # 0.25 + 0.5 + the fake model's (tiny) price
+    assert stat(text, "Guard blocks") == "0"
+    # charts: one per measure, each with its data table
+    for title in ("Requests and errors", "Cost", "Latency", "Tokens", "Error rate", "Guard blocks and cache hits"):
+        assert f"<figcaption>{title}</figcaption>" in text
+    assert text.count('role="img"') >= 6
+    assert 'href="/traces?since=' in text and "order=cost" in text
+
+
+def test_overview_filters_by_model_and_key(dash: Dashboard) -> None:
+    ingest(dash, "sdk-call", cost="0.25")
+    chat(dash, "hello")
+    wait_for(dash, 2)
+    viewer = dash.session("viewer")
+    page = viewer.client.get("/", params={"model": "fake-chat", "range": "7d"})
+    assert page.status_code == 200
+    assert stat(page.text, "Requests") == "2"
+    assert '<option value="fake-chat" selected>' in page.text
+    none = viewer.client.get("/", params={"model": "no-such-model", "range": "1h"})
+    assert stat(none.text, "Requests") == "0"
+    keys = re.findall(r'<option value="([^"]+)"', page.text.split('id="f-key"')[1].split("</select>")[0])
+    assert keys, "the key filter lists the keys that made requests"
+    one = viewer.client.get("/", params={"key": keys[0], "range": "30d"})
+    assert stat(one.text, "Requests") == "2"  # the admin key made both
+
+
+def test_overview_ranges_and_bad_input(dash: Dashboard) -> None:
+    ingest(dash, "old", cost="1", started_at=time.time() - 3 * 86_400)
+    ingest(dash, "new", cost="0.1")
+    viewer = dash.session("viewer")
+    assert stat(viewer.client.get("/", params={"range": "24h"}).text, "Requests") == "1"
+    assert stat(viewer.client.get("/", params={"range": "7d"}).text, "Requests") == "2"
+    bad = viewer.client.get("/", params={"range": "9y"})
+    assert bad.status_code == 400 and "text/html" in bad.headers["content-type"] and "range" in bad.text
+
+
+def test_overview_other_projects_need_the_owner_role(dash: Dashboard) -> None:
+    viewer = dash.session("viewer")
+    r = viewer.client.get("/", params={"project": "all"})
+    assert r.status_code == 403 and "text/html" in r.headers["content-type"]
+    assert 'id="f-project"' not in viewer.client.get("/").text
+
+
+def test_owner_sees_all_projects_and_the_read_is_audited(dash: Dashboard) -> None:
+    from tests.support.asgi_app import ADMIN_KEY
+
+    ingest(dash, "mine", cost="0.25")
+    owner = dash.sign_in(ADMIN_KEY)
+    page = owner.client.get("/", params={"project": "all"})
+    assert page.status_code == 200, page.text
+    assert 'id="f-project"' in page.text and stat(page.text, "Requests") == "1"
+    events = dash.admin_api.get("/api/audit", params={"project": "all", "action": "dashboard.overview"}).json()
+    assert any(e["action"] == "dashboard.overview" for e in events["data"])
+
+
+def test_overview_needs_a_session(dash: Dashboard) -> None:
+    from starlette.testclient import TestClient
+
+    anonymous = TestClient(dash.app, follow_redirects=False)
+    r = anonymous.get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
