@@ -132,3 +132,13 @@ def test_static_assets_and_html_errors(dash: Dashboard) -> None:
     assert "there is no page at /no-such-page" in missing.text
     api_missing = client.get("/api/no-such-route")
     assert api_missing.status_code == 404 and api_missing.json()["error"]["type"] == "not_found_error"
+
+
+def test_pages_forbid_inline_scripts_framing_and_caching(dash: Dashboard) -> None:
+    session = dash.session("viewer")
+    page = session.client.get("/traces")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in page.text  # only the package's own script file

@@ -111,4 +111,12 @@ def bare(template: str, *, status: int = 200, headers: dict[str, str] | None = N
     return HTMLResponse(html, status_code=status, headers={**_NO_STORE, **(headers or {})})
 
 
-_NO_STORE = {"Cache-Control": "no-store"}  # pages hold a person's data: never in a shared cache
+_NO_STORE = {
+    "Cache-Control": "no-store",  # pages hold a person's data: never in a shared cache
+    # Only the package's own script runs (no inline script, nothing from elsewhere); no framing (clickjacking);
+    # forms post only here. Inline style attributes are allowed: the span timeline and chart swatches use them.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}

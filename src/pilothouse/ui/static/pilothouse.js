@@ -75,12 +75,25 @@ async function submitApiForm(event) {
       status.textContent = form.dataset.done || "done";
       status.className = "result ok";
     }
+    if (form.dataset.show) showField(form.dataset.show, result.data);
     form.dispatchEvent(new CustomEvent("api:done", { detail: result.data, bubbles: true }));
   } catch (e) {
     if (status) { status.textContent = `network error: ${e.message}`; status.className = "result fail"; }
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+// data-show="field:box-id": after success, put the answer's `field` into the first input of the (hidden) element
+// box-id and reveal it: a secret shown once, such as a new API key.
+function showField(spec, data) {
+  const [field, boxId] = spec.split(":");
+  const box = document.getElementById(boxId);
+  if (!box || !data || data[field] === undefined) return;
+  const input = box.querySelector("input, textarea, output");
+  if (input) input.value = String(data[field]);
+  box.hidden = false;
+  if (input && input.select) input.select();
 }
 
 async function refreshLive(el) {
