@@ -36,13 +36,16 @@ def list_(
     latency_max: Annotated[float | None, typer.Option(help="Latency at most this (ms).")] = None,
     score: Annotated[str | None, typer.Option(help="A score compared, e.g. 'groundedness<0.5'.")] = None,
     q: Annotated[str | None, typer.Option("--q", "--search", help="Words the kept content must contain.")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="newest (default), cost (costliest first) or latency (slowest first).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Page size.")] = 20,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List traces, newest first (filters: docs/traces-query.md)."""
+    """List traces, newest first, or costliest or slowest first with --order (filters: docs/traces-query.md)."""
     with client(url, api_key) as ph:
         page = ph.list_traces(
             since=since,
@@ -61,6 +64,7 @@ def list_(
             latency_max_ms=latency_max,
             score=score,
             q=q,
+            order=order,
             limit=limit,
             cursor=cursor,
         )

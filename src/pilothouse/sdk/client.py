@@ -143,7 +143,8 @@ class Pilothouse(
     def list_traces(self, **filters: Any) -> dict[str, Any]:
         """Filters: since, until (epoch or ISO 8601), model, status, user, session, source (http, prompt_test,
         eval, flow, sdk), prompt, prompt_version, tag, cost_min, cost_max (USD), latency_min_ms, latency_max_ms,
-        score (e.g. "groundedness<0.5"), q (words of the kept content), limit, cursor."""
+        score (e.g. "groundedness<0.5"), q (words of the kept content), order (newest, cost: costliest first,
+        latency: slowest first), limit, cursor."""
         params = {k: v for k, v in filters.items() if v is not None}
         result: dict[str, Any] = self.request("GET", "/api/traces", params=params)
         return result
