@@ -225,7 +225,14 @@ def test_trace_actions_go_through_the_api_with_csrf(dash: Dashboard) -> None:
             text.split('id="add-to-dataset-form"')[1].split("</form>")[0],
         )
     )
-    body: dict[str, Any] = {**fields, "limit": int(fields["limit"]), "message": "from the page"}
+    assert fields["trace_ids"] == trace_id
+    # as the page's script sends it: data-type="list" splits on commas, "number" converts
+    body: dict[str, Any] = {
+        **fields,
+        "trace_ids": [trace_id],
+        "limit": int(fields["limit"]),
+        "message": "from the page",
+    }
     no_csrf = dev.client.post("/api/evals/datasets/golden/from-traces", json=body)
     assert no_csrf.status_code == 403 and no_csrf.json()["error"]["code"] == "csrf_failed"
     added = dev.api("POST", "/api/evals/datasets/golden/from-traces", json=body)

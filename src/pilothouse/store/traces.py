@@ -107,6 +107,8 @@ class TraceFilter:
     score: ScoreFilter | None = None
     q: str | None = None
     """Words the trace's kept content must all hold (store/search.py)."""
+    ids: tuple[str, ...] = ()
+    """Only these traces (by id; empty: no such condition)."""
 
     def narrowing(self) -> list[ColumnElement[bool]]:
         """The cost and latency range conditions (each with an index of its own, see `store/trace_pages.py`)."""
@@ -137,6 +139,8 @@ class TraceFilter:
             traces.c.prompt_version: self.prompt_version,
         }
         where += [column == value for column, value in equal.items() if value is not None]
+        if self.ids:
+            where.append(traces.c.id.in_(self.ids))
         if self.since is not None:
             where.append(traces.c.started_at >= self.since)
         if self.until is not None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pilothouse.audit.chain import append_event
 from pilothouse.datasets.from_traces import MAX_TRACES, items_from_traces
@@ -68,6 +68,9 @@ class FromTracesBody(BaseModel):
     latency_max_ms: float | None = Field(default=None, ge=0)
     score: str | None = Field(default=None, max_length=240, description="e.g. groundedness<0.5")
     q: str | None = Field(default=None, max_length=1000)
+    trace_ids: list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]] = Field(
+        default_factory=list, max_length=1000, description="Only these traces (ids); with the other filters, AND."
+    )
     limit: int = Field(default=100, ge=1, le=MAX_TRACES, description="The newest traces that match, at most.")
     split: str | None = Field(default=None, description="Put the new items in this split.")
     message: str | None = MESSAGE
@@ -270,6 +273,7 @@ async def add_from_traces(name: str, body: FromTracesBody, state: StateDep, prin
                 latency_max_ms=body.latency_max_ms,
                 score=None if body.score is None else ScoreFilter.parse(body.score),
                 q=body.q,
+                ids=tuple(body.trace_ids),
             )
             if body.q is not None:
                 query_words(body.q)

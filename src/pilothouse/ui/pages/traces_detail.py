@@ -58,18 +58,8 @@ def _chosen(query: Mapping[str, str], name: str) -> str | None:
 
 
 def _pinpoint(trace: dict[str, Any]) -> dict[str, Any]:
-    """The from-traces filter that selects exactly this trace: its start instant (a window one float step
-    wide), narrowed by its model, user and session, newest one only."""
-    started = float(trace["started_at"])
-    found: dict[str, Any] = {
-        "since": repr(started),
-        "until": repr(math.nextafter(started, math.inf)),
-        "limit": 1,
-    }
-    for api_name, key in (("model", "model"), ("user", "user_id"), ("session", "session_id")):
-        if trace.get(key):
-            found[api_name] = trace[key]
-    return found
+    """The from-traces filter that selects exactly this trace."""
+    return {"trace_ids": trace["id"], "limit": 1}
 
 
 def trace_view(ctx: UiContext, trace_id: str, query: Mapping[str, str]) -> dict[str, Any]:
