@@ -60,6 +60,7 @@ PAGES = [
     "docs/rag-retrieval.md",
     "docs/flow-graphs.md",
     "docs/rag-indexes.md",
+    "docs/dashboard.md",
 ]
 """Every page, in the order its examples run."""
 
@@ -70,6 +71,7 @@ a fresh folder holding the server's data directory `.pilothouse`, as after `scri
 EXCEPTIONS = {
     ("README.md", "skip", "scripts/up"),
     ("docs/prompts.md", "skip", "pilothouse up &"),
+    ("docs/dashboard.md", "skip", "scripts/install-browser.sh"),
     ("docs/benchmarks.md", "args-only", ".venv/bin/python bench/gateway_overhead.py"),
     (
         "docs/benchmarks.md",

@@ -106,9 +106,10 @@ def line_chart(
         y = py(value)
         parts.append(f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(_fmt(value, unit))}</text>')
-    for i in range(5):  # x labels
+    for i in range(5):  # x labels, the outer two kept inside the chart
         x = x0 + span * i / 4
-        parts.append(f'<text x="{px(x):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{_time_label(x, span)}</text>')
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(f'<text x="{px(x):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{_time_label(x, span)}</text>')
     for label, value in references:
         y = py(value)
         parts.append(
