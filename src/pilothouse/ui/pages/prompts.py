@@ -38,8 +38,6 @@ RANGES = ("24h", "7d", "30d", "90d")
 DEFAULT_RANGE = "7d"
 HISTORY_ROWS = 50
 TEST_RUNS = 10
-PAGE_ROWS_UP_TO = 5_000
-"""A window with more calls than this is read from the rollups (the API switches at 20,000)."""
 
 
 def _range(value: str | None) -> str:
@@ -65,12 +63,10 @@ def _canary(ctx: UiContext, name: str, label: str) -> dict[str, Any]:
 
 
 def _stats(ctx: UiContext, name: str, since: str) -> dict[str, Any]:
-    """What GET /api/prompts/{name}/stats answers (the same function), switching to the rollups at a smaller
-    window than the API does so the page stays fast for a busy prompt (the table says which it read)."""
+    """What GET /api/prompts/{name}/stats answers (the same function; the table says whether it read the rows
+    or the rollups)."""
     with ctx.state.store.connect() as conn:
-        return prompt_performance(
-            conn, ctx.principal.project_id, name, since=time_param(since, "range"), rows_up_to=PAGE_ROWS_UP_TO
-        )
+        return prompt_performance(conn, ctx.principal.project_id, name, since=time_param(since, "range"))
 
 
 def _tests(ctx: UiContext, name: str) -> list[dict[str, Any]] | None:
