@@ -20,6 +20,7 @@ from sqlalchemy import insert
 from pilothouse.monitors.alerts import evaluate_rule
 from pilothouse.monitors.rules import get_rule
 from pilothouse.store.ids import new_id, new_trace_id
+from pilothouse.store.rollups import rebuild
 from pilothouse.store.tables import scores, traces
 from tests.ui.conftest import Dashboard, Session
 
@@ -81,6 +82,7 @@ def seed(dash: Dashboard, project_id: str, now: float, rates: list[float], *, se
     with dash.app.api.state.pilothouse.store.begin() as conn:
         conn.execute(insert(traces), trace_rows)
         conn.execute(insert(scores), score_rows)
+    rebuild(dash.app.api.state.pilothouse.store, project_id=project_id)  # the rollups the trace sink keeps
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ share of answers scored ungrounded, of traces with an error, ...), a number for 
 feedback, latency). Each bucket carries the count `n`, `sum(x)` and `sum(x^2)`, so detectors can standardise
 without reading rows; latency percentiles come from a per-bucket latency histogram, also aggregated in SQL.
 
-All reads go through `_units` and `_aggregate` in this module: when pre-aggregated rollups cover a metric,
-reading from them is a change here only.
+All reads of the rows go through `_units` in this module. `read_series(source="rollups" | "auto")` reads the
+metrics the trace rollups carry (error rate, cost per request, latency) from them instead
+(monitors/series_rollups.py: what they carry, and where their values differ); alert rules read the rows.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from pilothouse.money import from_pico
 from pilothouse.store.tables import scores, spans, traces
@@ -40,6 +42,7 @@ from pilothouse.store.tables import scores, spans, traces
 __all__ = [
     "GROUPS",
     "METRICS",
+    "SOURCES",
     "Bucket",
     "Metric",
     "Scope",
@@ -50,6 +53,9 @@ __all__ = [
 ]
 
 Kind = Literal["rate", "mean", "quantile", "drift"]
+Source = Literal["rows", "rollups"]
+SOURCES: tuple[str, ...] = ("rows", "rollups", "auto")
+"""What `read_series` may read: the rows, the rollups (or an error), or the rollups where they carry the series."""
 Group = Literal["prompt", "prompt_version", "model", "tag"]
 GROUPS: tuple[str, ...] = ("prompt", "prompt_version", "model", "tag")
 
@@ -168,20 +174,29 @@ class Series:
     """The value of the `by` dimension (None: not grouped)."""
     bucket_s: float
     buckets: list[Bucket] = field(default_factory=list)
+    source: Source = "rows"
+    """Where the buckets were read: "rows" (one per unit, exact) or "rollups" (monitors/series_rollups.py)."""
+    estimated: bool = False
+    """The values are estimates (rollup latency: successful traces only, percentiles from a histogram)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "metric": self.metric,
             "group": self.group,
             "bucket_s": self.bucket_s,
             "buckets": [b.to_dict() for b in self.buckets],
         }
+        if self.source != "rows":  # the rows' form is unchanged
+            out |= {"source": self.source, "estimated": self.estimated}
+        return out
 
 
 def _tag_values(conn: Connection) -> Any:
     """A table-valued function over a trace's tags (a JSON list), one row per tag in column `value`."""
-    if conn.dialect.name == "postgresql":
-        return func.jsonb_array_elements_text(traces.c.tags).table_valued("value").alias("tag")
+    if conn.dialect.name == "postgresql":  # a trace without tags may hold JSON null: no elements, not an error
+        tags = cast(traces.c.tags, JSONB)
+        listed = case((func.jsonb_typeof(tags) == "array", tags), else_=cast(literal("[]"), JSONB))
+        return func.jsonb_array_elements_text(listed).table_valued("value").alias("tag")
     return func.json_each(traces.c.tags).table_valued("value").alias("tag")
 
 
@@ -196,7 +211,9 @@ def scope_filter(conn: Connection, project_id: str, scope: Scope, start: float, 
         where.append(traces.c.model == scope.model)
     if scope.source is not None:
         where.append(traces.c.source == scope.source)
-    if scope.tag is not None:
+    if scope.tag is not None and conn.dialect.name == "postgresql":
+        where.append(cast(traces.c.tags, JSONB).contains([scope.tag]))  # ix_traces_tags (GIN), as store/traces.py
+    elif scope.tag is not None:
         tags = _tag_values(conn)
         where.append(exists(select(literal(1)).select_from(tags).where(tags.c.value == scope.tag)))
     return where
@@ -307,17 +324,35 @@ def read_series(
     bucket_s: float,
     scope: Scope | None = None,
     by: str | None = None,
+    source: str = "rows",
 ) -> list[Series]:
     """The metric per bucket of `bucket_s` seconds from `start` to `end`, one series per group (by: prompt,
-    prompt_version, model or tag; None: one series). Empty buckets are included with n = 0."""
+    prompt_version, model or tag; None: one series). Empty buckets are included with n = 0.
+
+    `source`: "rows" (exact, what alert rules read), "rollups" (monitors/series_rollups.py: only the metrics,
+    scopes, groups and whole-grain windows it carries, else ValueError) or "auto" (the rollups where they carry
+    the series, else the rows). Each Series says which it read (`source`, `estimated`)."""
     metric = METRICS.get(metric_name)
     if metric is None:
         raise ValueError(f"unknown metric {metric_name!r}; one of {', '.join(METRICS)}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     if not (bucket_s > 0 and math.isfinite(bucket_s)) or not end > start:
         raise ValueError("the window must be non-empty and the bucket positive")
     count = math.ceil((end - start) / bucket_s)
     if count > 10_000:
         raise ValueError(f"{count} buckets is too many; use a wider bucket (at most 10000 per series)")
+    if by is not None and by not in GROUPS:
+        raise ValueError(f"'by' must be one of {', '.join(GROUPS)}, got {by!r}")
+    if source != "rows":
+        from pilothouse.monitors.series_rollups import read_rollup_series, rollup_grain
+
+        scoped = scope or Scope()
+        grain = rollup_grain(metric, scoped, by, start=start, end=end, bucket_s=bucket_s)
+        if source == "rollups" or not isinstance(grain, str):
+            return read_rollup_series(
+                conn, project_id, metric, start=start, end=end, bucket_s=bucket_s, scope=scoped, by=by
+            )
     if metric.kind == "drift":  # embeddings, not SQL aggregates (monitors/drift.py)
         if by is not None:
             raise ValueError("input_drift cannot be grouped with 'by'; filter with a scope (prompt, model, tag)")

@@ -7,10 +7,15 @@ its baseline as a reference line and the alerts' change points, openings and res
 baseline is the one its latest alert was raised against, else the level of the chart's buckets before the
 rule's monitoring window (the detector's own `baseline_of`); an input-drift rule's references are no drift
 (AUC 0.5) and the AUC it alerts at. Blocking store reads: pages call these in a thread.
+
+Charts read `read_series(source="auto")`: a window of whole buckets (its end rounded up to the next bucket) is
+read from the trace rollups where they carry the metric and scope (error rate, cost, latency; not tags, scores
+or drift), else from the rows; each chart says which (`source_label`). Alert rules are evaluated on the rows.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +58,8 @@ class RuleChart:
     chart: Chart
     baseline: float | None
     baseline_from: str
+    source: str = ""
+    """Where the chart's values come from, when not the trace rows (`source_label`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,8 @@ class SeriesView:
     chart: Chart
     series: list[Series] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    source: str = ""
+    """Where the chart's values come from, when not the trace rows (`source_label`)."""
 
 
 def chart_unit(metric: str) -> str:
@@ -120,11 +129,21 @@ def evidence_brief(evidence: dict[str, Any]) -> dict[str, Any]:
 
 
 def window_of(range_name: str, now: float) -> tuple[float, float, float]:
-    """(start, end, bucket) of a named range, aligned to whole buckets as the series route aligns them."""
+    """(start, end, bucket) of a named range: whole buckets, the start aligned as the series route aligns it and
+    the end `now` rounded up to the next bucket boundary (the same buckets; readable from the rollups)."""
     if range_name not in RANGES:
         raise InvalidRequest(f"range must be one of {', '.join(RANGES)}, got {range_name!r}", param="range")
     window_s, bucket_s = RANGES[range_name]
-    return (now - window_s) // bucket_s * bucket_s, now, bucket_s
+    return (now - window_s) // bucket_s * bucket_s, math.ceil(now / bucket_s) * bucket_s, bucket_s
+
+
+def source_label(found: list[Series]) -> str:
+    """How a chart says where its values come from: "" for the trace rows."""
+    if not any(s.source == "rollups" for s in found):
+        return ""
+    if any(s.estimated for s in found):
+        return "from the rollups (estimates: latency of successful traces, percentiles from a histogram)"
+    return "from the rollups"
 
 
 def _points(buckets: list[Bucket]) -> list[tuple[float, float | None]]:
@@ -161,11 +180,18 @@ def _rule_chart(store: Store, rule: AlertRule, alerts: list[Alert], range_name: 
     start, end, bucket_s = window_of(range_name, now)
     with store.connect() as conn:
         found = read_series(
-            conn, rule.project_id, rule.metric, start=start, end=end, bucket_s=bucket_s, scope=rule.scope
+            conn,
+            rule.project_id,
+            rule.metric,
+            start=start,
+            end=end,
+            bucket_s=bucket_s,
+            scope=rule.scope,
+            source="auto",
         )
     buckets = found[0].buckets if found else []
     references: list[tuple[str, float]] = []
-    baseline, where = _baseline(rule, alerts, buckets, end)
+    baseline, where = _baseline(rule, alerts, buckets, now)
     if isinstance(rule.detector, DriftSettings):
         references = [("no drift (AUC 0.5)", 0.5), (f"alerts at AUC {rule.detector.min_auc}", rule.detector.min_auc)]
         baseline, where = 0.5, "no drift"
@@ -178,7 +204,7 @@ def _rule_chart(store: Store, rule: AlertRule, alerts: list[Alert], range_name: 
         references=references,
         markers=alert_markers(alerts, start, end),
     )
-    return RuleChart(rule, chart, baseline, where)
+    return RuleChart(rule, chart, baseline, where, source_label(found))
 
 
 def overview(store: Store, principal: Principal, range_name: str, *, now: float | None = None) -> Overview:
@@ -244,7 +270,15 @@ def series_view(
     try:
         with store.connect() as conn:
             found = read_series(
-                conn, principal.project_id, metric, start=start, end=end, bucket_s=bucket_s, scope=scope, by=by
+                conn,
+                principal.project_id,
+                metric,
+                start=start,
+                end=end,
+                bucket_s=bucket_s,
+                scope=scope,
+                by=by,
+                source="auto",
             )
             alerts = [a for a in list_alerts(conn, principal.project_id, limit=200) if a.metric == metric]
     except ValueError as exc:
@@ -261,4 +295,4 @@ def series_view(
         references=references,
         markers=alert_markers(alerts, start, end),
     )
-    return SeriesView(metric, METRICS[metric].description, chart, found, alerts)
+    return SeriesView(metric, METRICS[metric].description, chart, found, alerts, source_label(found))
