@@ -127,9 +127,10 @@ def test_static_assets_and_html_errors(dash: Dashboard) -> None:
     assert client.get("/ui/static/pilothouse.css").status_code == 200
     key, _ = dash.create_key("viewer")
     client.post("/login", data={"api_key": key})
-    missing = client.get("/no-such-page")
+    missing = client.get("/no-such-page", headers={"accept": "text/html,application/xhtml+xml"})
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     assert "there is no page at /no-such-page" in missing.text
+    assert client.get("/no-such-page").json()["error"]["type"] == "not_found_error"  # not a browser: JSON
     api_missing = client.get("/api/no-such-route")
     assert api_missing.status_code == 404 and api_missing.json()["error"]["type"] == "not_found_error"
 

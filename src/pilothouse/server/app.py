@@ -196,7 +196,8 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and is_page_request(request):
+        wants_html = "text/html" in request.headers.get("accept", "")  # a browser; API clients get JSON
+        if exc.status_code == 404 and wants_html and is_page_request(request):
             return error_page(NotFound(f"there is no page at {request.url.path}"))
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
