@@ -2,6 +2,10 @@
 
 Services are used for real. When PostgreSQL is not reachable the tests that need it fail with a message
 that says how to start it; nothing is skipped silently.
+
+The suite runs in parallel under pytest-xdist (`scripts/test` passes `-n`): every PostgreSQL database is named
+at random, every server listens on a free port in a temporary folder, and each worker has a Redis database
+number of its own (below), so no two workers share state.
 """
 
 from __future__ import annotations
@@ -19,7 +23,20 @@ from pilothouse.store.engine import Store, open_store
 from tests.support.servers import RunningServer, start_server
 
 PG_ADMIN_URL = os.environ.get("PILOTHOUSE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("PILOTHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def worker_redis_db(worker: str | None) -> int:
+    """The Redis database of an xdist worker (`gw0` → 1, `gw1` → 2, …; 0 without xdist), so keys the
+    servers write under their default prefixes never meet another worker's. Redis has 16 databases by
+    default: past 15 workers the numbers repeat, and the tests' own random key prefixes still keep them apart."""
+    if not worker or not worker.startswith("gw") or not worker[2:].isdigit():
+        return 0
+    return 1 + int(worker[2:]) % 15
+
+
+REDIS_URL = os.environ.get(
+    "PILOTHOUSE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{worker_redis_db(os.environ.get('PYTEST_XDIST_WORKER'))}"
+)
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,13 @@ class RunningServer:
                 self.process.wait()
 
 
+PORT_ATTEMPTS = 3
+
+
+class PortTakenError(RuntimeError):
+    """`pilothouse up` exited because the free port chosen for it was taken before it could bind it."""
+
+
 def start_server(
     data_dir: Path,
     *,
@@ -57,7 +64,28 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     timeout: float = 120.0,
 ) -> RunningServer:
-    """Start `pilothouse up` and wait until /readyz says ready; fail with the server's log otherwise."""
+    """Start `pilothouse up` and wait until /readyz says ready; fail with the server's log otherwise.
+
+    The free port is chosen before the server binds it, so another process (another xdist worker starting its
+    own server) can take it in between: a start that failed only because its port was taken is tried again on
+    a new port."""
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return _start_once(data_dir, config, database_url, admin_key, extra_env, timeout)
+        except PortTakenError:
+            if attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(
+    data_dir: Path,
+    config: Path | None,
+    database_url: str | None,
+    admin_key: str,
+    extra_env: dict[str, str] | None,
+    timeout: float,
+) -> RunningServer:
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
@@ -74,7 +102,10 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"pilothouse up exited with {process.returncode}:\n{server.log()}")
+            text = server.log()
+            if f"port {port} is already in use" in text:
+                raise PortTakenError(text)
+            raise RuntimeError(f"pilothouse up exited with {process.returncode}:\n{text}")
         try:
             if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
                 return server
