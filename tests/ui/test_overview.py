@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from tests.ui.conftest import Dashboard
 from tests.ui.test_traces import ingest
 
@@ -110,3 +112,61 @@ def test_overview_needs_a_session(dash: Dashboard) -> None:
     anonymous = TestClient(dash.app, follow_redirects=False)
     r = anonymous.get("/")
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def _guard_block() -> dict[str, object]:
+    """A guard span that blocked, inside a trace `ingest` starts 30 s ago."""
+    at = time.time() - 29.5
+    return {
+        "kind": "guard",
+        "name": "pii",
+        "started_at": at,
+        "ended_at": at + 0.01,
+        "attributes": {"pilothouse.guard.decision": "block"},
+    }
+
+
+def test_overview_filters_by_end_user_from_their_traces(dash: Dashboard) -> None:
+    block = _guard_block()
+    ingest(dash, "a", cost="0.25", user="alice", extra=[block])
+    ingest(dash, "b", cost="0.5", user="alice", status="error")
+    ingest(dash, "c", cost="1", user="bob")
+    ingest(dash, "d", cost="2", user="alice", started_at=time.time() - 3 * 86_400)
+    viewer = dash.session("viewer")
+    everyone = viewer.client.get("/").text
+    assert stat(everyone, "Requests") == "3"
+    page = viewer.client.get("/", params={"user": " alice "})
+    assert page.status_code == 200, page.text
+    text = page.text
+    assert stat(text, "Requests") == "2"
+    assert stat(text, "Error rate") == "50.0%"
+    assert "$0.75" in stat(text, "Cost")
+    assert stat(text, "Tokens") == f"{2 * (420 + 96):,}"
+    assert stat(text, "Guard blocks") == "1"
+    assert (
+        '<label for="f-user">End user</label>' in text and 'id="f-user" name="user" type="text" value="alice"' in text
+    )
+    assert "&amp;user=alice&amp;order=cost" in text
+    assert text.count('role="img"') >= 6
+    assert stat(viewer.client.get("/", params={"user": "alice", "range": "7d"}).text, "Requests") == "3"
+    with_model = viewer.client.get("/", params={"user": "alice", "model": "fake-chat"}).text
+    assert stat(with_model, "Requests") == "2"
+    assert stat(viewer.client.get("/", params={"user": "alice", "model": "other"}).text, "Requests") == "0"
+    assert stat(viewer.client.get("/", params={"user": "carol"}).text, "Requests") == "0"
+    too_long = viewer.client.get("/", params={"user": "x" * 201})
+    assert too_long.status_code == 400 and "text/html" in too_long.headers["content-type"] and "user" in too_long.text
+
+
+def test_a_busy_users_cache_hits_and_guard_blocks_are_not_guessed(
+    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pilothouse.store.user_activity as user_activity
+
+    block = _guard_block()
+    ingest(dash, "a", cost="0.25", user="alice", extra=[block])
+    ingest(dash, "b", cost="0.25", user="alice")
+    monkeypatch.setattr(user_activity, "SPAN_READ_MAX", 1)
+    text = dash.session("viewer").client.get("/", params={"user": "alice"}).text
+    assert stat(text, "Requests") == "2"
+    assert stat(text, "Guard blocks") == "-" and stat(text, "Cache savings") == "-"
+    assert "Cache hits and guard blocks are not counted" in text

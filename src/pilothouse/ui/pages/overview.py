@@ -1,9 +1,12 @@
 """Dashboard Overview (`/`): requests, cost, tokens, cache savings, error rate, latency and guard blocks over a
-time range, as stat cards and charts, filtered by project (owner keys), model, prompt and key.
+time range, as stat cards and charts, filtered by project (owner keys), model, prompt, key and end user.
 
 Everything is read from the trace rollups (`store.rollup_reads.grouped_counters`, what the cost report reads
 for large windows), never from the trace rows: one query grouped by period, model, prompt and key, folded here
 into the totals, the series and the filter choices. Latency percentiles are the rollups' histogram estimates.
+With an end user set (the rollups have no user dimension), the totals and series come from that user's trace rows
+instead (`store.user_activity`: one indexed query aggregated in SQL per period, over the same histogram bounds);
+their cache hits and guard blocks are read from the spans only for users with few enough requests in the window.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pilothouse.server.auth import is_owner
 from pilothouse.server.scope import audit_cross_read, resolve_projects
 from pilothouse.store.rollup_reads import GroupKey, grouped_counters, open_end
 from pilothouse.store.rollups import Counters
+from pilothouse.store.user_activity import SPAN_READ_MAX, user_activity
 from pilothouse.ui.charts import Chart, Series, line_chart
 from pilothouse.ui.context import UiContext, UiDep
 from pilothouse.ui.render import page
@@ -39,17 +43,20 @@ RANGES: dict[str, tuple[int, int]] = {
 DEFAULT_RANGE = "24h"
 MAX_CHOICES = 200
 """Filter choices listed at most per dimension (the most used first)."""
+MAX_USER_CHARS = 200
+"""The longest end-user id a trace stores (`traces.user_id`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class OverviewFilter:
-    """What the page shows: a range, optionally another project (owners), a model, a prompt, a key."""
+    """What the page shows: a range, optionally another project (owners), a model, a prompt, a key, an end user."""
 
     range: str = DEFAULT_RANGE
     project: str | None = None
     model: str | None = None
     prompt: str | None = None
     key: str | None = None
+    user: str | None = None
 
     def matches(self, model: Any, prompt: Any, key: Any) -> bool:
         wanted = ((self.model, model), (self.prompt, prompt), (self.key, key))
@@ -63,6 +70,8 @@ class Overview:
     total: Counters = field(default_factory=Counters)
     periods: dict[float, Counters] = field(default_factory=dict)
     choices: dict[str, dict[str, int]] = field(default_factory=lambda: {"model": {}, "prompt": {}, "key": {}})
+    spans_counted: bool = True
+    """False when cache hits and guard blocks were not counted (a busy end user's window): shown as unknown."""
     since: float = 0.0
     until: float = 0.0
     period_s: int = 3600
@@ -71,6 +80,13 @@ class Overview:
 def _clean(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
+
+
+def _user(value: str | None) -> str | None:
+    user = _clean(value)
+    if user is not None and len(user) > MAX_USER_CHARS:
+        raise InvalidRequest(f"user must be at most {MAX_USER_CHARS} characters", param="user")
+    return user
 
 
 def parse_filter(query: Mapping[str, str]) -> OverviewFilter:
@@ -84,6 +100,7 @@ def parse_filter(query: Mapping[str, str]) -> OverviewFilter:
         model=_clean(query.get("model")),
         prompt=_clean(query.get("prompt")),
         key=_clean(query.get("key")),
+        user=_user(query.get("user")),
     )
 
 
@@ -116,7 +133,27 @@ def read_overview(ctx: UiContext, flt: OverviewFilter, now: float) -> Overview:
             continue
         out.total.add(counters.values)
         out.periods.setdefault(since if period is None else float(period), Counters()).add(counters.values)
+    if flt.user is not None:
+        _use_user_rows(ctx, flt, out, projects, until)
     return out
+
+
+def _use_user_rows(ctx: UiContext, flt: OverviewFilter, out: Overview, projects: Any, until: float) -> None:
+    """Replace the totals and periods with those of the end user's own trace rows (with the other filters)."""
+    with ctx.state.store.connect() as conn:
+        found = user_activity(
+            conn,
+            projects,
+            flt.user or "",
+            out.since,
+            until,
+            period_s=out.period_s,
+            model=flt.model,
+            prompt_name=flt.prompt,
+            api_key_id=flt.key,
+        )
+    out.total, out.spans_counted = found.total(), found.spans_counted
+    out.periods = {float(period): counters for period, counters in found.periods.items() if period is not None}
 
 
 def _choices(seen: dict[str, int], selected: str | None) -> list[str]:
@@ -143,7 +180,8 @@ def _rate(c: Counters) -> float | None:
 
 
 def charts(view: Overview) -> list[Chart]:
-    """The page's line charts: traffic, cost, latency, tokens, guard blocks and cache hits."""
+    """The page's line charts: traffic, cost, latency, tokens, guard blocks and cache hits (gaps when unknown)."""
+    known = view.spans_counted
     return [
         line_chart(
             "Requests and errors",
@@ -172,8 +210,8 @@ def charts(view: Overview) -> list[Chart]:
         line_chart(
             "Guard blocks and cache hits",
             [
-                Series("guard blocks", _points(view, lambda c: float(c.values["guard_blocks"]))),
-                Series("cache hits", _points(view, lambda c: float(c.values["cache_hits"]))),
+                Series("guard blocks", _points(view, lambda c: float(c.values["guard_blocks"]) if known else None)),
+                Series("cache hits", _points(view, lambda c: float(c.values["cache_hits"]) if known else None)),
             ],
         ),
     ]
@@ -198,4 +236,6 @@ async def overview(ctx: UiDep) -> HTMLResponse:
         prompts=_choices(view.choices["prompt"], flt.prompt),
         keys=_choices(view.choices["key"], flt.key),
         since=view.since,
+        spans_known=view.spans_counted,
+        span_read_max=SPAN_READ_MAX,
     )
