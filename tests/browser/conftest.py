@@ -52,8 +52,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test file. Not for the session: Playwright's sync API keeps its event loop marked as
+    running in this thread until it stops, and every asyncio test that a worker runs after a browser file would
+    then fail ("Cannot run the event loop while another loop is running")."""
     if not CHROMIUM.is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/install-browser.sh (or set PILOTHOUSE_CHROMIUM)")
     with sync_playwright() as playwright:
