@@ -10,12 +10,14 @@ packed into a token budget, with citation markers and what was dropped.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.gateway.tokens import estimate_text_tokens
+from pilothouse.principal import Principal
 from pilothouse.rag.identity import identity_for
 from pilothouse.rag.options import RetrievalOptions
 from pilothouse.rag.packing import Packed, PackItem, pack
@@ -24,6 +26,7 @@ from pilothouse.rag.retrieve import Retrieval
 from pilothouse.rag.spans import chunk_flags, record_retrieval
 from pilothouse.server.api.deps import PrincipalDep, StateDep
 from pilothouse.server.auth import require_role
+from pilothouse.server.state import AppState
 from pilothouse.tracing.model import TraceRecord
 
 router = APIRouter(prefix="/api/rag", tags=["rag"])
@@ -79,16 +82,12 @@ def pack_hits(retrieval: Retrieval, body: PackBody) -> Packed:
     )
 
 
-@router.post("/{collection}/query")
-async def query(
-    body: QueryBody,
-    state: StateDep,
-    principal: PrincipalDep,
-    response: Response,
-    collection: str = Path(min_length=1, max_length=100, description="The collection's name."),
-) -> dict[str, Any]:
-    """Retrieve the best chunks of a collection the caller may read."""
-    require_role(principal, "viewer")
+async def run_traced_query(
+    state: AppState, principal: Principal, collection: str, body: QueryBody, *, tags: Sequence[str] = ()
+) -> tuple[str, Retrieval, Packed | None]:
+    """A query as the caller: identity (asserted end user and groups checked), retrieval, optional rerank and
+    packing, and its `retrieval` span in a trace of its own (the dashboard's playground runs it too, tagged).
+    Returns (the trace id, the retrieval, what was packed)."""
     queries = state.pipeline.services.rag or RagQueries(state.store, state.settings.data_dir)
     identity = identity_for(principal, body.identity.asserted() if body.identity else None)
     q = body.to_query(body.query, vector=body.vector)
@@ -98,6 +97,7 @@ async def query(
         name=f"rag query {collection}",
         api_key_id=principal.key_id,
         user_id=identity.user,
+        tags=list(tags),
         source="http",
         started_at=started,
     )
@@ -108,11 +108,25 @@ async def query(
     record_retrieval(trace, retrieval, packed=packed, started_at=started)
     trace.finish()
     await state.sink.write(trace)
-    response.headers["x-pilothouse-trace-id"] = trace.id
+    return trace.id, retrieval, packed
+
+
+@router.post("/{collection}/query")
+async def query(
+    body: QueryBody,
+    state: StateDep,
+    principal: PrincipalDep,
+    response: Response,
+    collection: str = Path(min_length=1, max_length=100, description="The collection's name."),
+) -> dict[str, Any]:
+    """Retrieve the best chunks of a collection the caller may read."""
+    require_role(principal, "viewer")
+    trace_id, retrieval, packed = await run_traced_query(state, principal, collection, body)
+    response.headers["x-pilothouse-trace-id"] = trace_id
     out: dict[str, Any] = {
         "collection": collection,
-        "trace_id": trace.id,
-        "mode": q.mode,
+        "trace_id": trace_id,
+        "mode": retrieval.query.mode,
         "hits": hit_json(retrieval),
     }
     if retrieval.rerank is not None:

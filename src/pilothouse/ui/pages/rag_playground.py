@@ -12,7 +12,6 @@ the API.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,14 +21,11 @@ from pydantic import ValidationError
 from pilothouse.errors import InvalidRequest
 from pilothouse.principal import Principal
 from pilothouse.rag.fusion import FusedHit
-from pilothouse.rag.identity import identity_for
 from pilothouse.rag.packing import Packed
-from pilothouse.rag.querying import RagQueries
 from pilothouse.rag.retrieve import Retrieval
-from pilothouse.rag.spans import chunk_flags, record_retrieval
-from pilothouse.server.api.rag_query import QueryBody, pack_hits
+from pilothouse.rag.spans import chunk_flags
+from pilothouse.server.api.rag_query import QueryBody, run_traced_query
 from pilothouse.server.state import AppState
-from pilothouse.tracing.model import TraceRecord
 from pilothouse.vectors.protocol import VectorHit
 
 FIELDS = ("q", "mode", "k", "candidates", "fusion", "min_score", "mmr_lambda", "filters", "pack", "user", "groups")
@@ -180,22 +176,5 @@ def _result(trace_id: str, retrieval: Retrieval, packed: Packed | None) -> Playg
 
 async def run_playground(state: AppState, principal: Principal, collection: str, body: QueryBody) -> PlaygroundResult:
     """Run the query as the route does (identity, retrieval, packing, the trace) and keep what it did."""
-    queries = state.pipeline.services.rag or RagQueries(state.store, state.settings.data_dir)
-    identity = identity_for(principal, body.identity.asserted() if body.identity else None)
-    query = body.to_query(body.query, vector=body.vector)
-    started = time.time()
-    trace = TraceRecord(
-        project_id=principal.project_id,
-        name=f"rag query {collection}",
-        api_key_id=principal.key_id,
-        user_id=identity.user,
-        tags=["dashboard"],
-        source="http",
-        started_at=started,
-    )
-    retrieval = await queries.run_async(identity, collection, query)  # a refusal raises: nothing to trace
-    packed = pack_hits(retrieval, body.pack) if body.pack is not None else None
-    record_retrieval(trace, retrieval, packed=packed, started_at=started)
-    trace.finish()
-    await state.sink.write(trace)
-    return _result(trace.id, retrieval, packed)
+    trace_id, retrieval, packed = await run_traced_query(state, principal, collection, body, tags=["dashboard"])
+    return _result(trace_id, retrieval, packed)
