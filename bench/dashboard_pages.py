@@ -439,7 +439,17 @@ def _get_paths(routes: Any, prefix: str) -> list[str]:
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _VARIANTS: dict[str, list[dict[str, str]]] = {
     # the query strings people use; a route not listed here is timed with no query string
-    "/": [{}, {"range": "30d"}, {"range": "7d", "model": "gpt-4o"}, {"range": "30d", "prompt": "support"}],
+    "/": [
+        {},
+        {"range": "30d"},
+        {"range": "7d", "model": "gpt-4o"},
+        {"range": "30d", "prompt": "support"},
+        # the end-user filter reads that user's rows: user-7 is typical, user-1 the heaviest (over half the traffic)
+        {"range": "24h", "user": "user-7"},
+        {"range": "30d", "user": "user-7"},
+        {"range": "24h", "user": "user-1"},
+        {"range": "30d", "user": "user-1"},
+    ],
     "/traces": [
         {},
         {"order": "cost"},
