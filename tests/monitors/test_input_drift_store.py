@@ -187,3 +187,20 @@ def test_purged_content_is_never_sampled(store: Store) -> None:
         add_rule(conn, project_id=project, name="d", metric="input_drift",
                  detector={"bucket_s": 60, "window_s": 600, "baseline_s": 3600})  # fmt: skip
     assert DriftSampler(store, load_minilm().embed).run_once(T0 + 3600.0) == 0
+
+
+def test_tag_scope_reads_past_rows_without_tags(store: Store) -> None:
+    """A row whose trace had no tags (stored as JSON null, or a scalar) must not break a tag-scoped read on either
+    engine: it is simply not in the tag's scope."""
+    with store.begin() as conn:
+        project = create_project(conn, "p-null-tags").id
+        rows = []
+        for i, tags in enumerate([None, ["web"], None, ["app", "web"], "web", []]):
+            trace, _ = _trace(project, i, prompt="p", model="m", tags=[], input=None)
+            rows.append(trace | {"source": None, "tags": tags})
+        vectors = np.eye(len(rows), 8, dtype=np.float32)
+        assert drift_store.insert_embeddings(conn, rows, vectors, T0) == len(rows)
+    with store.connect() as conn:
+        assert drift_store.count_rows(conn, project, Scope(tag="web"), T0, T0 + 100) == 2
+        assert drift_store.count_rows(conn, project, Scope(tag="app"), T0, T0 + 100) == 1
+        assert drift_store.count_rows(conn, project, Scope(), T0, T0 + 100) == len(rows)

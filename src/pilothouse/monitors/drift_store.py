@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, cast, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from pilothouse.monitors.series import Scope
 from pilothouse.store.tables import input_drift_cursors, input_embeddings
@@ -63,10 +64,18 @@ def dequantise(blobs: list[bytes], scales: list[float]) -> Vectors:
     return np.asarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-def _tag_values(conn: Connection) -> Any:
+def _has_tag(conn: Connection, tag: str) -> Any:
+    """Whether the row's tags (a JSON array) hold `tag`. Rows without tags (SQL NULL, JSON null) or with a
+    non-array value are simply outside the scope: PostgreSQL's containment never raises on a scalar, where
+    `jsonb_array_elements_text` would fail the whole read."""
+    tags = input_embeddings.c.tags
     if conn.dialect.name == "postgresql":
-        return func.jsonb_array_elements_text(input_embeddings.c.tags).table_valued("value").alias("etag")
-    return func.json_each(input_embeddings.c.tags).table_valued("value").alias("etag")
+        return cast(tags, JSONB).contains([tag])
+    values = func.json_each(tags).table_valued("value").alias("etag")
+    return and_(
+        func.json_type(tags) == "array",
+        exists(select(literal(1)).select_from(values).where(values.c.value == tag)),
+    )
 
 
 def _where(conn: Connection, project_id: str, scope: Scope, start: float, end: float) -> list[Any]:
@@ -86,8 +95,7 @@ def _where(conn: Connection, project_id: str, scope: Scope, start: float, end: f
         if value is not None:
             where.append(column == value)
     if scope.tag is not None:
-        tags = _tag_values(conn)
-        where.append(exists(select(literal(1)).select_from(tags).where(tags.c.value == scope.tag)))
+        where.append(_has_tag(conn, scope.tag))
     return where
 
 
