@@ -5,7 +5,7 @@ What it does, per engine:
 1. the traces: bench/trace_query.py's generator (1,000,000 traces over 30 days with their spans, costs, models,
    prompt versions, users, sessions, tags, groundedness scores, the rollups the sink keeps and the search rows),
    shifted so that the newest trace is about now (the pages' "last 24h" must see a day of traffic); the
-   database is cached like trace_query.py's (its own name, `..._v<N>dash1`) and rebuilt when older than
+   database is cached like trace_query.py's (its own name, `..._v<N>dash2`) and rebuilt when older than
    `--max-age-hours`;
 2. an owner key of the bench project and 5,000 audit events, through the store functions;
 3. starts the real server (`pilothouse up` in a subprocess, the fake priced model `fake-chat` and the local
@@ -54,7 +54,7 @@ TARGET_MS = 300.0
 OWNER_SECRET = "ph-dash-bench-owner-key-0123456789abcdef"
 VIEWER_SECRET = "ph-dash-bench-viewer-key-0123456789abcdef"
 MARKER_PROMPT = "support"  # the last object the API seeding creates: present means the store is seeded
-DASH_VERSION = "dash1"  # bump when the data added here changes (it is part of the cached databases' names)
+DASH_VERSION = "dash2"  # bump when the data added here changes (part of the cached databases' names); 2: 0025
 CONFIG = """\
 include_default_models = false
 canary_check_interval_s = 0

@@ -161,10 +161,12 @@ def test_a_busy_users_cache_hits_and_guard_blocks_are_not_guessed(
     dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import pilothouse.store.user_activity as user_activity
+    from tests.ui.test_overview_user_rollups import at_the_days_first_edge
 
-    block = _guard_block()
-    ingest(dash, "a", cost="0.25", user="alice", extra=[block])
-    ingest(dash, "b", cost="0.25", user="alice")
+    at = at_the_days_first_edge()  # whole hours come from the user rollups: only the edges are read from rows
+    block = {**_guard_block(), "started_at": at + 0.5, "ended_at": at + 0.51}
+    ingest(dash, "a", cost="0.25", user="alice", started_at=at, extra=[block])
+    ingest(dash, "b", cost="0.25", user="alice", started_at=at)
     monkeypatch.setattr(user_activity, "SPAN_READ_MAX", 1)
     text = dash.session("viewer").client.get("/", params={"user": "alice"}).text
     assert stat(text, "Requests") == "2"

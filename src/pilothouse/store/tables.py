@@ -514,6 +514,23 @@ trace_rollups = Table(
     *[Column(f"ttft_{i:02d}", BigInteger, nullable=False, server_default="0") for i in range(12)],
 )
 
+# The same counters per end user (0025, store/user_rollups.py): per hour (3600) and UTC day (86400) of trace
+# start, project, user, key, model and prompt name ("" for none; no prompt version, no minute grain, to keep the
+# write cost down), kept by the trace sink for traces that name a user, so the Overview filtered by a user need
+# not read that user's rows. The primary key leads with (project, user, grain, bucket start): the read's index.
+user_rollups = Table(
+    "user_rollups",
+    metadata,
+    Column("project_id", String(40), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("bucket_s", Integer, primary_key=True),
+    Column("bucket_start", Float, primary_key=True),
+    Column("api_key_id", String(40), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("prompt_name", String(200), primary_key=True),
+    *[Column(c.name, c.type, nullable=False, server_default="0") for c in trace_rollups.c if not c.primary_key],
+)
+
 # Score counters beside the rollups (0023, store/score_rollups.py): per hour of trace start, prompt version and
 # score name, the number of traces holding that numeric score and the sum of each trace's mean value of it, kept
 # when a score is written, so prompt stats over a long window need not join every score to its trace.

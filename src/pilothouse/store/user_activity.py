@@ -1,12 +1,14 @@
-"""One end user's trace counters over a window, per period: what the Overview shows when filtered by user.
+"""One end user's trace counters over a window, per period, read from that user's trace rows.
 
-The rollups have no end-user dimension (too many values to pre-aggregate), so these are read from the trace rows,
-driven by the index on (project_id, user_id, started_at) (`ix_traces_project_user_started`) and aggregated in SQL
-per period: requests, errors, tokens, cost (pico-dollars, exact), the latency sum and the latency histogram over
-the rollups' own bounds (`rollups.LATENCY_BOUNDS_MS`), so the same `Counters` (and the same percentile estimates)
-come out as from the rollups. Cache hits and guard blocks live on the spans: they are counted only when the user
-has at most `SPAN_READ_MAX` requests in the window (one join through the spans' trace index); above that
-`spans_counted` is False and the caller shows them as unknown.
+The Overview filtered by a user reads `store.user_rollups.summarise_user`: the per-user rollups for whole hours and
+days, and this module for the partial hours at the window's edges (and for windows whose period is not a whole
+number of hours). Read from the rows, driven by the index on (project_id, user_id, started_at)
+(`ix_traces_project_user_started`) and aggregated in SQL per period: requests, errors, tokens, cost (pico-dollars,
+exact), the latency sum and the latency histogram over the rollups' own bounds (`rollups.LATENCY_BOUNDS_MS`), so
+the same `Counters` (and the same percentile estimates) come out as from the rollups (the llm-call speed,
+time-to-first-token and caller-mistake counters are not counted: 0). Cache hits and guard blocks live on the
+spans: they are counted only when the user has at most `SPAN_READ_MAX` requests in the window read (one join
+through the spans' trace index); above that `spans_counted` is False and the caller shows them as unknown.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ time range, as stat cards and charts, filtered by project (owner keys), model, p
 Everything is read from the trace rollups (`store.rollup_reads.grouped_counters`, what the cost report reads
 for large windows), never from the trace rows: one query grouped by period, model, prompt and key, folded here
 into the totals, the series and the filter choices. Latency percentiles are the rollups' histogram estimates.
-With an end user set (the rollups have no user dimension), the totals and series come from that user's trace rows
-instead (`store.user_activity`: one indexed query aggregated in SQL per period, over the same histogram bounds);
-their cache hits and guard blocks are read from the spans only for users with few enough requests in the window.
+With an end user set, the totals and series come from the per-user rollups instead (`store.user_rollups`: whole
+days and hours, the same counters and histogram bounds), and the partial hours at the range's edges from that
+user's trace rows (`store.user_activity`); their cache hits and guard blocks there are read from the spans unless
+the edges alone hold more than `SPAN_READ_MAX` of the user's requests (then shown as unknown).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pilothouse.server.auth import is_owner
 from pilothouse.server.scope import audit_cross_read, resolve_projects
 from pilothouse.store.rollup_reads import GroupKey, grouped_counters, open_end
 from pilothouse.store.rollups import Counters
-from pilothouse.store.user_activity import SPAN_READ_MAX, user_activity
+from pilothouse.store.user_activity import SPAN_READ_MAX
+from pilothouse.store.user_rollups import summarise_user
 from pilothouse.ui.charts import Chart, Series, line_chart
 from pilothouse.ui.context import UiContext, UiDep
 from pilothouse.ui.render import page
@@ -134,14 +136,15 @@ def read_overview(ctx: UiContext, flt: OverviewFilter, now: float) -> Overview:
         out.total.add(counters.values)
         out.periods.setdefault(since if period is None else float(period), Counters()).add(counters.values)
     if flt.user is not None:
-        _use_user_rows(ctx, flt, out, projects, until)
+        _use_user_counters(ctx, flt, out, projects, until)
     return out
 
 
-def _use_user_rows(ctx: UiContext, flt: OverviewFilter, out: Overview, projects: Any, until: float) -> None:
-    """Replace the totals and periods with those of the end user's own trace rows (with the other filters)."""
+def _use_user_counters(ctx: UiContext, flt: OverviewFilter, out: Overview, projects: Any, until: float) -> None:
+    """Replace the totals and periods with the end user's own (with the other filters): the user rollups, and the
+    user's trace rows for the partial hours at the edges."""
     with ctx.state.store.connect() as conn:
-        found = user_activity(
+        found = summarise_user(
             conn,
             projects,
             flt.user or "",
