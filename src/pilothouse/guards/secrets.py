@@ -43,6 +43,7 @@ from detect_secrets.plugins.twilio import TwilioKeyDetector
 
 from pilothouse.guards.pii.redaction import HOW_CHOICES, redact
 from pilothouse.guards.pii.scanner import resolve_overlaps
+from pilothouse.guards.prefilter import RuleGate
 from pilothouse.guards.scanner import Finding, ScanContext, Verdict, clean_verdict
 
 FORMAT_SCORE = 0.95
@@ -148,8 +149,12 @@ def looks_random(token: str) -> bool:
     return shannon_entropy(body) >= ENTROPY_FACTOR * math.log2(min(len(body), 64))
 
 
+_FORMAT_GATE = RuleGate(FORMAT_RULES)
+"""Each format's necessary literals (`sk-ant-`, `xox`, `AKIA`...): a text without them is not scanned for it."""
+
+
 def _format_findings(text: str) -> Iterator[Finding]:
-    for rule in FORMAT_RULES:
+    for rule in _FORMAT_GATE.candidates(text):
         for match in rule.pattern.finditer(text):
             start, end = match.span()
             if start > 0 and (text[start - 1].isalnum() and rule.kind != "PRIVATE_KEY"):

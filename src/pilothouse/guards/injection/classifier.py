@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from pilothouse.guards.injection.cues import segment_cues
 from pilothouse.guards.injection.model import FloatArray, InjectionModel, calibrate, load_model
-from pilothouse.guards.injection.normalize import normalize
+from pilothouse.guards.injection.normalize import Normalized, normalize
 from pilothouse.guards.scanner import Finding, ScanContext, Verdict
 
 __all__ = ["InjectionClassifier", "embed_head"]
@@ -61,10 +61,12 @@ class InjectionClassifier:
     def model(self) -> InjectionModel:
         return load_model()
 
-    def findings(self, text: str, ctx: ScanContext) -> tuple[float, tuple[Finding, ...]]:
-        """(score, findings) for `text`."""
+    def findings(
+        self, text: str, ctx: ScanContext, norm: Normalized | None = None
+    ) -> tuple[float, tuple[Finding, ...]]:
+        """(score, findings) for `text`; `norm`: `normalize(text)` when the caller has it."""
         model = self.model
-        norm = normalize(text)
+        norm = normalize(text) if norm is None else norm
         if not norm.text.strip():
             return 0.0, ()
         if ctx.mode == "indirect":

@@ -29,6 +29,7 @@ from pilothouse.guards.injection.normalize import (
     tag_payload,
 )
 from pilothouse.guards.injection.patterns import DIRECT_RULES, INDIRECT_RULES, Rule
+from pilothouse.guards.prefilter import RuleGate
 from pilothouse.guards.scanner import Finding, ScanContext, Verdict
 
 __all__ = ["InjectionHeuristics", "rule_findings"]
@@ -37,17 +38,32 @@ MAX_FINDINGS = 64
 """A bound on the findings of one text (hostile inputs can repeat a pattern thousands of times)."""
 
 _KEYWORDS = ("ignor", "instruct", "previous", "system", "prompt", "jailbr", "rules", "disregard", "mode", "forget")
+_ROT13_KEYWORDS = tuple(rot13(k) for k in _KEYWORDS)
+"""A keyword is in the rot13 of a text when its rot13 is in the text (a character-wise involution): the text
+is only rotated when one is."""
 _LEET_HINT = re.compile(r"[a-z][0134578@$!|][a-z]|[0134578@$][a-z]{2}")
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+
+
+_GATES: dict[int, RuleGate] = {id(rules): RuleGate(rules) for rules in (DIRECT_RULES, INDIRECT_RULES)}
+
+
+def _gate(rules: tuple[Rule, ...]) -> RuleGate:
+    """The prefilter of a rule tuple (built once; the shipped tuples at import)."""
+    gate = _GATES.get(id(rules))
+    if gate is None or gate.rules is not rules:
+        gate = _GATES[id(rules)] = RuleGate(rules)
+    return gate
 
 
 def rule_findings(
     norm: Normalized, rules: tuple[Rule, ...], *, text: str | None = None, prefix: str = ""
 ) -> list[Finding]:
-    """Every match of `rules` in `text` (default: the normalised text), as findings over the original's offsets."""
+    """Every match of `rules` in `text` (default: the normalised text), as findings over the original's offsets.
+    Rules that cannot match (none of their necessary literals is in the text: `prefilter.py`) are not run."""
     haystack = norm.text if text is None else text
     found: list[Finding] = []
-    for rule in rules:
+    for rule in _gate(rules).candidates(haystack):
         for match in rule.pattern.finditer(haystack):
             start, end = norm.span(match.start(), match.end())
             found.append(
@@ -108,9 +124,8 @@ def _encoded_findings(text: str, norm: Normalized, rules: tuple[Rule, ...]) -> l
                 Finding("encoded_text", segment.start, segment.end, 0.3, f"{segment.encoding}-encoded readable text")
             )
     lowered = norm.text
-    rotated = rot13(lowered)
-    if any(k in rotated for k in _KEYWORDS):
-        found.extend(rule_findings(norm, rules, text=rotated, prefix="rot13: "))
+    if any(k in lowered for k in _ROT13_KEYWORDS):
+        found.extend(rule_findings(norm, rules, text=rot13(lowered), prefix="rot13: "))
     if _LEET_HINT.search(lowered):
         plain = unleet(lowered)
         if plain != lowered and any(k in plain for k in _KEYWORDS):
@@ -141,10 +156,10 @@ class InjectionHeuristics:
             raise TypeError("decode must be true or false")
         self.decode = decode
 
-    def findings(self, text: str, ctx: ScanContext) -> tuple[Finding, ...]:
-        """All findings for `text`, sorted by position."""
+    def findings(self, text: str, ctx: ScanContext, norm: Normalized | None = None) -> tuple[Finding, ...]:
+        """All findings for `text`, sorted by position; `norm`: `normalize(text)` when the caller has it."""
         rules = INDIRECT_RULES if ctx.mode == "indirect" else DIRECT_RULES
-        norm = normalize(text)
+        norm = normalize(text) if norm is None else norm
         found = rule_findings(norm, rules)
         if norm.invisible:
             found += _invisible_findings(text, norm)

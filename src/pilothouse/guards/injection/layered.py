@@ -23,6 +23,7 @@ from pilothouse.guards.injection.classifier import InjectionClassifier
 from pilothouse.guards.injection.heuristics import InjectionHeuristics
 from pilothouse.guards.injection.indirect import score_document
 from pilothouse.guards.injection.model import load_model
+from pilothouse.guards.injection.normalize import normalize
 from pilothouse.guards.scanner import Finding, ScanContext, Verdict
 
 __all__ = ["DEFERRED_IN_INDIRECT", "InjectionScanner"]
@@ -62,12 +63,13 @@ class InjectionScanner:
         self.indirect_head = indirect_head
 
     def scan(self, text: str, ctx: ScanContext) -> Verdict:
-        findings = self.heuristics.findings(text, ctx)
+        norm = normalize(text)  # once, for the rules and the classifier
+        findings = self.heuristics.findings(text, ctx, norm)
         if ctx.mode == "indirect":
             return self._indirect(text, findings)
         score = max((f.score for f in findings), default=0.0)
         if self.classifier is not None and score < self.skip_classifier_at:
-            learned, extra = self.classifier.findings(text, ctx)
+            learned, extra = self.classifier.findings(text, ctx, norm)
             score = max(score, learned)
             findings = tuple(sorted(findings + extra, key=lambda f: (f.start, f.end, f.kind)))
         return Verdict(scanner=self.name, score=score, findings=findings)

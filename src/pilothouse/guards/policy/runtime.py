@@ -70,13 +70,7 @@ class GuardState:
 
     @classmethod
     def of(cls, policies: Sequence[CompiledPolicy]) -> GuardState:
-        return cls(
-            tuple(policies),
-            tuple(r for p in policies for r in p.input),
-            tuple(r for p in policies for r in p.output),
-            StoragePlan.of(policies),
-            ",".join(sorted(p.ref for p in policies)),
-        )
+        return cls(*_plan(tuple(policies)))
 
     def rules(self, direction: Direction) -> tuple[CompiledRule, ...]:
         return self.input if direction == "input" else self.output
@@ -90,6 +84,24 @@ class GuardState:
             canary=self.canary,
             json_schema=self.json_schema,
         )
+
+
+Plan = tuple[tuple[CompiledPolicy, ...], tuple[CompiledRule, ...], tuple[CompiledRule, ...], StoragePlan | None, str]
+"""What a call's GuardState starts from: its policies, their rules per direction, storage plan, fingerprint."""
+
+
+def _plan(policies: tuple[CompiledPolicy, ...]) -> Plan:
+    return (
+        policies,
+        tuple(r for p in policies for r in p.input),
+        tuple(r for p in policies for r in p.output),
+        StoragePlan.of(policies),
+        ",".join(sorted(p.ref for p in policies)),
+    )
+
+
+PLAN_CACHE_SIZE = 4096
+"""Resolved plans kept per engine (one per project's policy set and call scope: key, model, prompt, route)."""
 
 
 class PolicyEngine:
@@ -106,6 +118,9 @@ class PolicyEngine:
         self.audit = audit
         self.window = window
         """The hold-back window of streamed answers, in characters."""
+        self._plans: dict[tuple[int, str | None, str | None, str | None, str], tuple[object, Plan | None]] = {}
+        """(id of the project's policy tuple, key, model, prompt, route) -> (that tuple, its plan): a call's scope
+        is matched once per policy set (a reload makes a new tuple, so a changed policy is never served stale)."""
 
     async def resolve(
         self, project_id: str, *, key_id: str | None, model: str | None, prompt: str | None, route: str
@@ -122,8 +137,17 @@ class PolicyEngine:
                 status=503,
                 code="guard_unavailable",
             )
-        found = applicable(policies, key_id=key_id, model=model, prompt=prompt, route=route)
-        return GuardState.of(found) if found else None
+        key = (id(policies), key_id, model, prompt, route)
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] is policies:
+            plan = cached[1]
+        else:
+            found = applicable(policies, key_id=key_id, model=model, prompt=prompt, route=route)
+            plan = _plan(found) if found else None
+            if len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[key] = (policies, plan)
+        return None if plan is None else GuardState(*plan)
 
     async def run(
         self,
