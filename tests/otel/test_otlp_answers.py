@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -173,3 +174,31 @@ def test_the_receiver_fails_whole_when_the_database_is_down(
     with pytest.raises(StoreUnavailable):
         receiver.receive(body, kind=KIND, encoding=None, project_id=project, api_key_id=None)
     store.dispose()
+
+
+def test_a_request_without_a_key_is_answered_by_the_route_as_a_status(server: Served) -> None:
+    """Requests with a key take the plain-ASGI endpoint (server/api/otlp.py `OtlpEndpoint`); one without goes
+    through FastAPI's route, whose failure is the same OTLP Status."""
+    body = ExportTraceServiceRequest().SerializeToString()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v1/traces", content=body, headers=PROTOBUF)
+    assert answer.status_code == 401 and answer.headers["content-type"] == "application/x-protobuf"
+    status = _status(answer.content)
+    assert status.code == 16 and "Missing API key" in status.message  # UNAUTHENTICATED
+
+
+def test_a_body_past_the_limit_is_a_413_status_in_the_requests_encoding(server: Served) -> None:
+    """The endpoint reads the body within max_body_bytes (4 MiB here), as every route does, and says so the OTLP
+    way; the connection is closed (the rest of the body is not read)."""
+    with server.client() as http:
+        answer = http.post("/v1/traces", content=b"\x00" * (5 * 1024 * 1024), headers=PROTOBUF)
+    assert answer.status_code == 413 and answer.headers["content-type"] == "application/x-protobuf"
+    assert "max_body_bytes" in _status(answer.content).message
+
+
+def test_json_bodies_keep_the_boundarys_depth_limit(server: Served) -> None:
+    deep = b'{"resourceSpans": [' + b"[" * 5000 + b"]" * 5000 + b"]}"
+    with server.client() as http:
+        answer = http.post("/v1/traces", content=deep, headers={"content-type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "json_too_deep"

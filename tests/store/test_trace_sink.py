@@ -285,8 +285,8 @@ async def test_poison_traces_never_lose_the_good_ones(
     batches: list[int] = []  # traces per insert into the traces table
 
     def on_execute(_conn: Any, statement: Any, multiparams: Any, params: Any, _options: Any) -> None:
-        if getattr(statement, "table", None) is traces:  # rows, or (PostgreSQL) one array per column
-            batches.append(len(multiparams) or len((params or {}).get("u_id") or ()))
+        if getattr(statement, "table", None) is traces:  # rows, or (PostgreSQL) one JSON array of them
+            batches.append(len(multiparams) or len(orjson.loads((params or {}).get("t_rows") or "[]")))
 
     event.listen(store.engine, "before_execute", on_execute)
     try:

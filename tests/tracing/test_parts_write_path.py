@@ -165,3 +165,17 @@ def test_a_later_part_without_tags_keeps_the_trace_tags(store: Store, sink: Stor
     with store.connect() as conn:
         row = conn.execute(select(traces).where(traces.c.id == trace_id)).one()
     assert (row.tags, row.session_id, row.name, row.input_tokens) == (["beta", "vip"], "s-1", "sdk", 20)
+
+
+def test_a_span_without_its_trace_row_is_refused_before_anything_is_written(store: Store, project_id: str) -> None:
+    """The spans table has no foreign key to traces (migration 0026): the write path itself refuses a part with a
+    span whose trace row is not in it, as the key refused it before, and stores nothing of that part."""
+    from sqlalchemy.exc import IntegrityError
+
+    part = _part(project_id, "ab" * 16, source="sdk", words="orphan", start=T0)
+    stray = _part(project_id, "ba" * 16, source="sdk", words="stray", start=T0).spans[0]
+    with pytest.raises(IntegrityError, match="not part of what was written"), store.begin() as conn:
+        store_parts(conn, [part.row()], [s.row() for s in part.spans] + [stray.row()])
+    with store.connect() as conn:
+        assert conn.execute(select(traces.c.id).where(traces.c.project_id == project_id)).first() is None
+        assert conn.execute(select(spans.c.id).where(spans.c.trace_id.in_(["ab" * 16, "ba" * 16]))).first() is None

@@ -34,7 +34,10 @@ def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     for kv in attributes:
         value = kv.value
         which = value.WhichOneof("value")
-        out[kv.key] = getattr(value, which) if which in _SCALARS else to_python(value)
+        if which == "string_value":  # most attributes: no getattr by name
+            out[kv.key] = value.string_value
+        else:
+            out[kv.key] = getattr(value, which) if which in _SCALARS else to_python(value)
     return out
 
 

@@ -54,6 +54,7 @@ CONTENT_KEYS = (
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 _LEGACY_EVENTS = {"gen_ai.content.prompt": "gen_ai.prompt", "gen_ai.content.completion": "gen_ai.completion"}
 _SPAN_KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+_ERROR = Status.STATUS_CODE_ERROR
 NAME_MAX, MODEL_MAX, PROVIDER_MAX = 200, 200, 50  # the spans table's column sizes
 
 
@@ -72,6 +73,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _int(value: Any) -> int | None:
+    if value is None:
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -174,8 +177,9 @@ class SpanMapper:
         trace_id, span_id, parent_id = span_ids(span)
         attrs = attributes_dict(span.attributes)
         content = {key: attrs.pop(key) for key in CONTENT_KEYS if key in attrs}
-        events = self._events(span, attrs, content)
+        events = self._events(span, attrs, content) if len(span.events) else None
         kind = _kind(attrs)
+        start, end = span.start_time_unix_nano, span.end_time_unix_nano
         record = SpanRecord(
             trace_id=trace_id,
             project_id=project_id,
@@ -183,22 +187,24 @@ class SpanMapper:
             name=span.name[:NAME_MAX] or "(unnamed)",
             id=span_id,
             parent_id=parent_id,
-            started_at=span.start_time_unix_nano / 1e9,
+            started_at=start / 1e9,
         )
-        if span.end_time_unix_nano:
-            record.ended_at = span.end_time_unix_nano / 1e9
-            record.latency_ms = round(max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6, 3)
-        if span.status.code == Status.STATUS_CODE_ERROR:
+        if end:
+            record.ended_at = end / 1e9
+            record.latency_ms = round(max(end - start, 0) / 1e6, 3)
+        if span.HasField("status") and span.status.code == _ERROR:  # an unset status is not read (no wrapper)
             record.status = "error"
             record.error = span.status.message or _text(attrs.get("error.type"), 1000) or events
-        record.model = _text(attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model"), MODEL_MAX)
-        record.provider = _text(attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system"), PROVIDER_MAX)
+        get = attrs.get
+        record.model = _text(get("gen_ai.response.model") or get("gen_ai.request.model"), MODEL_MAX)
+        record.provider = _text(get("gen_ai.provider.name") or get("gen_ai.system"), PROVIDER_MAX)
         self._usage(record, attrs)
-        if span.kind in _SPAN_KINDS and span.kind != 1:
-            attrs["otel.span.kind"] = _SPAN_KINDS[span.kind]
+        otel_kind = span.kind
+        if otel_kind != 1 and otel_kind in _SPAN_KINDS:
+            attrs["otel.span.kind"] = _SPAN_KINDS[otel_kind]
         if scope_name:
             attrs["otel.scope.name"] = scope_name
-        if span.links:
+        if len(span.links):
             attrs["otel.links"] = [
                 {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()} for link in span.links
             ]
@@ -208,11 +214,12 @@ class SpanMapper:
         return record
 
     def _usage(self, record: SpanRecord, attrs: dict[str, Any]) -> None:
-        tin = _int(attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens")))
-        tout = _int(attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens")))
+        get = attrs.get
+        tin = _int(get("gen_ai.usage.input_tokens", get("gen_ai.usage.prompt_tokens")))
+        tout = _int(get("gen_ai.usage.output_tokens", get("gen_ai.usage.completion_tokens")))
         record.input_tokens, record.output_tokens = tin, tout
-        ttft = attrs.get("gen_ai.response.time_to_first_chunk")
-        if isinstance(ttft, int | float) and not isinstance(ttft, bool) and ttft >= 0:
+        ttft = get("gen_ai.response.time_to_first_chunk")
+        if ttft is not None and isinstance(ttft, int | float) and not isinstance(ttft, bool) and ttft >= 0:
             record.ttft_ms = round(ttft * 1000.0, 3)
         if record.model and (tin is not None or tout is not None) and record.kind in ("llm", "embedding"):
             cached = _int(attrs.get("gen_ai.usage.cache_read.input_tokens")) or 0

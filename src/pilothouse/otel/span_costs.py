@@ -28,6 +28,17 @@ PROVIDERS: dict[str, str] = {
 
 _ANY_PROVIDER = "http://otlp-ingest.invalid"  # an OpenAI-format proxy: the price book searches every vendor
 _REMEMBERED = 4096
+_PICO_PER_TOKEN = Decimal(10**6)  # USD per 1M tokens -> pico-dollars per token
+
+
+def _per_token(price: Price) -> tuple[int, int, int] | None:
+    """The price in whole pico-dollars per (input, cached input, output) token, or None when one of them is not
+    whole (then `cost` is computed as the gateway computes it)."""
+    rates = (price.input, price.input if price.cached_input is None else price.cached_input, price.output)
+    scaled = [rate * _PICO_PER_TOKEN for rate in rates]
+    if any(not value.is_finite() or value != value.to_integral_value() for value in scaled):
+        return None
+    return int(scaled[0]), int(scaled[1]), int(scaled[2])
 
 
 class SpanCosts:
@@ -37,6 +48,7 @@ class SpanCosts:
         self._book = book
         self._catalog = catalog or {}
         self._prices: dict[tuple[str | None, str], Price | None] = {}
+        self._rates: dict[tuple[str | None, str], tuple[int, int, int] | None] = {}
 
     def price(self, provider: str | None, model: str) -> Price | None:
         key = (provider, model)
@@ -62,5 +74,20 @@ class SpanCosts:
         price = self.price(provider, model)
         if price is None:
             return None
+        key = (provider, model)
+        rates = self._rates[key] if key in self._rates else self._remember_rates(key, price)
+        if rates is not None and input_tokens >= 0 and output_tokens >= 0 and cached >= 0:
+            # the same exact amount as pricing.cost, in integers (its Decimal context costs more than the span's
+            # other mapping): whole pico-dollars per token times tokens
+            in_rate, cached_rate, out_rate = rates
+            cached = min(cached, input_tokens)
+            pico = (input_tokens - cached) * in_rate + cached * cached_rate + output_tokens * out_rate
+            return Decimal(pico).scaleb(-12)
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached)
         return cost(price, usage)
+
+    def _remember_rates(self, key: tuple[str | None, str], price: Price) -> tuple[int, int, int] | None:
+        rates = _per_token(price)
+        if len(self._rates) < _REMEMBERED:
+            self._rates[key] = rates
+        return rates

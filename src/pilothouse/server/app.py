@@ -283,16 +283,22 @@ def build_api(settings: Settings, on_ready: OnReady | None) -> FastAPI:
 
 
 class PilothouseApp:
-    """Routes the two hot gateway endpoints straight to plain ASGI and everything else to FastAPI."""
+    """Routes the two hot gateway endpoints and OTLP ingest straight to plain ASGI, everything else to FastAPI."""
 
     def __init__(self, settings: Settings, on_ready: OnReady | None = None) -> None:
         self.settings = settings
         self.api = build_api(settings, on_ready)
         self._gateway: GatewayEndpoints | None = None
+        self._otlp: otlp.OtlpEndpoint | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.api(scope, receive, self._report_startup(send))
+            return
+        if scope["type"] == "http" and scope["path"] == otlp.ROUTE and otlp.serves(scope):  # OTLP with a key
+            if self._otlp is None:
+                self._otlp = otlp.OtlpEndpoint(self.api.state.pilothouse)
+            await self._otlp(scope, receive, send)
             return
         if scope["type"] == "http" and scope["path"] in FAST_PATHS:
             if scope["method"] != "POST":

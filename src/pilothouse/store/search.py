@@ -17,6 +17,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, Integer, Select, bindparam, literal_column, select, text
 
 from pilothouse.store.tables import traces
@@ -63,8 +64,12 @@ def document_text(trace_spans: Sequence[Mapping[str, Any]]) -> str:
 
 
 # Built once: a `text()` construct parses its SQL for parameters, which costs more than running it.
+# PostgreSQL: one statement per batch over one JSON array of {id, doc} (its text never changes, so it is
+# prepared once; orjson encodes the batch in one call), where an executemany sends one statement per trace. The
+# ids are unique (the writer merges a batch's trace rows), so the upsert touches no row twice.
 _INDEX_POSTGRESQL = text(
-    "INSERT INTO trace_search (trace_id, document) VALUES (:id, to_tsvector('simple', :doc)) "
+    "INSERT INTO trace_search (trace_id, document) "
+    "SELECT d.id, to_tsvector('simple', d.doc) FROM json_to_recordset(CAST(:docs AS json)) AS d(id text, doc text) "
     "ON CONFLICT (trace_id) DO UPDATE SET document = trace_search.document || excluded.document"
 )
 _INDEX_SQLITE = text("INSERT INTO trace_search (rowid, document) SELECT rowid, :doc FROM traces WHERE id = :id")
@@ -97,7 +102,7 @@ def index_traces(
     if not docs:
         return 0
     if conn.dialect.name == "postgresql":
-        conn.execute(_INDEX_POSTGRESQL, docs)
+        conn.execute(_INDEX_POSTGRESQL, {"docs": orjson.dumps(docs).decode()})
         return len(docs)
     fresh = [d for d in docs if d["id"] not in merged]
     later = [{**d, "cap": MAX_DOCUMENT_CHARS} for d in docs if d["id"] in merged]
