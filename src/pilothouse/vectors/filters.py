@@ -14,7 +14,7 @@ conformance suites check that.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,17 @@ class Filter:
 
     def is_empty(self) -> bool:
         return not (self.equals or self.one_of or self.any_of or self.ranges)
+
+    def key(self) -> Hashable:
+        """A hashable value equal for two filters only when they hold the same conditions with values of the
+        same types (so `True` and `1`, which Python finds equal, give different keys): what an index caches
+        a filter's row mask under."""
+        return (
+            tuple(sorted((k, _typed(v)) for k, v in self.equals.items())),
+            tuple(sorted((k, frozenset(_typed(v) for v in values)) for k, values in self.one_of.items())),
+            tuple(sorted((k, frozenset(_typed(v) for v in tokens)) for k, tokens in self.any_of.items())),
+            tuple(sorted((k, (_typed(low), _typed(high))) for k, (low, high) in self.ranges.items())),
+        )
 
     def matches(self, metadata: Mapping[str, Any] | None) -> bool:
         """The reference semantics every backend reproduces."""
@@ -53,6 +64,10 @@ class Filter:
             if (low is not None and number < low) or (high is not None and number > high):
                 return False
         return True
+
+
+def _typed(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)
 
 
 def _same(held: Any, wanted: Scalar) -> bool:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from pilothouse.rag.index.exact import exact_search
 from pilothouse.rag.index.hnsw import GRAPH_FILE, HnswGraph
 from pilothouse.rag.index.table import ChunkTable
 from pilothouse.rag.types import IndexedChunk
@@ -43,3 +45,30 @@ def test_onnxruntime_after_an_hnsw_index_does_not_crash() -> None:
     script = "from pilothouse.rag.index.hnsw import HnswGraph\nHnswGraph(4)\nimport onnxruntime\nprint('alive')\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr[-2000:]
+
+
+def test_the_graph_is_float16_and_hits_carry_exact_cosines_in_exact_order() -> None:
+    """The graph nominates, the table's float32 vectors rank: scores are exact search's, to float32 precision."""
+    table = table_of(400, dim=32)
+    graph = HnswGraph(32)
+    graph.fill(table)
+    assert str(graph.graph.dtype).endswith("F16")
+    rng = np.random.default_rng(7)
+    allowed = table.allowed(None)
+    for _ in range(20):
+        query = table.query_vector(rng.standard_normal(32))
+        found = graph.search(table, query, 10, allowed)
+        truth = exact_search(table, query, 10, allowed)
+        assert [h.id for h in found] == [h.id for h in truth]
+        assert [h.score for h in found] == pytest.approx([h.score for h in truth], abs=1e-6)  # not 1 - distance
+
+
+def test_a_float32_graph_saved_by_an_older_version_still_loads_and_searches(tmp_path: Path) -> None:
+    table = table_of(60)
+    older = HnswGraph(8, dtype="f32")
+    older.fill(table)
+    older.save(tmp_path)
+    again = HnswGraph(8)
+    assert again.load(tmp_path, table)
+    assert str(again.graph.dtype).endswith("F32")
+    assert again.search(table, table.vectors[5], 1, table.allowed(None))[0].id == "c5"

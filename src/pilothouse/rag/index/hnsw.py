@@ -1,14 +1,22 @@
 """HNSW dense search with `usearch`, over the slots of a `ChunkTable`, persisted next to it.
 
-The graph holds each live slot's unit vector under the slot number as its key (cosine metric). usearch's
-Python API has no filtered search, so a filtered query works in two ways, both giving k matches when k exist:
+The graph holds each live slot's vector under the slot number as its key (cosine metric), stored as float16
+(`GRAPH_DTYPE`): half the memory of float32 and a cheaper walk (fewer bytes per distance), while the table
+keeps the float32 unit vectors. The graph only nominates candidates: their scores are recomputed exactly
+from the table (one small matrix-vector product) and they are ranked by those, so a hit's score is its exact
+cosine, the same as exact search would give, and float16 rounding cannot reorder the results (recall@10
+against exact search: bench/rag_speed.py). A graph saved by an older version as float32 loads and searches
+as it is.
+
+usearch's Python API has no filtered search, so a filtered query works in two ways, both giving k matches
+when k exist:
 - a selective filter (few allowed rows, or a small share of the collection) is answered exactly over the
   allowed rows (`exact.top_k_slots` on a gather: fast because there are few);
 - otherwise the graph is asked for more candidates than k in proportion to how many rows the filter rejects
   (k / share, half as many again), the rejected ones are dropped, and while fewer than k remain the request
   doubles; past half the collection it gives up on the graph and answers exactly.
-So a filter never makes a search return fewer than k matches; its results are approximate in the same way as
-an unfiltered HNSW search (recall measured in bench/rag_speed.py).
+So a filter never makes a search return fewer than k matches, and a row the filter rejects is never scored
+into the results; they are approximate in the same way as an unfiltered HNSW search.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pilothouse.rag.index.columns import BoolArray
+from pilothouse.rag.index.columns import BoolArray, SlotArray
 from pilothouse.rag.index.exact import exact_search
 from pilothouse.rag.index.table import ChunkTable
 from pilothouse.vectors.filters import Filter
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from usearch.index import Index
 
 GRAPH_FILE = "hnsw.usearch"
+GRAPH_DTYPE = "f16"
 EXACT_BELOW_ROWS = 4096  # a filter allowing at most this many rows: exact over those rows
 EXACT_BELOW_SHARE = 0.02  # ... or at most this share of the collection
 _OVERSAMPLE = 1.5
@@ -55,8 +64,17 @@ def _threads(batch: int) -> int:
 class HnswGraph:
     """A usearch HNSW graph keyed by slot (see the module docstring)."""
 
-    def __init__(self, dim: int, *, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 128):
+    def __init__(
+        self,
+        dim: int,
+        *,
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int = 128,
+        dtype: str = GRAPH_DTYPE,
+    ):
         self.dim = dim
+        self.dtype = dtype
         self.connectivity = connectivity
         self.expansion_add = expansion_add
         self.expansion_search = expansion_search
@@ -66,7 +84,7 @@ class HnswGraph:
         return _index_class()(
             ndim=self.dim,
             metric="cos",
-            dtype="f32",
+            dtype=self.dtype,
             connectivity=self.connectivity,
             expansion_add=self.expansion_add,
             expansion_search=self.expansion_search,
@@ -108,14 +126,10 @@ class HnswGraph:
         while True:
             matches = self.graph.search(query, ask, threads=1)
             keys = np.asarray(matches.keys, dtype=np.int64)
-            distances = np.asarray(matches.distances, dtype=np.float64)
-            ok = keys < allowed.size
-            keys, distances = keys[ok], distances[ok]
-            ok = allowed[keys]
-            keys, distances = keys[ok], distances[ok]
+            keys = keys[keys < allowed.size]
+            keys = keys[allowed[keys]]
             if keys.size >= want:
-                scores = np.clip(1.0 - distances[:k], -1.0, 1.0)
-                return [table.hit(int(s), float(v)) for s, v in zip(keys[:k], scores, strict=True)]
+                return _ranked(table, query, keys, k)
             if ask >= total // 2:
                 return exact_search(table, query, k, allowed)
             ask = min(total, ask * 2)
@@ -137,6 +151,17 @@ class HnswGraph:
             return False
         self.graph = graph
         return True
+
+
+def _ranked(table: ChunkTable, query: FloatArray, keys: SlotArray, k: int) -> list[VectorHit]:
+    """The k best of the graph's candidate slots by their exact cosine (the table's float32 unit vectors), best
+    first; ties: lower slot first, as in exact search."""
+    scores = table.vectors[keys] @ query
+    if k < keys.size:
+        best = np.argpartition(-scores, k - 1)[:k]
+        keys, scores = keys[best], scores[best]
+    order = np.lexsort((keys, -scores))
+    return [table.hit(int(keys[i]), min(1.0, max(-1.0, float(scores[i])))) for i in order]
 
 
 class HnswBackend:

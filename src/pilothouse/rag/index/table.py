@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.jsonl"
+_MASKS_KEPT = 8  # filter masks remembered per table generation (a hybrid query filters twice with one filter)
 
 
 class ChunkTable:
@@ -45,6 +46,8 @@ class ChunkTable:
         self.columns = MetadataColumns()
         self._free: list[int] = []
         self.generation = 0  # bumped on every change: dependants (BM25, HNSW) compare it
+        self._masks: dict[Hashable, BoolArray] = {}  # Filter.key() -> allowed(), for `_masks_generation`
+        self._masks_generation = -1
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -101,11 +104,24 @@ class ChunkTable:
         return freed
 
     def allowed(self, where: Filter | None) -> BoolArray:
-        """Live slots matching `where` (all live slots for None or an empty filter)."""
+        """Live slots matching `where` (all live slots for None or an empty filter), read-only: the mask of a
+        filter is kept until the table changes, so the dense and keyword halves of a hybrid query (and the
+        next queries of the same caller) build it once."""
         live = self.live[: self.capacity]
         if where is None or where.is_empty():
             return live
-        return self.columns.mask(where, self.capacity) & live
+        if self._masks_generation != self.generation:
+            self._masks.clear()
+            self._masks_generation = self.generation
+        key = where.key()
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self.columns.mask(where, self.capacity) & live
+            mask.flags.writeable = False  # shared by the searches that use the same filter until the next change
+            if len(self._masks) >= _MASKS_KEPT:
+                del self._masks[next(iter(self._masks))]
+            self._masks[key] = mask
+        return mask
 
     def hit(self, slot: int, score: float) -> VectorHit:
         return VectorHit(id=self.ids[slot] or "", score=score, text=self.texts[slot], metadata=self.metadata[slot])
