@@ -14,7 +14,11 @@ map a request, store it, drop it), the CPU clocks read once around all requests 
 * store: those traces through the write path (otel/ingest_store.py: merge upsert, spans by COPY/executemany,
   rollups, full-text index; one transaction per request): the rest of the process's CPU, and the server's;
 * http (with --http): the whole `POST /v1/traces` through the application (auth, body limits, the receiver,
-  the answer), in process (Starlette's TestClient: no sockets).
+  the answer), in process (Starlette's TestClient: no sockets; the client's own CPU and the application's
+  background work are counted with it);
+* server (with --server): the same requests to a real `pilothouse up` over a socket, sent one after another by
+  this process; "per core" is spans over the server process's CPU (all its threads) and the database's, not the
+  client's.
 
 Peers, printed as ratios:
 
@@ -26,7 +30,7 @@ Peers, printed as ratios:
 Requests are what an instrumented GenAI app exports: batches of 512 spans, traces of 8 spans (an agent step,
 3 chat calls with usage and short input/output messages, 2 tool calls, 2 HTTP spans).
 
-    .venv/bin/python bench/otlp_ingest.py --spans 40960 --backend sqlite --backend postgresql --http
+    .venv/bin/python bench/otlp_ingest.py --spans 40960 --backend sqlite --backend postgresql --http --server
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ import dataclasses
 import json
 import os
 import secrets
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -159,7 +166,7 @@ def _otel_sdk_rate(spans: int) -> float | None:
     return rate
 
 
-def run(store: Store, label: str, total: int, *, http: bool, server_cpu: Callable[[], float]) -> None:
+def run(store: Store, label: str, total: int, *, http: bool, server: bool, server_cpu: Callable[[], float]) -> None:
     with store.begin() as conn:
         project = create_project(conn, f"bench-{secrets.token_hex(3)}").id
     mapper = SpanMapper(SpanCosts(default_price_book()))
@@ -211,6 +218,8 @@ def run(store: Store, label: str, total: int, *, http: bool, server_cpu: Callabl
     )
     if http:
         _run_http(store, [_request(BATCH) for _ in bodies], server_cpu)  # new trace ids, another project
+    if server:
+        _run_server(store, [_request(BATCH) for _ in bodies], server_cpu)
 
 
 def _fresh_copies(batches: list[Batch], project: str, store: Store) -> Iterator[list[TraceRecord]]:
@@ -239,7 +248,7 @@ def _run_http(store: Store, bodies: list[bytes], server_cpu: Callable[[], float]
     from pilothouse.config import Settings
     from pilothouse.server.app import create_app
 
-    key = "ph-admin-bench-" + secrets.token_hex(8)
+    key = ADMIN_KEY
     os.environ["PILOTHOUSE_ADMIN_KEY"] = key
     with tempfile.TemporaryDirectory() as folder:
         url = store.engine.url.render_as_string(hide_password=False)
@@ -260,18 +269,100 @@ def _run_http(store: Store, bodies: list[bytes], server_cpu: Callable[[], float]
     )
 
 
+ADMIN_KEY = "ph-admin-bench-" + secrets.token_hex(8)
+"""The owner key both HTTP stages bootstrap with (the first start on a database makes it the owner's)."""
+
+SERVER_CONFIG = """\
+include_default_models = false
+canary_check_interval_s = 0
+monitor_interval_s = 0
+
+[local]
+preload = false
+"""
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of process `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run_server(store: Store, bodies: list[bytes], server_cpu: Callable[[], float]) -> None:
+    """POST /v1/traces to a real `pilothouse up` (a subprocess, over a socket): spans per core of the server
+    process (every thread of it, its background work included) plus the database's; this client's CPU is not
+    counted (an exporter runs elsewhere)."""
+    import httpx
+
+    key = ADMIN_KEY
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "pilothouse.toml"
+        config.write_text(SERVER_CONFIG, encoding="utf-8")
+        url = store.engine.url.render_as_string(hide_password=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")} | {"PILOTHOUSE_ADMIN_KEY": key}
+        exe = Path(sys.executable).with_name("pilothouse")
+        args = [str(exe), "up", "--config", str(config), "--data-dir", folder, "--database-url", url]
+        log = Path(folder) / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*args, "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=out, env=env
+            )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the server did not start:\n{log.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+            headers = {"authorization": f"Bearer {key}", "content-type": PROTOBUF}
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+                for _ in range(3):  # warm: the key cache, statements, the pool's connections
+                    client.post("/v1/traces", content=_request(BATCH)).raise_for_status()
+                time.sleep(1.0)
+                wall, cpu, db = time.perf_counter(), _process_cpu(process.pid), server_cpu()
+                answers = [client.post("/v1/traces", content=body) for body in bodies]
+                wall = time.perf_counter() - wall
+                cpu, db = _process_cpu(process.pid) - cpu, server_cpu() - db
+            for answer in answers:
+                assert answer.status_code == 200 and not answer.content, answer.content
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    spans = len(bodies) * BATCH
+    per_core = spans / (cpu + db)
+    print(
+        f"{'':<10} server POST /v1/traces {per_core:>7,.0f} spans/s per core ({spans / wall:,.0f}/s wall; "
+        f"server process {cpu:.3f} s, database {db:.3f} s) | target {TARGET:,}: x{per_core / TARGET:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--spans", type=int, default=40_960)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--http", action="store_true", help="also through the application (POST /v1/traces)")
+    parser.add_argument(
+        "--server", action="store_true", help="also through a real `pilothouse up` over a socket (its CPU only)"
+    )
     args = parser.parse_args()
     sdk = _otel_sdk_rate(min(args.spans, 20_480))
     if sdk is not None:
         print(f"peer: opentelemetry-sdk creates and exports {sdk:,.0f} spans/s of CPU (InMemorySpanExporter)")
     for backend in args.backend or ["sqlite"]:
         with scratch_store(backend, "bench_otlp") as store:
-            run(store, backend, args.spans, http=args.http, server_cpu=server_cpu(store))
+            run(store, backend, args.spans, http=args.http, server=args.server, server_cpu=server_cpu(store))
 
 
 if __name__ == "__main__":
