@@ -361,11 +361,11 @@ def rebuild(
 
 
 def _pieces(
-    since: float, until: float, *, period_s: int | None = None
+    since: float, until: float, *, period_s: int | None = None, grains: Sequence[int] = GRAINS
 ) -> tuple[list[tuple[int, float, float]], list[tuple[float, float]]]:
-    """Cover [since, until) with whole days, then whole hours, then whole minutes (with `period_s`, only grains
-    that divide it, so no rollup row straddles two periods); what is left (under a minute at each edge) is read
-    from the rows."""
+    """Cover [since, until) with whole days, then whole hours, then whole minutes (of `grains`; with `period_s`,
+    only grains that divide it, so no rollup row straddles two periods); what is left (under the finest grain at
+    each edge) is read from the rows."""
     rolled: list[tuple[int, float, float]] = []
     raw: list[tuple[float, float]] = []
 
@@ -384,7 +384,7 @@ def _pieces(
         else:
             cover(lo, hi, finer)
 
-    cover(since, until, sorted((g for g in GRAINS if period_s is None or period_s % g == 0), reverse=True))
+    cover(since, until, sorted((g for g in grains if period_s is None or period_s % g == 0), reverse=True))
     return rolled, raw
 
 

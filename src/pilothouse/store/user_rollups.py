@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, cast, delete, func, select, union_all
 
-from pilothouse.store.rollups import _COUNTERS, _LAT, Counters, _trace_counters
+from pilothouse.store.rollups import _COUNTERS, _LAT, Counters, _pieces, _trace_counters
 from pilothouse.store.tables import projects, spans, traces, user_rollups
 from pilothouse.store.user_activity import UserActivity, user_activity
 
@@ -211,33 +211,6 @@ def rebuild(
         last = page[-1]["id"]
 
 
-def _pieces(
-    since: float, until: float, period_s: int | None
-) -> tuple[list[tuple[int, float, float]], list[tuple[float, float]]]:
-    """Cover [since, until) with whole days, then whole hours (with `period_s`, only grains that divide it, so no
-    row straddles two periods); what is left (under an hour at each edge) is read from the rows."""
-    rolled: list[tuple[int, float, float]] = []
-    raw: list[tuple[float, float]] = []
-
-    def cover(lo: float, hi: float, grains: Sequence[int]) -> None:
-        if lo >= hi:
-            return
-        if not grains:
-            raw.append((lo, hi))
-            return
-        grain, finer = grains[0], grains[1:]
-        g_lo, g_hi = math.ceil(lo / grain) * grain, math.floor(hi / grain) * grain
-        if g_lo < g_hi:
-            rolled.append((grain, float(g_lo), float(g_hi)))
-            cover(lo, float(g_lo), finer)
-            cover(float(g_hi), hi, finer)
-        else:
-            cover(lo, hi, finer)
-
-    cover(since, until, sorted((g for g in GRAINS if period_s is None or period_s % g == 0), reverse=True))
-    return rolled, raw
-
-
 def _period_number(dialect: str, bucket_start: Any, period_s: int) -> Any:
     """floor(bucket_start / period_s) in SQL (bucket starts are never negative: SQLite's truncation is the floor)."""
     ratio = bucket_start / float(period_s)
@@ -268,7 +241,7 @@ def summarise_user(
         return out
     if project_ids is None:  # named one by one, so the project-first key drives the read
         project_ids = list(conn.execute(select(projects.c.id).order_by(projects.c.id)).scalars())
-    rolled, raw = _pieces(since, until, period_s)
+    rolled, raw = _pieces(since, until, period_s=period_s, grains=GRAINS)
     table = user_rollups.c
     if rolled:  # one statement: a range of the table's key per piece (UNION ALL: SQLite would not range an OR)
         where: list[Any] = [table.project_id.in_(tuple(project_ids)), table.user_id == user_id]
