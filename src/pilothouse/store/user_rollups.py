@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, cast, delete, func, select, union_all
 
-from pilothouse.store.rollups import _COUNTERS, _LAT, Counters, _pieces, _trace_counters
+from pilothouse.store.rollups import _COUNTERS, _LAT, _SPAN_COLS, Counters, _pieces, _trace_counters
 from pilothouse.store.tables import projects, spans, traces, user_rollups
 from pilothouse.store.user_activity import UserActivity, user_activity
 
@@ -144,16 +144,6 @@ def add(
     _upsert(conn, _with_days(rows))
 
 
-_SPAN_COLS = (
-    spans.c.trace_id,
-    spans.c.kind,
-    spans.c.status,
-    spans.c.attributes,
-    spans.c.cost_usd,
-    spans.c.output_tokens,
-    spans.c.ttft_ms,
-    spans.c.latency_ms,
-)
 _TRACE_COLS = (
     traces.c.id,
     traces.c.project_id,
