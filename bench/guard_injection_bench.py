@@ -23,7 +23,12 @@ Indirect mode only, by attack class and carrier:
   by a fixed rule (`indirect_part`) into `--set indirect_tune` (read while tuning) and `--set
   indirect_heldout` (run once per frozen version, never read item by item);
 - `--set indirect_holdout2`: `bench/data/indirect_holdout2.jsonl` (used), a second independent set with the same
-  schema, passed by the maintainers only, once.
+  schema, passed by the maintainers only, once;
+- `--set indirect_sets_dev` / `--set indirect_sets_heldout`: sets 1 and 2 together, split by
+  `training/indirect_sets.py` (70% dev, trained on; 30% held out, run once per frozen model, read per class only);
+- `--set NAME --data PATH`: any JSONL file with the same schema (`id`, `text`, `label` attack/benign, `class`,
+  `domain`, `carrier`), for example a new independent set: `--set indirect_holdout3 --data /path/set3.jsonl`.
+  Only the `injection` scanner (the one policies use) is run unless `--all-scanners` is given.
 """
 
 from __future__ import annotations
@@ -81,7 +86,15 @@ INDIRECT_SPLIT_PERCENT = 50
 """The used 420-document set is development data now, split by a fixed rule: groups of (class, domain), so
 near-duplicates stay together, half `tune` (looked at while tuning), half `heldout` (never looked at, read
 once per frozen model)."""
-INDIRECT_SETS = ("generated", "indirect_holdout", "indirect_tune", "indirect_heldout", "indirect_holdout2")
+INDIRECT_SETS = (
+    "generated",
+    "indirect_holdout",
+    "indirect_tune",
+    "indirect_heldout",
+    "indirect_holdout2",
+    "indirect_sets_dev",
+    "indirect_sets_heldout",
+)
 
 
 def indirect_part(row: dict[str, object]) -> str:
@@ -93,8 +106,17 @@ def indirect_part(row: dict[str, object]) -> str:
     return "heldout" if picked == "holdout" else "tune"
 
 
-def _labelled_set(name: str) -> list[tuple[str, int, str, str]]:
-    """(text, label, class, carrier) rows of an indirect-only set."""
+def _labelled_set(name: str, data: Path | None = None) -> list[tuple[str, int, str, str]]:
+    """(text, label, class, carrier) rows of an indirect-only set (`data`: a JSONL file of the sets' schema)."""
+    if data is not None or name.startswith("indirect_sets_"):
+        from training.indirect_sets import read_set, set_docs
+
+        if data is not None:
+            docs = read_set(data)
+        else:
+            part = name.removeprefix("indirect_sets_")
+            docs = [d for d in set_docs() if d.part == part]
+        return [(d.text, d.label, d.cls, f"{d.domain}/{d.carrier}") for d in docs]
     if name == "generated":
         from training.indirect_documents import documents
         from training.indirect_templates import GenSide
@@ -107,12 +129,12 @@ def _labelled_set(name: str) -> list[tuple[str, int, str, str]]:
             for d in documents(side, 1400, seed=2024)
         ]
     path = INDIRECT_HOLDOUT2 if name == "indirect_holdout2" else INDIRECT_HOLDOUT
-    part = {"indirect_tune": "tune", "indirect_heldout": "heldout"}.get(name)
+    half = {"indirect_tune": "tune", "indirect_heldout": "heldout"}.get(name)
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            if part is not None and indirect_part(row) != part:
+            if half is not None and indirect_part(row) != half:
                 continue
             raw = row["label"]  # "attack" / "benign" (bench/data/indirect_holdout.md), or 1 / 0
             label = {"attack": 1, "benign": 0}[raw] if isinstance(raw, str) else int(raw)
@@ -122,11 +144,14 @@ def _labelled_set(name: str) -> list[tuple[str, int, str, str]]:
     return rows
 
 
-def indirect_set(name: str) -> None:
-    """Detection per attack class and carrier, false positives per carrier, for every pilothouse scanner."""
-    rows = _labelled_set(name)
+def indirect_set(name: str, data: Path | None = None, all_scanners: bool = True) -> None:
+    """Detection per attack class and carrier, false positives per carrier, for the pilothouse scanners."""
+    rows = _labelled_set(name, data)
     print(f"# indirect mode, set {name}, {len(rows)} documents, threshold {THRESHOLD}")
+    _print_version()
     for scanner, flag in pilothouse_flaggers().items():
+        if not all_scanners and scanner != "injection":
+            continue
         started = time.perf_counter()
         flagged = [flag(text, True) for text, *_ in rows]
         print(f"\n## {scanner} ({time.perf_counter() - started:.1f}s)")
@@ -148,10 +173,23 @@ def indirect_set(name: str) -> None:
             ]
             pos = [h for label, h in picked if label == 1]
             neg = [h for label, h in picked if label == 0]
+            caught, false = sum(pos), sum(neg)
+            recall = caught / max(len(pos), 1)
+            precision = caught / (caught + false) if caught + false else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
             print(
-                f"\n**{side}**: detection {sum(pos)}/{len(pos)} = {sum(pos) / max(len(pos), 1):.1%}, "
-                f"false positives {sum(neg)}/{len(neg)} = {sum(neg) / max(len(neg), 1):.2%}"
+                f"\n**{side}**: detection {caught}/{len(pos)} = {recall:.1%}, "
+                f"false positives {false}/{len(neg)} = {false / max(len(neg), 1):.2%}, "
+                f"precision {precision:.3f}, F1 {f1:.3f}"
             )
+
+
+def _print_version() -> None:
+    from pilothouse.guards.injection.indirect import RULES_VERSION
+    from pilothouse.guards.injection.indirect_model import load_indirect_model
+
+    model = load_indirect_model()
+    print(f"rules {RULES_VERSION}, indirect model {model.version} (threshold {model.threshold:.4f}, scores 0.5)")
 
 
 def pilothouse_flaggers() -> dict[str, Flag]:
@@ -264,10 +302,18 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="latency only")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--llm-guard", action="store_true", help="run llm-guard's offline scanners instead")
-    parser.add_argument("--set", choices=INDIRECT_SETS, help="an indirect-mode set instead of the split's sources")
+    parser.add_argument(
+        "--set",
+        help=f"an indirect-mode set instead of the split's sources: {', '.join(INDIRECT_SETS)}, "
+        "or any name with --data",
+    )
+    parser.add_argument("--data", type=Path, help="a JSONL file with the indirect sets' schema, for --set")
+    parser.add_argument("--all-scanners", action="store_true", help="with --data: every injection scanner")
     args = parser.parse_args()
     if args.set:
-        indirect_set(args.set)
+        if args.data is None and args.set not in INDIRECT_SETS:
+            parser.error(f"--set {args.set} needs --data PATH (known sets: {', '.join(INDIRECT_SETS)})")
+        indirect_set(args.set, args.data, all_scanners=args.data is None or args.all_scanners)
         return
     if args.latency:
         latency(args.runs)

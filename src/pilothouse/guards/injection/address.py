@@ -30,6 +30,7 @@ __all__ = [
     "english_address",
     "foreign_address",
     "foreign_candidate",
+    "foreign_request",
     "language_of",
 ]
 
@@ -490,6 +491,19 @@ def _definition(rest: str) -> bool:
 def foreign_candidate(text: str) -> bool:
     """Whether a (folded, not homoglyph-mapped) text names an AI reader in a language other than English."""
     return bool(_ML_AI.search(text))
+
+
+def foreign_request(text: str) -> float:
+    """Whether any line of a folded text names an AI reader with a word of the lexicon of another language
+    (0.5), with a directive word on the same line (1.0); 0 otherwise. Unlike `foreign_address`, a document
+    wholly in that language counts too (a cue for the learned model, not a rule)."""
+    if not _ML_AI.search(text):
+        return 0.0
+    best = 0.5
+    for line in re.split(r"[\n.!?。！？]+", text):
+        if _ML_AI.search(line) and _ML_DIRECTIVE.search(line):
+            return 1.0
+    return best
 
 
 def foreign_address(text: str, rest: str) -> float:
