@@ -82,13 +82,13 @@ def load(data: Path, limit_queries: int | None) -> Corpus:
     return Corpus([d.id for d in docs], [f"{d.title}. {d.text}".strip() for d in docs], queries, qrels)
 
 
-def embed_docs(texts: list[str], cache: Path | None) -> np.ndarray:
+def embed_docs(texts: list[str], cache: Path | None, model: str = DEFAULT_MODEL) -> np.ndarray:
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-    path = cache / f"cisi-{DEFAULT_MODEL}-{digest}.npy" if cache else None
+    path = cache / f"cisi-{model}-{digest}.npy" if cache else None
     if path is not None and path.is_file():
         return np.load(path)
     started = time.perf_counter()
-    embedder = embedder_for(DEFAULT_MODEL)
+    embedder = embedder_for(model)
     out = np.zeros((len(texts), embedder.dimensions), dtype=np.float32)
     step = 64
     for start in range(0, len(texts), step):
@@ -125,12 +125,14 @@ def dense_baseline(corpus: Corpus, doc_vectors: np.ndarray, query_vectors: Mappi
     return run
 
 
-def build_index(corpus: Corpus, doc_vectors: np.ndarray, data_dir: Path) -> tuple[CollectionInfo, RagIndex]:
+def build_index(
+    corpus: Corpus, doc_vectors: np.ndarray, data_dir: Path, model: str = DEFAULT_MODEL
+) -> tuple[CollectionInfo, RagIndex]:
     info = CollectionInfo(
         id="bench-cisi",
         project_id="bench",
         name="cisi",
-        embedding_model=DEFAULT_MODEL,
+        embedding_model=model,
         dimensions=int(doc_vectors.shape[1]),
         index_kind="exact",
     )
@@ -209,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=ROOT / "bench" / "results" / "cache", help="document vector cache"
     )
     parser.add_argument("--no-cache", action="store_true", help="embed the documents again")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"embedding model (default {DEFAULT_MODEL})")
     parser.add_argument("--limit-queries", type=int, default=None, help="first N judged queries (a quick run)")
     parser.add_argument("--candidates", type=int, default=DEPTH, help="chunks each retriever returns to fusion")
     parser.add_argument("--json-out", type=Path, default=None, help="write the results as JSON here as well")
@@ -216,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus = load(args.data, args.limit_queries)
     tune, held = split_queries(sorted(corpus.queries))
-    doc_vectors = embed_docs(corpus.doc_texts, None if args.no_cache else args.cache)
-    embedder = embedder_for(DEFAULT_MODEL)
+    doc_vectors = embed_docs(corpus.doc_texts, None if args.no_cache else args.cache, args.model)
+    embedder = embedder_for(args.model)
     qids = sorted(corpus.queries, key=int)
     query_matrix = embedder.embed([corpus.queries[q] for q in qids])
     query_vectors = {q: query_matrix[i] for i, q in enumerate(qids)}
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     timed("bm25s alone", lambda: bm25s_alone(corpus))
     timed("dense baseline", lambda: dense_baseline(corpus, doc_vectors, query_vectors))
     with tempfile.TemporaryDirectory(prefix="rag-quality-") as tmp:
-        info, index = build_index(corpus, doc_vectors, Path(tmp))
+        info, index = build_index(corpus, doc_vectors, Path(tmp), args.model)
         base = {"candidates": args.candidates}
 
         def ours(**settings: Any) -> Callable[[], Run]:

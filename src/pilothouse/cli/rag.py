@@ -67,7 +67,14 @@ def collections(url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = F
 @rag_app.command("create")
 def create(
     name: CollectionArg,
-    model: Annotated[str, typer.Option("--model", help="Embedding model, fixed for good.")] = "all-MiniLM-L6-v2",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Embedding model, fixed for good (default: the server's, all-MiniLM-L6-v2-int8; "
+            "all-MiniLM-L6-v2 for the float32 model).",
+        ),
+    ] = None,
     index: Annotated[str, typer.Option(help="auto, exact, hnsw or milvus.")] = "auto",
     index_uri: Annotated[str | None, typer.Option(help="Milvus URI or milvus-lite file (index milvus).")] = None,
     chunk_tokens: Annotated[int, typer.Option(help="Chunk size in the model's tokens.", min=16)] = 200,
@@ -89,7 +96,9 @@ def create(
         "pii": pii,
         "ttl_days": ttl_days,
     }
-    body = {"name": name, "embedding_model": model, "index": index, "index_uri": index_uri, "settings": settings}
+    body = {"name": name, "index": index, "index_uri": index_uri, "settings": settings}
+    if model is not None:
+        body["embedding_model"] = model
     with client(url, api_key) as ph:
         made = ph.request("POST", "/api/rag/collections", json=body)
     emit(

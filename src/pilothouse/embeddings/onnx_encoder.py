@@ -26,8 +26,10 @@ class OnnxEncoder:
 
     name = "onnxruntime"
 
-    def __init__(self, weights: Mapping[str, FloatArray], config: BertConfig, *, threads: int = 1) -> None:
-        graph = build_graph(weights, config)
+    def __init__(
+        self, weights: Mapping[str, FloatArray], config: BertConfig, *, threads: int = 1, int8: bool = False
+    ) -> None:
+        graph = build_graph(weights, config, int8=int8)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1

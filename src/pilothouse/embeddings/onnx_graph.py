@@ -15,17 +15,24 @@ CPU (the erf GELU with its bias into BiasGelu, the 1/sqrt(d) scaling into the Q 
 hand-fused contrib ops (Attention, SkipLayerNormalization) measured slower for short inputs and are not
 used. Weights are external initializers: the serialized graph is ~30 KB and the runtime reads the weight
 arrays the caller hands it.
+
+`int8=True` builds the int8 variant (a different model: its vectors differ slightly, see int8_weights.py):
+every Linear layer becomes ONNX Runtime's `com.microsoft.DynamicQuantizeMatMul` with int8 weights scaled
+per output channel and the bias folded in; activations are quantized per call. Attention products,
+softmax, LayerNorm, GELU and pooling stay float32.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from pilothouse.embeddings import onnx_proto as pb
+from pilothouse.embeddings.int8_weights import quantize_columns
 from pilothouse.embeddings.types import BertConfig, FloatArray
 
 OPSET = 17  # LayerNormalization is a standard op from 17 on
@@ -33,6 +40,8 @@ IR_VERSION = 8
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
 OUTPUT = "embeddings"
+CONTRIB = "com.microsoft"
+CONTRIB_OPSET = 1
 
 
 @dataclass(slots=True)
@@ -40,14 +49,15 @@ class MiniLMGraph:
     """The serialized model plus the weights it names as external initializers."""
 
     model: bytes
-    initializers: dict[str, FloatArray] = field(default_factory=dict)
+    initializers: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
 
 class _Builder:
-    def __init__(self, weights: Mapping[str, FloatArray]) -> None:
+    def __init__(self, weights: Mapping[str, FloatArray], *, int8: bool) -> None:
         self.source = weights
+        self.int8 = int8
         self.nodes: list[bytes] = []
-        self.initializers: dict[str, FloatArray] = {}
+        self.initializers: dict[str, npt.NDArray[Any]] = {}
         self.constants: list[bytes] = []
         self._count = 0
 
@@ -55,13 +65,19 @@ class _Builder:
         self._count += 1
         return f"{hint}_{self._count}"
 
-    def op(self, op_type: str, inputs: list[str], output: str = "", **attributes: pb.AttributeValue) -> str:
+    def op(
+        self, op_type: str, inputs: list[str], output: str = "", domain: str = "", **attributes: pb.AttributeValue
+    ) -> str:
         out = output or self._name(op_type.lower())
-        self.nodes.append(pb.node(op_type, inputs, [out], name=f"n_{out}", attributes=attributes))
+        self.nodes.append(pb.node(op_type, inputs, [out], name=f"n_{out}", domain=domain, attributes=attributes))
         return out
 
     def weight(self, name: str, value: FloatArray) -> str:
         self.initializers[name] = np.ascontiguousarray(value, dtype=np.float32)
+        return name
+
+    def int8_weight(self, name: str, value: npt.NDArray[np.int8]) -> str:
+        self.initializers[name] = np.ascontiguousarray(value, dtype=np.int8)
         return name
 
     def const(self, value: npt.NDArray[np.generic], hint: str) -> str:
@@ -77,8 +93,15 @@ class _Builder:
 
     def dense(self, x: str, prefix: str) -> str:
         """x W^T + b for the torch Linear `prefix` (stored (out, in); MatMul wants (in, out))."""
-        w = self.weight(prefix + ".weight", np.ascontiguousarray(self.source[prefix + ".weight"].T))
+        transposed = np.ascontiguousarray(self.source[prefix + ".weight"].T)
         b = self.weight(prefix + ".bias", self.source[prefix + ".bias"])
+        if self.int8:
+            q, scale = quantize_columns(transposed)
+            w = self.int8_weight(prefix + ".weight_int8", q)
+            s = self.weight(prefix + ".weight_scale", scale)
+            # Inputs: A, B, b_scale (per column), b_zero_point (none: symmetric), bias.
+            return self.op("DynamicQuantizeMatMul", [x, w, s, "", b], domain=CONTRIB)
+        w = self.weight(prefix + ".weight", transposed)
         return self.op("Add", [self.op("MatMul", [x, w]), b])
 
     def layer_norm(self, x: str, prefix: str, eps: float) -> str:
@@ -119,9 +142,10 @@ def _encoder_layer(b: _Builder, x: str, mask_bias: str, index: int, config: Bert
     return b.layer_norm(b.op("Add", [out, h1]), p + "output.LayerNorm", config.eps)
 
 
-def build_graph(weights: Mapping[str, FloatArray], config: BertConfig) -> MiniLMGraph:
-    """The sentence encoder for `weights` (the BertModel state dict, names as in model.safetensors)."""
-    b = _Builder(weights)
+def build_graph(weights: Mapping[str, FloatArray], config: BertConfig, *, int8: bool = False) -> MiniLMGraph:
+    """The sentence encoder for `weights` (the BertModel state dict, names as in model.safetensors);
+    `int8`: its Linear layers on int8 weights (the int8 variant, see the module docstring)."""
+    b = _Builder(weights, int8=int8)
 
     # Embeddings: word + position + token type 0 (sentence-transformers passes no token_type_ids).
     word = b.weight("embeddings.word_embeddings.weight", weights["embeddings.word_embeddings.weight"])
@@ -162,5 +186,6 @@ def build_graph(weights: Mapping[str, FloatArray], config: BertConfig) -> MiniLM
         outputs=[pb.value_info(OUTPUT, pb.FLOAT, ["batch", config.hidden_size])],
         initializers=[*b.constants, *external],
     )
-    model = pb.model(graph, {"": OPSET}, ir_version=IR_VERSION, producer="pilothouse")
+    opsets = {"": OPSET, CONTRIB: CONTRIB_OPSET} if int8 else {"": OPSET}
+    model = pb.model(graph, opsets, ir_version=IR_VERSION, producer="pilothouse")
     return MiniLMGraph(model, b.initializers)

@@ -12,7 +12,9 @@ What happens to each document (by its source: a file path, `<path>#<id>` for JSO
   answer (keyed on the packed chunks, gateway/stages/rag.py) can match; the collection's `generation` goes up
   for anything else derived from its contents.
 
-Every write goes to the store first (one transaction per batch of documents), then to the index.
+Every write goes to the store first (one transaction per batch of documents), then to the index. Embedding runs
+in the background on every core while the next batch is chunked and scanned and the previous one written
+(rag/embed_pipeline.py).
 """
 
 from __future__ import annotations
@@ -20,15 +22,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from pilothouse.rag.chunking import chunk_sections
+from pilothouse.rag.embed_pipeline import PendingVectors, VectorPipeline, text_hash
 from pilothouse.rag.embedders import TextEmbedder, embedder_for
 from pilothouse.rag.folders import folder_root, plan_folder
 from pilothouse.rag.index.protocol import RagIndex
@@ -41,11 +42,9 @@ from pilothouse.store import rag as repo
 from pilothouse.store.engine import Store
 from pilothouse.vectors.protocol import FloatArray
 
-BATCH_DOCUMENTS = 64
-"""Documents embedded and written together (one embedding call and one transaction per batch)."""
-EMBED_BATCH = 64
-"""Texts per embedding call; calls run in parallel on EMBED_WORKERS threads."""
-EMBED_WORKERS = max(1, os.cpu_count() or 1)
+BATCH_DOCUMENTS = 32
+"""Documents prepared and written together (one transaction per batch); their chunks embed in the background
+while the next batch is prepared (rag/embed_pipeline.py)."""
 
 Kind = Literal["file", "record"]
 Stage = Literal["scan", "embed"]
@@ -89,6 +88,10 @@ class IngestReport:
         }
 
 
+ChunkRow = tuple[str, str, dict[str, Any]]
+"""A chunk ready to store: text, text hash, index metadata (without the vector)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     """A new or changed document, loaded, with its access list and where it came from."""
@@ -100,8 +103,14 @@ class _Pending:
     content_hash: str
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A new or changed document chunked and scanned: its chunks, its flags, whether it is quarantined."""
+
+    item: _Pending
+    chunks: list[ChunkRow]
+    flags: list[str]
+    quarantined: bool
 
 
 def acl_of(document: LoadedDocument, default: AccessList) -> AccessList:
@@ -256,56 +265,74 @@ class Ingestor:
             with self.store.begin() as conn:
                 for document_id, mtime in touched:
                     repo.touch_document(conn, document_id, source_mtime=mtime)
-        total_chunks = 0
-        prepared: list[tuple[_Pending, list[tuple[str, str, dict[str, Any]]], list[str], bool]] = []
-        for item in changed:
-            chunks, flags, quarantined = self._prepare(item)
-            prepared.append((item, chunks, flags, quarantined))
-            total_chunks += len(chunks)
-        done = 0
-        self._progress("embed", 0, total_chunks)
-        for start in range(0, len(prepared), BATCH_DOCUMENTS):
-            batch = prepared[start : start + BATCH_DOCUMENTS]
-            vectors = self._vectors([c[0] for _, chunks, _, _ in batch for c in chunks], report)
-            old_ids: list[str] = []
-            fresh: list[repo.ChunkRecord] = []
-            with self.store.begin() as conn:
-                for item, chunks, flags, quarantined in batch:
-                    source = item.document.source
-                    existed = source in known
-                    meta = {**item.document.metadata, "_kind": item.kind}
-                    _, old, records = repo.write_document(
-                        conn,
-                        collection_id=self.collection.id,
-                        source=source,
-                        title=item.document.title,
-                        content_hash=item.content_hash,
-                        acl=item.acl,
-                        meta=meta,
-                        flags=flags,
-                        status="quarantined" if quarantined else "active",
-                        source_mtime=item.mtime,
-                        chunks=[(text, h, vectors[h], chunk_meta) for text, h, chunk_meta in chunks],
-                    )
-                    old_ids.extend(old)
-                    if not quarantined:
-                        fresh.extend(records)
-                    (report.updated if existed else report.added).append(source)
-                    if quarantined:
-                        report.quarantined.append(source)
-                    elif INJECTION_FLAG in flags:
-                        report.flagged.append(source)
-                    report.chunks_written += len(records)
-            if old_ids:
-                self.index.remove(old_ids)
-            if fresh:
-                self.index.upsert([r.indexed() for r in fresh])
-            done += sum(len(chunks) for _, chunks, _, _ in batch)
-            self._progress("embed", done, total_chunks)
-        if changed:
-            self.index.close()
+        if not changed:
+            return
+        # Pipelined: while the pool embeds one batch, this thread chunks and scans the next and writes the
+        # previous one (see rag/embed_pipeline.py).
+        total = done = 0
+        with VectorPipeline(self.embedder, self._stored_vectors) as pipeline:
+            queued: deque[tuple[list[_Prepared], PendingVectors]] = deque()
+            for start in range(0, len(changed), BATCH_DOCUMENTS):
+                batch = [_Prepared(item, *self._prepare(item)) for item in changed[start : start + BATCH_DOCUMENTS]]
+                texts = [chunk[0] for p in batch for chunk in p.chunks]
+                vectors, reused = pipeline.submit(texts)
+                report.chunks_reused += reused
+                report.chunks_embedded += len(texts) - reused
+                total += len(texts)
+                queued.append((batch, vectors))
+                self._progress("embed", done, total)
+                while len(queued) > 1 or (queued and start + BATCH_DOCUMENTS >= len(changed)):
+                    written, vectors_of = queued.popleft()
+                    self._store(written, vectors_of.result(), known, report)
+                    pipeline.written(vectors_of)
+                    done += sum(len(p.chunks) for p in written)
+                    self._progress("embed", done, total)
+        self.index.close()
 
-    def _prepare(self, item: _Pending) -> tuple[list[tuple[str, str, dict[str, Any]]], list[str], bool]:
+    def _store(
+        self,
+        batch: list[_Prepared],
+        vectors: dict[str, FloatArray],
+        known: dict[str, repo.DocumentRow],
+        report: IngestReport,
+    ) -> None:
+        """Write one batch of prepared documents with their vectors: the store in one transaction, then the
+        index."""
+        old_ids: list[str] = []
+        fresh: list[repo.ChunkRecord] = []
+        with self.store.begin() as conn:
+            for p in batch:
+                item = p.item
+                source = item.document.source
+                meta = {**item.document.metadata, "_kind": item.kind}
+                _, old, records = repo.write_document(
+                    conn,
+                    collection_id=self.collection.id,
+                    source=source,
+                    title=item.document.title,
+                    content_hash=item.content_hash,
+                    acl=item.acl,
+                    meta=meta,
+                    flags=p.flags,
+                    status="quarantined" if p.quarantined else "active",
+                    source_mtime=item.mtime,
+                    chunks=[(text, h, vectors[h], chunk_meta) for text, h, chunk_meta in p.chunks],
+                )
+                old_ids.extend(old)
+                if not p.quarantined:
+                    fresh.extend(records)
+                (report.updated if source in known else report.added).append(source)
+                if p.quarantined:
+                    report.quarantined.append(source)
+                elif INJECTION_FLAG in p.flags:
+                    report.flagged.append(source)
+                report.chunks_written += len(records)
+        if old_ids:
+            self.index.remove(old_ids)
+        if fresh:
+            self.index.upsert([r.indexed() for r in fresh])
+
+    def _prepare(self, item: _Pending) -> tuple[list[ChunkRow], list[str], bool]:
         """The chunks of a document (text, text hash, index metadata without vectors), its flags, and whether
         it is quarantined."""
         document = item.document
@@ -316,7 +343,7 @@ class Ingestor:
         base: dict[str, Any] = {
             k: (list(v) if isinstance(v, list | tuple) else v) for k, v in document.metadata.items()
         }
-        out: list[tuple[str, str, dict[str, Any]]] = []
+        out: list[ChunkRow] = []
         for chunk, bad in zip(chunks, injected, strict=True):
             flags = ([INJECTION_FLAG] if bad else []) + ([PII_FLAG] if redacted else [])
             headings = list(chunk.headings) + ([f"page {chunk.page}"] if chunk.page is not None else [])
@@ -334,31 +361,9 @@ class Ingestor:
         doc_flags = ([INJECTION_FLAG] if any(injected) else []) + ([PII_FLAG] if redacted else [])
         return out, doc_flags, any(injected) and self.safety.injection == "quarantine"
 
-    def _vectors(self, texts: list[str], report: IngestReport) -> dict[str, FloatArray]:
-        """A vector per distinct chunk text: reused from the store where the collection holds the same text,
-        embedded otherwise (each distinct text once)."""
-        hashes = {text_hash(t): t for t in texts}
+    def _stored_vectors(self, hashes: Iterable[str]) -> dict[str, FloatArray]:
         with self.store.connect() as conn:
-            found = repo.vectors_by_text_hash(conn, self.collection.id, hashes)
-        missing = [h for h in hashes if h not in found]
-        report.chunks_reused += len(texts) - len(missing)
-        parts = [missing[start : start + EMBED_BATCH] for start in range(0, len(missing), EMBED_BATCH)]
-
-        def embed(part: list[str]) -> FloatArray:
-            return np.asarray(self.embedder.embed([hashes[h] for h in part]), dtype=np.float32)
-
-        # The embedder is thread-safe and its runtime releases the GIL: slices embed on every core at once.
-        workers = min(EMBED_WORKERS, len(parts))
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rag-embed") as pool:
-                results = list(pool.map(embed, parts))
-        else:
-            results = [embed(part) for part in parts]
-        for part, embedded in zip(parts, results, strict=True):
-            for row, h in enumerate(part):
-                found[h] = embedded[row]
-        report.chunks_embedded += len(missing)
-        return found
+            return repo.vectors_by_text_hash(conn, self.collection.id, hashes)
 
     def _remove(self, documents: list[repo.DocumentRow], report: IngestReport) -> None:
         if not documents:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pilothouse.rag.collections import create_collection, open_index
-from pilothouse.rag.embedders import MiniLMTextEmbedder, embedder_for
+from pilothouse.rag.embedders import DEFAULT_MODEL, MiniLMTextEmbedder, embedder_for
 from pilothouse.rag.index.protocol import RagIndex
 from pilothouse.rag.ingest import Ingestor
 from pilothouse.rag.settings import CollectionSettings
@@ -81,7 +81,7 @@ class Rag:
 def _rag(store: Store, tmp_path: Path) -> Rag:
     with store.begin() as conn:
         project = create_project(conn, "rag-tests")
-    inner = embedder_for("all-MiniLM-L6-v2")
+    inner = embedder_for(DEFAULT_MODEL)
     assert isinstance(inner, MiniLMTextEmbedder)
     return Rag(store, project.id, tmp_path / "data", CountingEmbedder(inner))
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from pilothouse.cli import common
 from pilothouse.cli.main import app
+from pilothouse.rag.embedders import DEFAULT_MODEL
 from tests.support.servers import RunningServer
 
 runner = CliRunner()
@@ -46,7 +47,7 @@ def test_cli_ingest_status_sync(server: RunningServer, tmp_path: Path) -> None:
     name = f"handbook-{int(time.time() * 1000) % 10**8}"
 
     made = ok_json(cli(server, "rag", "create", name, "--index", "exact", "--json"))
-    assert made["embedding_model"] == "all-MiniLM-L6-v2" and made["dimensions"] == 384
+    assert made["embedding_model"] == DEFAULT_MODEL == "all-MiniLM-L6-v2-int8" and made["dimensions"] == 384
     first = ok_json(cli(server, "rag", "ingest", name, str(folder), "--group", "staff", "--json"))
     assert len(first["added"]) == 3 and first["chunks_embedded"] == 3
     again = ok_json(cli(server, "rag", "ingest", name, str(folder), "--group", "staff", "--json"))
