@@ -288,7 +288,13 @@ async def test_poison_traces_never_lose_the_good_ones(
         if getattr(statement, "table", None) is traces:  # rows, or (PostgreSQL) one JSON array of them
             batches.append(len(multiparams) or len(orjson.loads((params or {}).get("t_rows") or "[]")))
 
+    def on_driver_sql(*args: Any) -> None:  # SQLite's insert goes to the driver: one VALUES list of the rows
+        statement = args[2]
+        if statement.startswith("INSERT INTO traces "):
+            batches.append(statement.count("(?"))
+
     event.listen(store.engine, "before_execute", on_execute)
+    event.listen(store.engine, "before_cursor_execute", on_driver_sql)
     try:
         first = asyncio.create_task(sink.write(make_trace(projects[1])))
         with writer_held(store):

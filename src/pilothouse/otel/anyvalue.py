@@ -33,11 +33,12 @@ def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in attributes:
         value = kv.value
+        text = value.string_value  # most attributes are non-empty strings: no WhichOneof (it costs more than this)
+        if text:
+            out[kv.key] = text
+            continue
         which = value.WhichOneof("value")
-        if which == "string_value":  # most attributes: no getattr by name
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = getattr(value, which) if which in _SCALARS else to_python(value)
+        out[kv.key] = getattr(value, which) if which in _SCALARS else to_python(value)
     return out
 
 

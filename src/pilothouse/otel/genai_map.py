@@ -55,6 +55,8 @@ _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 _LEGACY_EVENTS = {"gen_ai.content.prompt": "gen_ai.prompt", "gen_ai.content.completion": "gen_ai.completion"}
 _SPAN_KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _ERROR = Status.STATUS_CODE_ERROR
+_CONTENT = frozenset(CONTENT_KEYS)
+_ZERO_TRACE_ID, _ZERO_SPAN_ID = bytes(16), bytes(8)
 NAME_MAX, MODEL_MAX, PROVIDER_MAX = 200, 200, 50  # the spans table's column sizes
 
 
@@ -95,14 +97,14 @@ def _text(value: Any, limit: int) -> str | None:
 
 def span_ids(span: Span) -> tuple[str, str, str | None]:
     """(trace id, span id, parent id) as lower-case hex: OTel ids are our ids (store/ids.py uses their sizes)."""
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id  # each read makes a new bytes
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
         raise BadSpan(f"span {span.name[:80]!r}: traceId must be 16 bytes (32 hex digits), not all zero")
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
         raise BadSpan(f"span {span.name[:80]!r}: spanId must be 8 bytes (16 hex digits), not all zero")
-    parent = span.parent_span_id
     if parent and len(parent) != 8:
         raise BadSpan(f"span {span.name[:80]!r}: parentSpanId must be 8 bytes (16 hex digits) or empty")
-    return span.trace_id.hex(), span.span_id.hex(), parent.hex() if parent and any(parent) else None
+    return trace_id.hex(), span_id.hex(), parent.hex() if parent and parent != _ZERO_SPAN_ID else None
 
 
 def _kind(attrs: dict[str, Any]) -> SpanKind:
@@ -176,7 +178,7 @@ class SpanMapper:
     def map(self, span: Span, project_id: str, scope_name: str | None = None) -> SpanRecord:
         trace_id, span_id, parent_id = span_ids(span)
         attrs = attributes_dict(span.attributes)
-        content = {key: attrs.pop(key) for key in CONTENT_KEYS if key in attrs}
+        content = {} if _CONTENT.isdisjoint(attrs) else {k: attrs.pop(k) for k in CONTENT_KEYS if k in attrs}
         events = self._events(span, attrs, content) if len(span.events) else None
         kind = _kind(attrs)
         start, end = span.start_time_unix_nano, span.end_time_unix_nano

@@ -29,6 +29,11 @@ def from_otel(message: Any) -> Any:
     if not isinstance(message, dict) or not isinstance(message.get("parts"), list):
         return message
     role = message.get("role")
+    if len(message["parts"]) == 1 and type(part := message["parts"][0]) is dict and part.get("type") == "text":
+        one: dict[str, Any] = {"role": role, "content": _text_of(part)}  # the usual message: what the rest makes
+        if "name" in message:
+            one["name"] = message["name"]
+        return one
     parts = [p for p in message["parts"] if isinstance(p, dict)]
     if len(parts) != len(message["parts"]) or any(p.get("type") not in _OURS for p in parts):
         return dict(message)

@@ -72,7 +72,8 @@ _INDEX_POSTGRESQL = text(
     "SELECT d.id, to_tsvector('simple', d.doc) FROM json_to_recordset(CAST(:docs AS json)) AS d(id text, doc text) "
     "ON CONFLICT (trace_id) DO UPDATE SET document = trace_search.document || excluded.document"
 )
-_INDEX_SQLITE = text("INSERT INTO trace_search (rowid, document) SELECT rowid, :doc FROM traces WHERE id = :id")
+# SQLite: the driver's executemany over (doc, id) tuples (text() made a parameter dict of each row in Python).
+_INDEX_SQLITE = "INSERT INTO trace_search (rowid, document) SELECT rowid, ? FROM traces WHERE id = ?"
 _APPEND_SQLITE = text(
     "UPDATE trace_search SET document = substr(document || char(10) || :doc, 1, :cap) "
     "WHERE rowid = (SELECT rowid FROM traces WHERE id = :id)"
@@ -107,7 +108,7 @@ def index_traces(
     fresh = [d for d in docs if d["id"] not in merged]
     later = [{**d, "cap": MAX_DOCUMENT_CHARS} for d in docs if d["id"] in merged]
     if fresh:
-        conn.execute(_INDEX_SQLITE, fresh)
+        conn.exec_driver_sql(_INDEX_SQLITE, [(d["doc"], d["id"]) for d in fresh])
     if later:
         conn.execute(_APPEND_SQLITE, later)
         conn.execute(_ADD_SQLITE, later)  # the trace's first parts had no text to index

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -199,6 +200,8 @@ def _write_trace_rows(conn: Connection, trace_rows: list[dict[str, Any]]) -> tup
 
 def _run_trace_statement(conn: Connection, action: Action, trace_rows: list[dict[str, Any]]) -> set[str]:
     name = conn.dialect.name
+    if name == "sqlite" and action == "insert" and all(row.keys() >= _TRACE_KEYS for row in trace_rows):
+        return _insert_sqlite(conn, trace_rows)
     if name != "postgresql":
         return {row.id for row in conn.execute(_trace_statement(name, action), trace_rows)}
     # One statement over one JSON parameter (`json_to_recordset`): its text never changes, so the driver parses
@@ -206,6 +209,49 @@ def _run_trace_statement(conn: Connection, action: Action, trace_rows: list[dict
     # orjson in one call, where one array per column cost the driver a Python call per value (about 2 µs a span).
     rows = orjson.dumps([_json_row(row) for row in trace_rows]).decode()
     return {row.id for row in conn.execute(_trace_statement(name, action), {"t_rows": rows})}
+
+
+_SQLITE_ROWS = 1000
+"""Trace rows per statement on SQLite (17 values each; SQLite allows 32,766 bound values per statement)."""
+
+
+def _insert_sqlite(conn: Connection, trace_rows: list[dict[str, Any]]) -> set[str]:
+    """The "insert" statement on SQLite as one multi-row `INSERT ... RETURNING` through the driver, each value
+    through its column's own bind processing (so stored exactly as SQLAlchemy stores it): SQLAlchemy's
+    insertmanyvalues built and processed a parameter dict per row, about 1 µs a span more (docs/benchmarks.md)."""
+    binds = _sqlite_binds(conn.dialect)
+    created: set[str] = set()
+    for start in range(0, len(trace_rows), _SQLITE_ROWS):
+        chunk = trace_rows[start : start + _SQLITE_ROWS]
+        values = [
+            value if bind is None else bind(value)
+            for row in chunk
+            for bind, value in zip(binds, _TRACE_VALUES(row), strict=True)
+        ]
+        created.update(r[0] for r in conn.exec_driver_sql(_sqlite_insert_text(len(chunk)), tuple(values)))
+    return created
+
+
+@functools.lru_cache(maxsize=32)
+def _sqlite_insert_text(rows: int) -> str:
+    one = "(" + ", ".join("?" for _ in _TRACE_COLUMNS) + ")"
+    return (
+        f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) VALUES {', '.join(one for _ in range(rows))} "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+
+
+_sqlite_bind_cache: list[tuple[Any, ...]] = []
+
+
+def _sqlite_binds(dialect: Any) -> tuple[Any, ...]:
+    """Each trace column's bind processor on SQLite (None: the value goes to the driver as it is), made once:
+    they do not depend on the engine (make_engine sets no JSON serializer of its own)."""
+    if not _sqlite_bind_cache:
+        _sqlite_bind_cache.append(
+            tuple(traces.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _TRACE_COLUMNS)
+        )
+    return _sqlite_bind_cache[0]
 
 
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +269,8 @@ Action = Literal["insert", "merge"]
 
 _TRACE_COLUMNS = tuple(str(c.name) for c in traces.columns if c.name != "content_purged_at")
 """What a trace row (`TraceRecord.row()`) sets (plain `str`s: orjson takes no `quoted_name` as a key)."""
+_TRACE_KEYS = frozenset(_TRACE_COLUMNS)
+_TRACE_VALUES = operator.itemgetter(*_TRACE_COLUMNS)
 
 
 def _decimal(value: Any) -> Decimal:
