@@ -13,10 +13,13 @@ All figures are CPU time of this process (`time.process_time`).
 * `--gateway`: CPU per request of the whole gateway, in process (the ASGI app on SQLite with the fake provider,
   called through raw ASGI messages, no HTTP; every thread's CPU, the trace writer's included:
   `time.process_time`), without a policy, with each example policy and with both, for the wall benchmark's
-  request (`bench/overhead/common.py`) and answer (`bench/upstream.py`), plain and streamed.
+  request (`bench/overhead/common.py`) and answer (`bench/upstream.py`), plain and streamed. `--concurrency N`
+  keeps N calls in flight (as wrk's 32 connections do), so the trace writer stores them in batches as in the
+  wall benchmark; the default, 1, commits every trace alone, which costs more per request.
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python bench/guard_stage_cost.py [--compare FILE]
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python bench/guard_stage_cost.py --gateway [--requests N]
+        [--concurrency 32]
 """
 
 from __future__ import annotations
@@ -171,9 +174,10 @@ class _Asgi:
         return status, b"".join(chunks)
 
 
-def gateway_cpu(policies: tuple[str, ...], requests: int, stream: bool) -> tuple[float, float]:
+def gateway_cpu(policies: tuple[str, ...], requests: int, stream: bool, concurrency: int = 1) -> tuple[float, float]:
     """(CPU ms per request, wall ms per request) of `requests` chat calls through an in-process gateway with
-    `policies` pushed (after a warm-up); the CPU of every thread of the process, the trace writer's included."""
+    `policies` pushed (after a warm-up), `concurrency` of them in flight at a time; the CPU of every thread of
+    the process, the trace writer's included."""
     import os
     import tempfile
 
@@ -202,15 +206,21 @@ def gateway_cpu(policies: tuple[str, ...], requests: int, stream: bool) -> tuple
                 content = (REPO / "examples" / "policies" / name).read_text()
                 status, raw = await client.post("/api/policies", {"content": content})
                 assert status == 200, raw
-            for _ in range(max(20, requests // 10)):  # warm: scanners built, models loaded, caches filled
-                status, raw = await client.post("/v1/chat/completions", body)
-                assert status == 200, raw
+
+            async def calls(count: int) -> None:
+                for _ in range(count):
+                    status, raw = await client.post("/v1/chat/completions", body)
+                    assert status == 200, raw
+                    assert stream or GATEWAY_REPLY.encode() in raw
+
+            async def in_flight(total: int) -> None:  # `concurrency` callers share `total` calls
+                shares = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+                await asyncio.gather(*(calls(share) for share in shares))
+
+            await in_flight(max(20, requests // 10))  # warm: scanners built, models loaded, caches filled
             await asyncio.sleep(0.5)  # the warm-up's traces written
             cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(requests):
-                status, raw = await client.post("/v1/chat/completions", body)
-                assert status == 200, raw
-                assert stream or GATEWAY_REPLY.encode() in raw
+            await in_flight(requests)
             await asyncio.sleep(0.3)  # let the trace writer store the last batch (counted: its thread's CPU)
             return time.process_time() - cpu, time.perf_counter() - wall - 0.3
 
@@ -219,13 +229,16 @@ def gateway_cpu(policies: tuple[str, ...], requests: int, stream: bool) -> tuple
     return cpu * 1000.0 / requests, wall * 1000.0 / requests
 
 
-def gateway_main(requests: int, rounds: int) -> None:
-    print(f"gateway CPU per request, in process ({requests} requests x {rounds} rounds, median), ms")
+def gateway_main(requests: int, rounds: int, concurrency: int = 1) -> None:
+    print(
+        f"gateway CPU per request, in process ({requests} requests x {rounds} rounds, {concurrency} in flight, "
+        "median), ms"
+    )
     for stream in (False, True):
         results: dict[str, list[float]] = {name: [] for name, _ in GATEWAY_VARIANTS}
         for _ in range(rounds):  # alternating, so a busy spell falls on every variant
             for name, files in GATEWAY_VARIANTS:
-                results[name].append(gateway_cpu(files, requests, stream)[0])
+                results[name].append(gateway_cpu(files, requests, stream, concurrency)[0])
         base = statistics.median(results["no policy"])
         print(f"  {'stream' if stream else 'plain'}:")
         for name, samples in results.items():
@@ -241,9 +254,10 @@ def main() -> None:
     parser.add_argument("--gateway", action="store_true", help="CPU per request of the in-process gateway instead")
     parser.add_argument("--requests", type=int, default=400, help="--gateway: requests per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="--gateway: alternating rounds per variant")
+    parser.add_argument("--concurrency", type=int, default=1, help="--gateway: calls in flight at a time")
     args = parser.parse_args()
     if args.gateway:
-        gateway_main(args.requests, args.rounds)
+        gateway_main(args.requests, args.rounds, max(1, args.concurrency))
         return
     inputs, outputs = rules()
     user = ScanContext(role="user", direction="input")

@@ -88,15 +88,16 @@ def _type_then_space(text: str) -> bool:
     return _TYPE_THEN_SPACE.search(text) is not None
 
 
-_GATES: tuple[Callable[[str], bool], ...] = (
-    _has_digit,
-    _suffix_before_number,
-    _type_then_space,
-    _has_digit,
-    _has_digit,
+_GATES: tuple[tuple[bool, Callable[[str], bool] | None], ...] = (
+    (True, None),
+    (True, _suffix_before_number),
+    (False, _type_then_space),
+    (True, None),
+    (True, None),
 )
 """What each of _PATTERNS cannot match without, checked first (cheaper than the pattern's scan, which tries
-every position): a digit; a street suffix followed by a number; a street type followed by a space."""
+every position): (a digit, and then) a street suffix followed by a number, or a street type followed by a
+space."""
 
 ADDRESS_KIND = "STREET_ADDRESS"
 _POSTAL_CUE = re.compile(r"\b(?:zip|zip code|postcode|postal code)\s*:?\s*$", re.IGNORECASE)
@@ -104,8 +105,9 @@ _POSTAL_CUE = re.compile(r"\b(?:zip|zip code|postcode|postal code)\s*:?\s*$", re
 
 def find_street_addresses(text: str) -> Iterator[Finding]:
     """Street addresses in `text` (overlapping matches of different patterns are merged by the scanner)."""
-    for (pattern, score, why), gate in zip(_PATTERNS, _GATES, strict=True):
-        if not gate(text):
+    digit = _has_digit(text)  # what most gates need: looked for once
+    for (pattern, score, why), (needs_digit, gate) in zip(_PATTERNS, _GATES, strict=True):
+        if (needs_digit and not digit) or (gate is not None and not gate(text)):
             continue
         for match in pattern.finditer(text):
             start, end = match.start(), match.end()

@@ -212,6 +212,8 @@ def find_persons_rules(text: str) -> Iterator[Finding]:
             gap = text[match.end() : words[index + 1].start()]
             if gap.strip() in ("", ".") and "\n" not in gap:
                 found, score, why = _name_run(words, index + 1, text), TITLE_SCORE, "after a title"
+        elif not word[0].isupper():
+            continue  # every rule below starts at a capitalised word
         elif _is_name_word(word) and _CUE.search(text[max(0, match.start() - 24) : match.start()]):
             found, score, why = _name_run(words, index, text), CUE_SCORE, "after a cue phrase"
         elif (

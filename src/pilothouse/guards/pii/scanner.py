@@ -13,7 +13,7 @@ overlapping findings of one kind are merged into one span.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 import phonenumbers
@@ -136,7 +136,8 @@ class PiiScanner:
 
     def find(self, text: str) -> list[Finding]:
         """The findings in `text`, without overlaps, in text order."""
-        return resolve_overlaps(_all(self._detectors, text))
+        found = [finding for detect in self._detectors for finding in detect(text)]
+        return resolve_overlaps(found) if found else found
 
     def scan(self, text: str, ctx: ScanContext) -> Verdict:
         findings = self.find(text)
@@ -148,11 +149,6 @@ class PiiScanner:
             findings=tuple(findings),
             redacted=redact(text, findings, self.how, salt=self.salt),
         )
-
-
-def _all(detectors: Sequence[Detector], text: str) -> Iterator[Finding]:
-    for detect in detectors:
-        yield from detect(text)
 
 
 def _ner_available() -> bool:

@@ -176,18 +176,24 @@ def evaluate(
     given, collects (id of the scanner, text) for each text a scanner found nothing in, and for a scanner's own
     redaction of a text (what it masked is gone): storage redaction skips those (storage.py)."""
     out = Evaluation(text, [])
+    records = out.records
+    track = clean if ctx.mode == "direct" else None
+    clock = time.perf_counter
     for rule in rules:
-        started = time.perf_counter()
+        started = clock()
         verdict = rule.scanner.scan(out.text, ctx)
-        if clean is not None and ctx.mode == "direct":
-            if not verdict.findings:
-                clean.add((id(rule.scanner), out.text))
+        findings = verdict.findings
+        if track is not None:
+            if not findings:
+                track.add((id(rule.scanner), out.text))
             elif verdict.redacted is not None:
-                clean.add((id(rule.scanner), verdict.redacted))
-        elapsed = (time.perf_counter() - started) * 1000.0
+                track.add((id(rule.scanner), verdict.redacted))
+        elapsed = (clock() - started) * 1000.0
         decision = _decide(rule, verdict)
-        record = RuleRecord(rule, float(verdict.score), elapsed, decision, {f.kind for f in verdict.findings}, 1)
-        out.records.append(record)
+        record = RuleRecord(
+            rule, float(verdict.score), elapsed, decision, {f.kind for f in findings} if findings else set(), 1
+        )
+        records.append(record)
         if decision == "redact" and verdict.redacted is not None:
             out.text = verdict.redacted
         elif decision == "redact" and verdict.findings:  # loader.SPAN_MASKED scanners: `[KIND]` per finding

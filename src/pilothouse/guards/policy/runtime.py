@@ -77,6 +77,8 @@ class GuardState:
 
     def output_context(self) -> ScanContext:
         """How the call's answer is scanned: with its system prompt, canary and response schema."""
+        if self.system_prompt is None and self.canary is None and self.json_schema is None:
+            return _PLAIN_OUTPUT  # immutable, so one serves every call without a system prompt or schema
         return ScanContext(
             role="assistant",
             direction="output",
@@ -85,6 +87,8 @@ class GuardState:
             json_schema=self.json_schema,
         )
 
+
+_PLAIN_OUTPUT = ScanContext(role="assistant", direction="output")
 
 Plan = tuple[tuple[CompiledPolicy, ...], tuple[CompiledRule, ...], tuple[CompiledRule, ...], StoragePlan | None, str]
 """What a call's GuardState starts from: its policies, their rules per direction, storage plan, fingerprint."""
@@ -127,8 +131,9 @@ class PolicyEngine:
     ) -> GuardState | None:
         """The guard state of a call, or None when no policy applies to it. A policy in scope that cannot run
         refuses the call (503 `guard_unavailable`): a guard that is down must not let calls through."""
-        policies = await self.active.get(project_id)
-        broken = self.active.broken_in(project_id)
+        active = self.active
+        policies = await active.get(project_id)
+        broken = active.broken_in(project_id) if active.broken else None
         if broken:
             raise ApiError(
                 "a guard policy of this project cannot run on this server ("

@@ -31,27 +31,36 @@ from pilothouse.tracing.model import SpanRecord, TraceRecord
 def rule_entry(record: RuleRecord) -> dict[str, Any]:
     """One rule's decision, as `pilothouse.guard.rules` holds it."""
     rule = record.rule
+    spec = rule.rule
     entry: dict[str, Any] = {
         "policy": rule.policy,
         "policy_version": rule.version,
         "rule": rule.index,
-        "scanner": rule.rule.scanner,
-        "score": round(record.score, 4),
-        "threshold": rule.rule.threshold,
-        "action": rule.rule.action,
+        "scanner": spec.scanner,
+        "score": round(record.score, 4) if record.score else record.score,  # round() is slow; most scores are 0
+        "threshold": spec.threshold,
+        "action": spec.action,
         "decision": record.decision,
-        "kinds": sorted(record.kinds),
+        "kinds": sorted(record.kinds) if record.kinds else [],
         "texts": record.texts,
         "latency_ms": round(record.latency_ms, 3),
     }
-    if record.would is not None:
-        entry["would"] = record.would
+    if record.decision == "shadow":
+        would = record.would
+        if would is not None:
+            entry["would"] = would
     return entry
 
 
 def deciding(records: list[RuleRecord]) -> RuleRecord:
     """The record whose decision weighs most (the first of equals); among allows, the highest score."""
-    return max(records, key=lambda r: (DECISION_RANK[r.decision], r.score if r.decision == "allow" else 0.0))
+    best, best_rank, best_score = records[0], -1, 0.0
+    for record in records:
+        rank = DECISION_RANK[record.decision]
+        score = record.score if record.decision == "allow" else 0.0
+        if rank > best_rank or (rank == best_rank and score > best_score):
+            best, best_rank, best_score = record, rank, score
+    return best
 
 
 def record_run(trace: TraceRecord, run: GuardRun, *, parent_id: str | None = None) -> list[SpanRecord]:
@@ -61,32 +70,38 @@ def record_run(trace: TraceRecord, run: GuardRun, *, parent_id: str | None = Non
         return []
     top = run.blocked if run.blocked is not None else deciding(records)
     rule = top.rule
-    latency_ms = sum(r.latency_ms for r in records)
+    latency_ms = 0.0
+    texts = 0
+    kinds: set[str] = set()
+    entries = []
+    for record in records:  # one pass: the sums and every rule's entry
+        latency_ms += record.latency_ms
+        if record.texts > texts:
+            texts = record.texts
+        if record.kinds:
+            kinds |= record.kinds
+        entries.append(rule_entry(record))
     span = trace.span("guard", f"guard {rule.direction}", parent_id=parent_id)
     span.started_at = time.time() - latency_ms / 1000.0
-    kinds: set[str] = set()
-    for record in records:
-        kinds |= record.kinds
-    attrs = span.attributes
-    attrs.update(
-        {
-            "pilothouse.guard.policy": rule.policy,
-            "pilothouse.guard.policy_version": rule.version,
-            "pilothouse.guard.direction": rule.direction,
-            "pilothouse.guard.rule": rule.index,
-            "pilothouse.guard.scanner": rule.rule.scanner,
-            "pilothouse.guard.score": round(top.score, 4),
-            "pilothouse.guard.threshold": rule.rule.threshold,
-            "pilothouse.guard.action": rule.rule.action,
-            "pilothouse.guard.decision": top.decision,
-            "pilothouse.guard.kinds": sorted(kinds),
-            "pilothouse.guard.texts": max(r.texts for r in records),
-            "pilothouse.guard.latency_ms": round(latency_ms, 3),
-            "pilothouse.guard.rules": [rule_entry(r) for r in records],
-        }
-    )
-    if top.would is not None:
-        attrs["pilothouse.guard.would"] = top.would
+    spec = rule.rule
+    span.attributes = {
+        "pilothouse.guard.policy": rule.policy,
+        "pilothouse.guard.policy_version": rule.version,
+        "pilothouse.guard.direction": rule.direction,
+        "pilothouse.guard.rule": rule.index,
+        "pilothouse.guard.scanner": spec.scanner,
+        "pilothouse.guard.score": round(top.score, 4) if top.score else top.score,
+        "pilothouse.guard.threshold": spec.threshold,
+        "pilothouse.guard.action": spec.action,
+        "pilothouse.guard.decision": top.decision,
+        "pilothouse.guard.kinds": sorted(kinds) if kinds else [],
+        "pilothouse.guard.texts": texts,
+        "pilothouse.guard.latency_ms": round(latency_ms, 3),
+        "pilothouse.guard.rules": entries,
+    }
+    would = top.would if top.decision == "shadow" else None
+    if would is not None:
+        span.attributes["pilothouse.guard.would"] = would
     if top.decision == "block":
         span.finish(status="error", error=f"blocked by {rule.label}")
     else:

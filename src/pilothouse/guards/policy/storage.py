@@ -12,7 +12,7 @@ carry no content and are left alone. The kinds redacted are recorded on the trac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pilothouse.guards.policy.engine import CompiledPolicy
@@ -33,6 +33,12 @@ class StoragePlan:
     """The storage redaction of one call: each policy's mode and scanners, in policy order."""
 
     steps: tuple[tuple[StorageMode, tuple[Scanner, ...]], ...]
+    scanner_ids: frozenset[int] = field(init=False, repr=False, compare=False)
+    """The ids of every step's scanners: a text all of them already found clean (GuardState.clean) is kept as is,
+    without running the steps."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scanner_ids", frozenset(id(s) for _, scanners in self.steps for s in scanners))
 
     @classmethod
     def of(cls, policies: Sequence[CompiledPolicy]) -> StoragePlan | None:
@@ -50,6 +56,8 @@ class StoragePlan:
     ) -> str:
         """`text` redacted by every step; `memo` (one trace's) reuses the result for a text seen before (the
         same messages sit on several spans), so each distinct text is scanned once per trace."""
+        if clean and all((sid, text) in clean for sid in self.scanner_ids):
+            return text  # every scanner found it clean already: no step changes it
         if memo is not None and text in memo:
             redacted, found = memo[text]
             kinds |= found
@@ -70,15 +78,31 @@ class StoragePlan:
         memo: dict[str, tuple[str, frozenset[str]]] | None = None,
         clean: set[tuple[int, str]] | None = None,
     ) -> Any:
-        """`value` (JSON-like) with every string redacted, except the values of STRUCTURAL keys."""
+        """`value` (JSON-like) with every string redacted, except the values of STRUCTURAL keys. A dict or list
+        none of whose strings changed is returned as is (not copied); one with a change is a copy."""
         if isinstance(value, str):
             return self.redact_text(value, kinds, memo, clean) if value else value
         if isinstance(value, dict):
-            return {
-                k: v if k in STRUCTURAL and isinstance(v, str) else self.redact_value(v, kinds, memo, clean)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
+            copied: dict[Any, Any] | None = None
+            for k, v in value.items():
+                if k in STRUCTURAL and isinstance(v, str):
+                    continue
+                new = self.redact_value(v, kinds, memo, clean)
+                if new is not v:
+                    if copied is None:
+                        copied = dict(value)
+                    copied[k] = new
+            return value if copied is None else copied
+        if isinstance(value, list):
+            items: list[Any] | None = None
+            for i, v in enumerate(value):
+                new = self.redact_value(v, kinds, memo, clean)
+                if new is not v:
+                    if items is None:
+                        items = list(value)
+                    items[i] = new
+            return value if items is None else items
+        if isinstance(value, tuple):
             return [self.redact_value(v, kinds, memo, clean) for v in value]
         return value
 
