@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from pilothouse.store.tables import inflight_calls
 
@@ -141,13 +141,18 @@ def insert_calls(conn: Connection, calls: Sequence[InflightCall]) -> None:
         conn.execute(insert(inflight_calls), [c.row() for c in calls])
 
 
+_FINISH_CALLS = delete(inflight_calls).where(
+    inflight_calls.c.trace_id.in_(bindparam("trace_ids", expanding=True)), inflight_calls.c.status == IN_FLIGHT
+)
+"""Built once: the trace writer runs it for every batch; building a new statement each time was about 30%
+of the writer's samples in a profile of the gateway without policies."""
+
+
 def finish_calls(conn: Connection, trace_ids: Sequence[str]) -> None:
     """The calls' traces are being stored in this transaction: their `in_flight` rows end with it (a
     `settle_pending` row stays until its settle is taken)."""
     if trace_ids:
-        conn.execute(
-            delete(inflight_calls).where(inflight_calls.c.trace_id.in_(trace_ids), inflight_calls.c.status == IN_FLIGHT)
-        )
+        conn.execute(_FINISH_CALLS, {"trace_ids": list(trace_ids)})
 
 
 def mark_settle_pending(conn: Connection, trace_id: str, tokens: int, cost_pico: int, retry_at: float) -> bool:
