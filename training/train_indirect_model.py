@@ -177,15 +177,20 @@ def fit_segments(
     in_train[train_docs] = True
     rows = np.flatnonzero(in_train[table.doc_of])
     labels = table.labels.copy()
-    weight_rows = _repeat_sets(rows, table, docs, labels)
-    w, _, b = fit(
-        to_sparse([table.feats[i] for i in weight_rows], index),
-        None,
-        labels[weight_rows],
-        len(index),
-        steps=STEPS,
-        l2=L2,
-    )
+
+    def fit_rows() -> tuple[Array, float]:
+        weight_rows = _repeat_sets(rows, table, docs, labels)
+        w, _, b = fit(
+            to_sparse([table.feats[i] for i in weight_rows], index),
+            None,
+            labels[weight_rows],
+            len(index),
+            steps=STEPS,
+            l2=L2,
+        )
+        return w, b
+
+    w, b = fit_rows()
     seeded = {int(table.doc_of[i]) for i in rows if docs[table.doc_of[i]].mil and labels[i] == 1}
     bag_rows = np.array(
         [i for i in rows if docs[table.doc_of[i]].mil and int(table.doc_of[i]) not in seeded], dtype=np.intp
@@ -199,15 +204,7 @@ def fit_segments(
                 best[d] = (float(value), int(row))
         for _, row in best.values():
             labels[row] = 1.0
-        weight_rows = _repeat_sets(rows, table, docs, labels)
-        w, _, b = fit(
-            to_sparse([table.feats[i] for i in weight_rows], index),
-            None,
-            labels[weight_rows],
-            len(index),
-            steps=STEPS,
-            l2=L2,
-        )
+        w, b = fit_rows()
     return w, b
 
 
