@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import update
 
+from pilothouse.rag.embedders import DEFAULT_MODEL
 from pilothouse.store.rag_tables import rag_documents
 from tests.ui.conftest import Dashboard, Session
 
@@ -63,7 +64,7 @@ def test_collections_page_lists_counts_and_stale_documents(dash: Dashboard, docs
     page = viewer.client.get("/rag")
     assert page.status_code == 200, page.text
     (row,) = rows(page.text, "collections-table")
-    assert row.startswith("docs all-MiniLM-L6-v2 384 dims exact 3 ")
+    assert row.startswith(f"docs {DEFAULT_MODEL} 384 dims exact 3 ")
     assert f" 3 {api['chunks']} 0 1 stale " in row
     assert '<a href="/rag/docs?stale=stale">1 stale</a>' in page.text
     assert 'href="/rag/docs/query"' in page.text
